@@ -1,0 +1,270 @@
+r"""``fdeint``: solve Caputo fractional ODEs ``D^alpha y = f(t, y)`` on a uniform grid."""
+
+from __future__ import annotations
+
+import numbers
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import torch
+
+from .memory import HistoryKernel, check_memory
+from .newton import default_tolerance
+from .schemes import SCHEMES
+
+__all__ = ["fdeint", "FRACTIONAL_METHODS"]
+
+FRACTIONAL_METHODS = tuple(SCHEMES)
+
+
+def _torchdiffeq_methods() -> tuple[str, ...]:
+    from torchdiffeq._impl.odeint import SOLVERS
+
+    return tuple(SOLVERS)
+
+
+@dataclass
+class Problem:
+    """What a scheme needs to know of the problem being solved (built once by :func:`fdeint`)."""
+
+    func: Callable
+    y0: torch.Tensor
+    t: tuple
+    h: float
+    n_steps: int
+    window: int | None
+    corrector_iters: int
+    newton_tol: float
+    newton_max_iters: int
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.y0.dtype
+
+    @property
+    def device(self) -> torch.device:
+        return self.y0.device
+
+    def rhs(self, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return self.func(t, y)
+
+
+def _check_alpha(alpha, name: str = "alpha"):
+    if isinstance(alpha, torch.Tensor):
+        if alpha.numel() != 1 or alpha.dim() != 0:
+            raise ValueError(f"{name} must be a float or a 0-d tensor, got a tensor of shape {tuple(alpha.shape)}")
+        if not alpha.is_floating_point():
+            raise TypeError(f"{name} must be a floating-point value, got a tensor of dtype {alpha.dtype}")
+        value = float(alpha.detach())
+    elif isinstance(alpha, numbers.Real) and not isinstance(alpha, bool):
+        value = float(alpha)
+    else:
+        raise TypeError(f"{name} must be a float or a 0-d tensor, got {type(alpha).__name__}: {alpha!r}")
+    if not (0.0 < value <= 1.0):
+        raise ValueError(f"{name} must satisfy 0 < {name} <= 1 (Caputo order), got {value}")
+    return alpha
+
+
+def _check_grid(t: torch.Tensor, device: torch.device) -> tuple[torch.Tensor, float]:
+    if not isinstance(t, torch.Tensor) or t.dim() != 1:
+        raise ValueError(f"t must be a 1-D tensor of time points, got {t!r}")
+    if t.numel() < 2:
+        raise ValueError(f"t must hold at least 2 time points, got {t.numel()}")
+    if not t.is_floating_point():
+        raise TypeError(f"t must be a floating-point tensor, got dtype {t.dtype}")
+    t64 = t.detach().to(torch.float64)
+    steps = torch.diff(t64)
+    if not bool((steps > 0).all()):
+        k = int(torch.nonzero(steps <= 0)[0])
+        raise ValueError(f"t must be strictly increasing; t[{k + 1}] = {t64[k + 1].item()} <= t[{k}] = {t64[k].item()}")
+    n = t.numel() - 1
+    h = (t64[-1] - t64[0]).item() / n
+    slack = 64 * torch.finfo(t.dtype).eps * max(abs(t64[0].item()), abs(t64[-1].item()), h)
+    worst = (steps - h).abs().max().item()
+    if worst > max(1e-6 * h, slack):
+        raise ValueError(
+            f"t must be a uniform grid (fractional schemes here use a fixed step); steps differ from "
+            f"h = {h:.6g} by up to {worst:.3g}. Use torch.linspace(t0, t1, n + 1)"
+        )
+    return t.to(device), h
+
+
+def _check_y0(y0) -> torch.Tensor:
+    if not isinstance(y0, torch.Tensor):
+        raise TypeError(f"y0 must be a floating-point tensor, got {type(y0).__name__}")
+    if not y0.is_floating_point():
+        raise TypeError(f"y0 must be a floating-point tensor, got dtype {y0.dtype}; use y0.double() or y0.float()")
+    return y0
+
+
+def _check_positive_int(value, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    return value
+
+
+def _checked_rhs(func: Callable, y0: torch.Tensor) -> Callable:
+    """Wrap ``func`` so that a wrong shape or dtype of its first answer raises a clear error."""
+    checked = False
+
+    def rhs(t, y):
+        nonlocal checked
+        out = func(t, y)
+        if not checked:
+            if not isinstance(out, torch.Tensor):
+                raise TypeError(f"func(t, y) must return a tensor, got {type(out).__name__}")
+            if out.shape != y.shape:
+                raise ValueError(f"func(t, y) returned shape {tuple(out.shape)}; it must match y's shape {tuple(y.shape)}")
+            if out.dtype != y.dtype:
+                raise TypeError(f"func(t, y) returned dtype {out.dtype}; it must match y's dtype {y.dtype}")
+            checked = True
+        return out
+
+    return rhs
+
+
+def _alpha_terms(alpha, coefficients, method: str):
+    if isinstance(alpha, (list, tuple)):
+        alphas = [_check_alpha(a, f"alpha[{i}]") for i, a in enumerate(alpha)]
+        if not alphas:
+            raise ValueError("alpha must not be an empty list")
+    else:
+        alphas = [_check_alpha(alpha)]
+    if coefficients is None:
+        if len(alphas) > 1:
+            raise ValueError(f"multi-term alpha={list(alpha)} needs coefficients=[c1, ..., c{len(alphas)}]")
+        coefficients = [1.0]
+    coefficients = [float(c) for c in coefficients]
+    if len(coefficients) != len(alphas):
+        raise ValueError(f"coefficients has {len(coefficients)} entries but alpha has {len(alphas)}")
+    if len(alphas) > 1 and not SCHEMES[method].multi_term:
+        supported = [m for m, s in SCHEMES.items() if s.multi_term]
+        raise ValueError(
+            f"method {method!r} does not support multi-term (distributed-order) equations; use one of {supported}"
+        )
+    return alphas, coefficients
+
+
+def _is_integer_order(alpha) -> bool:
+    return not isinstance(alpha, (list, tuple)) and float(alpha) == 1.0
+
+
+def fdeint(
+    func: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    y0: torch.Tensor,
+    t: torch.Tensor,
+    alpha: float | torch.Tensor | Sequence[float | torch.Tensor],
+    method: str = "gl",
+    memory: int | None = None,
+    *,
+    coefficients: Sequence[float] | None = None,
+    implicit: bool = False,
+    corrector_iters: int = 1,
+    newton_tol: float | None = None,
+    newton_max_iters: int = 50,
+    block: int = 32,
+    options: dict | None = None,
+) -> torch.Tensor:
+    r"""Solve ``D^alpha y = f(t, y)``, ``y(t[0]) = y0`` (Caputo, ``0 < alpha <= 1``) on the grid ``t``.
+
+    Same convention as ``torchdiffeq.odeint``: ``func(t, y)`` returns a tensor of
+    ``y``'s shape and dtype; the result has shape ``[len(t), *y0.shape]`` on
+    ``y0``'s device and dtype.  ``t`` must be uniform (``torch.linspace``).
+
+    Args:
+        alpha: the order, a float or 0-d tensor (gradients reach a tensor that
+            requires them); a list ``[a1, a2, ...]`` with ``coefficients=[c1, c2, ...]``
+            solves the multi-term equation ``sum_i c_i D^{a_i} y = f`` (method ``gl``).
+        method: ``'gl'`` (Grünwald–Letnikov, order 1), ``'l1'`` (L1, order 2 - alpha
+            with ``implicit=True``, 1 explicit), ``'pred'`` (product rectangle,
+            order 1), ``'trap'`` (Adams–Bashforth–Moulton PECE, order
+            ``min(2, 1 + alpha)``).  With ``alpha == 1`` any ``torchdiffeq`` method
+            (``'dopri5'``, ``'rk4'``, ...) is also accepted and the call is delegated to
+            ``torchdiffeq.odeint`` (``options`` are passed on).
+        memory: ``None`` for the exact full history, or an int ``M``: only lags
+            ``j <= M`` (short-memory principle).
+        implicit: evaluate ``f`` at the new point ``(t_n, y_n)`` (``gl``, ``l1``,
+            ``pred``) and solve by Newton's method to ``newton_tol`` (default
+            ``256 eps``); stable on stiff problems.
+        corrector_iters: corrector evaluations per step of ``trap`` (1 = PECE).
+        block: steps whose far history is computed together (speed only).
+
+    Raises:
+        ValueError / TypeError on bad input, naming the parameter;
+        :class:`~spikede.solvers.ConvergenceError` if an implicit step fails;
+        FloatingPointError if the solution stops being finite (names the step).
+    """
+    y0 = _check_y0(y0)
+    if not callable(func):
+        raise TypeError(f"func must be callable as func(t, y), got {type(func).__name__}")
+    valid = FRACTIONAL_METHODS + _torchdiffeq_methods()
+    if method not in valid:
+        raise ValueError(f"unknown method {method!r}; valid methods are {', '.join(map(repr, valid))}")
+    t, h = _check_grid(t, y0.device)
+
+    if method not in SCHEMES:
+        return _delegate_to_torchdiffeq(func, y0, t, alpha, method, memory, options)
+    if options:
+        raise ValueError(f"options= is only passed on to torchdiffeq methods; method {method!r} takes keywords")
+    alphas, coefficients = _alpha_terms(alpha, coefficients, method)
+    window = check_memory(memory)
+    scheme_cls = SCHEMES[method]
+    if implicit and not scheme_cls.implicit_variant:
+        raise ValueError(f"method {method!r} has no implicit variant; it is a predictor-corrector (see corrector_iters)")
+    problem = Problem(
+        func=_checked_rhs(func, y0),
+        y0=y0,
+        t=t.to(y0.dtype).unbind(0),
+        h=h,
+        n_steps=t.numel() - 1,
+        window=window,
+        corrector_iters=_check_positive_int(corrector_iters, "corrector_iters"),
+        newton_tol=default_tolerance(y0.dtype) if newton_tol is None else float(newton_tol),
+        newton_max_iters=_check_positive_int(newton_max_iters, "newton_max_iters"),
+    )
+    scheme = scheme_cls(problem, alphas, coefficients, bool(implicit))
+    return _integrate(problem, scheme, window, _check_positive_int(block, "block"))
+
+
+def _integrate(problem: Problem, scheme, window: int | None, block: int) -> torch.Tensor:
+    y0, ts = problem.y0, problem.t
+    needs_f_prev = not scheme.stores_rhs and not scheme.implicit
+    f = problem.rhs(ts[0], y0) if (scheme.stores_rhs or needs_f_prev) else None
+    kernel = HistoryKernel(scheme.weights, problem.n_steps, y0, window=window, block=block)
+    kernel.append(scheme.first_stored(y0, f))
+    ys = [y0]
+    y = y0
+    for n in range(1, problem.n_steps + 1):
+        y, u = scheme.step(n, y, kernel.read(n), f)
+        ys.append(y)
+        if n == problem.n_steps:
+            break
+        if scheme.stores_rhs or needs_f_prev:
+            f = problem.rhs(ts[n], y)
+        kernel.append(f if scheme.stores_rhs else u)
+    out = torch.stack(ys)
+    _check_finite(out)
+    return out
+
+
+def _check_finite(out: torch.Tensor) -> None:
+    finite = torch.isfinite(out.detach()).reshape(out.shape[0], -1).all(1)
+    if not bool(finite.all()):
+        step = int(torch.nonzero(~finite)[0])
+        raise FloatingPointError(
+            f"the solution is not finite from step {step} on (t index {step}); the problem may be stiff "
+            "for this step size: reduce h or use implicit=True"
+        )
+
+
+def _delegate_to_torchdiffeq(func, y0, t, alpha, method, memory, options):
+    if not _is_integer_order(alpha) or (isinstance(alpha, torch.Tensor) and alpha.requires_grad):
+        raise ValueError(
+            f"method {method!r} is an integer-order torchdiffeq solver; it needs alpha == 1 (a constant), got "
+            f"alpha={alpha!r}. Fractional orders use one of {', '.join(map(repr, FRACTIONAL_METHODS))}"
+        )
+    if memory is not None:
+        raise ValueError(f"memory={memory!r} has no meaning for the integer-order method {method!r}")
+    import torchdiffeq
+
+    return torchdiffeq.odeint(func, y0, t.to(y0.dtype), method=method, options=options)

@@ -1,0 +1,170 @@
+r"""Memory kernels: the history sums ``H_n = sum_{j>=1} w_j u_{n-j}`` of the integrators.
+
+A kernel is fed the stored sequence ``u_0, u_1, ...`` one element at a time
+(:meth:`HistoryKernel.append`) and answers :meth:`HistoryKernel.read` ``(n)`` with
+``H_n[c] = sum_{j=1}^{n} W[c, j] u_{n-j}`` for every weight channel ``c`` (a scheme
+may convolve the same sequence with several weight sequences, e.g. the predictor
+and corrector of PECE).
+
+``full`` keeps every lag; ``window`` (``memory=M``, the short-memory principle of
+Podlubny 1999) keeps lags ``j <= M``: it is the full kernel with ``W[:, j > M] = 0``
+and never touches rows older than ``M``.
+
+Work layout.  Steps are grouped in blocks of ``b``.  The "far" history of a block
+(rows before its first step) does not depend on the block's own states, so it is
+computed for all ``b`` steps at once by one matrix-matrix product against the
+stored rows; the "near" rows inside the block are a small product per step.
+This reads the history ``b`` times less often than a per-step matrix-vector
+product (which is memory-bound).  Nothing loops over past steps in Python.
+
+Gradients.  Rows are stored detached in one preallocated buffer; autograd sees
+two small functions: ``_Append`` (stores ``u_k``) and ``_Contract`` (a product of
+weights and stored rows).  The backward of ``_Contract`` adds ``W^T g`` into a
+gradient buffer, and the backward of ``_Append`` for row ``k`` hands that row of
+the gradient buffer to ``u_k``.  A chain of empty "token" tensors orders them:
+every contraction over row ``k`` happens after ``u_k`` is appended and so is
+differentiated before it.  Memory is O(N) rows for values and gradients together;
+no stacked history is ever saved per step.
+"""
+
+from __future__ import annotations
+
+import torch
+
+__all__ = ["HistoryKernel", "check_memory"]
+
+
+def check_memory(memory: object) -> int | None:
+    """Validate ``memory=``: ``None`` (full history) or a positive int window."""
+    if memory is None:
+        return None
+    if isinstance(memory, bool) or not isinstance(memory, int):
+        raise ValueError(
+            f"memory must be None (full history) or a positive int window of lags, got {memory!r}"
+        )
+    if memory <= 0:
+        raise ValueError(f"memory must be a positive number of lags, got {memory}")
+    return memory
+
+
+class _RowStore:
+    """Detached rows ``u_k`` (flattened) and, during backward, their gradient accumulators."""
+
+    def __init__(self, n_rows: int, width: int, dtype: torch.dtype, device: torch.device):
+        self.data = torch.empty(n_rows, width, dtype=dtype, device=device)
+        self.grad: torch.Tensor | None = None
+
+    def grad_rows(self, lo: int, hi: int) -> torch.Tensor:
+        if self.grad is None:
+            self.grad = torch.zeros_like(self.data)
+        return self.grad[lo:hi]
+
+
+class _Append(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, token, u, store: _RowStore, k: int):
+        store.data[k].copy_(u.detach().reshape(-1))
+        ctx.store, ctx.k, ctx.shape = store, k, u.shape
+        return token.new_empty(0)
+
+    @staticmethod
+    def backward(ctx, grad_token):
+        store, k = ctx.store, ctx.k
+        if store.grad is None:
+            grad_u = torch.zeros(ctx.shape, dtype=store.data.dtype, device=store.data.device)
+        else:
+            grad_u = store.grad[k].clone().reshape(ctx.shape)
+            store.grad[k].zero_()
+        return grad_token, grad_u, None, None
+
+
+class _Contract(torch.autograd.Function):
+    """``out[c, i] = sum_k weights[c, i, k] * rows[lo + k]``."""
+
+    @staticmethod
+    def forward(ctx, token, weights, store: _RowStore, lo: int, hi: int):
+        ctx.store, ctx.lo, ctx.hi = store, lo, hi
+        ctx.save_for_backward(weights)
+        return weights @ store.data[lo:hi]
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        (weights,) = ctx.saved_tensors
+        store, lo, hi = ctx.store, ctx.lo, ctx.hi
+        grad_weights = None
+        if ctx.needs_input_grad[0] and hi > lo:
+            c, m, k = weights.shape
+            flat_w = weights.permute(2, 0, 1).reshape(k, c * m)
+            store.grad_rows(lo, hi).addmm_(flat_w, grad_out.reshape(c * m, -1))
+        if ctx.needs_input_grad[1]:
+            grad_weights = grad_out @ store.data[lo:hi].t()
+        return grad_out.new_empty(0), grad_weights, None, None, None
+
+
+class HistoryKernel:
+    """Exact (``window=None``) or short-memory history sums over a stored sequence.
+
+    ``weights``: tensor ``[C, N + 1]`` indexed by lag (lag 0 unused), in the state's
+    dtype; it may require grad.  ``n_steps``: the largest ``n`` that will be read.
+    ``block``: the number of steps whose far history is computed together.
+    """
+
+    def __init__(
+        self,
+        weights: torch.Tensor,
+        n_steps: int,
+        template: torch.Tensor,
+        window: int | None = None,
+        block: int = 32,
+    ):
+        if weights.dim() != 2 or weights.shape[1] < n_steps + 1:
+            raise ValueError(f"weights must be [C, >= {n_steps + 1}], got {tuple(weights.shape)}")
+        self.window = window
+        if window is not None and window < weights.shape[1] - 1:
+            keep = torch.arange(weights.shape[1], device=weights.device) <= window
+            weights = weights * keep.to(weights.dtype)
+        self.n_lags = weights.shape[1] - 1
+        self.reversed_weights = weights.flip(-1)
+        self.channels = weights.shape[0]
+        self.shape = template.shape
+        self.block = max(1, int(block))
+        self._store = _RowStore(n_steps + 1, template.numel(), template.dtype, template.device)
+        self._token = template.new_empty(0)
+        self._n_stored = 0
+        self._far: tuple[torch.Tensor, ...] = ()
+        self._block_start = 0
+
+    def _oldest_row(self, n: int) -> int:
+        return 0 if self.window is None else max(0, n - self.window)
+
+    def _weight_rows(self, n0: int, m: int, lo: int, hi: int) -> torch.Tensor:
+        """``[C, m, hi - lo]`` with entry ``[c, i', k] = W[c, n0 + (m-1-i') - (lo + k)]``."""
+        start = self.n_lags - n0 - (m - 1) + lo
+        span = self.reversed_weights[:, start : start + m - 1 + hi - lo]
+        return span.unfold(-1, hi - lo, 1)
+
+    def _contract(self, n0: int, m: int, lo: int, hi: int) -> torch.Tensor:
+        """History contributions of rows ``[lo, hi)`` to steps ``n0 .. n0+m-1``: ``[C, m, width]``."""
+        w = self._weight_rows(n0, m, lo, hi)
+        out = _Contract.apply(self._token, w, self._store, lo, hi)
+        return out.flip(1)
+
+    def append(self, u: torch.Tensor) -> None:
+        """Store the next element ``u_k`` of the sequence."""
+        k = self._n_stored
+        self._token = _Append.apply(self._token, u, self._store, k)
+        self._n_stored = k + 1
+
+    def read(self, n: int) -> torch.Tensor:
+        """``H_n``: ``[C, *shape]``; rows ``0 .. n-1`` must have been appended."""
+        if self._n_stored != n:
+            raise RuntimeError(f"history holds {self._n_stored} rows; read({n}) needs exactly {n}")
+        if n >= self._block_start + len(self._far):
+            self._block_start = n
+            m = min(self.block, self.n_lags - n + 1)
+            self._far = self._contract(n, m, self._oldest_row(n), n).unbind(1)
+        h = self._far[n - self._block_start]
+        lo = max(self._block_start, self._oldest_row(n))
+        if n > lo:
+            h = h + self._contract(n, 1, lo, n)[:, 0]
+        return h.reshape(self.channels, *self.shape)

@@ -1,0 +1,203 @@
+r"""The integrators: each knows its weights, what it stores and its one-step update.
+
+Uniform grid ``t_n = t_0 + n h``, Caputo problem ``D^a y = f(t, y)``, ``y(t_0) = y0``.
+Every scheme is "local term + history sum": ``H_n[c] = sum_{j>=1} W[c, j] u_{n-j}``
+over a stored sequence ``u`` (see :mod:`spikede.solvers.memory`).  The time loop,
+input checks and the history live in :func:`spikede.solvers.fdeint`.
+
+=========  ==================  ========================================================
+method     stored ``u_k``      update (``F`` = ``f(t_{n-1}, y_{n-1})`` explicit, ``f(t_n, y_n)`` implicit)
+=========  ==================  ========================================================
+``gl``     ``y_k - y0``        ``y_n = y0 + F / W_0 - sum_j (W_j / W_0) u_{n-j}``, ``W_j = sum_i c_i h^-a_i g^(a_i)_j``
+``l1``     ``y_k - y_{k-1}``   ``y_n = y_{n-1} + Gamma(2-a) h^a F - sum_{j>=1} b_j u_{n-j}``
+``pred``   ``f_k``             ``y_n = y0 + h^a/Gamma(a+1) sum_{j=0}^{n-1} b_{n-1-j} f_j``
+``trap``   ``f_k``             PECE: ``pred`` predictor, product-trapezoid corrector
+=========  ==================  ========================================================
+
+References: Podlubny, *Fractional Differential Equations* (1999) for GL;
+Lin & Xu, J. Comput. Phys. 225 (2007) for L1; Diethelm, Ford & Freed,
+Nonlinear Dyn. 29 (2002) and Numer. Algorithms 36 (2004) for the product rules
+and the PECE method.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Callable, ClassVar
+
+import torch
+
+from . import weights as wts
+from .newton import newton_solve
+
+__all__ = ["Scheme", "GrunwaldLetnikov", "L1", "ProductRectangle", "ProductTrapezoid", "SCHEMES"]
+
+Func = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+class Scheme(ABC):
+    """One fractional integrator.  Subclasses set the class attributes and three methods.
+
+    ``weights`` (``[C, N + 1]`` by lag, state dtype) feed the memory kernel;
+    :meth:`first_stored` is ``u_0``; :meth:`step` returns ``(y_n, u_n)`` from the
+    history sums ``H_n`` (``[C, *shape]``).
+    """
+
+    name: ClassVar[str]
+    multi_term: ClassVar[bool] = False
+    implicit_variant: ClassVar[bool] = True
+
+    def __init__(self, problem, alphas: list, coefficients: list[float], implicit: bool):
+        self.problem = problem
+        self.implicit = implicit
+        self.alpha = wts.as_alpha_tensor(alphas[0], problem.device)
+        self.h = problem.h
+        self.weights = self.build_weights(alphas, coefficients).to(problem.dtype)
+
+    @abstractmethod
+    def build_weights(self, alphas: list, coefficients: list[float]) -> torch.Tensor:
+        """Weights ``[C, N + 1]`` by lag, float64 (cast by the caller)."""
+
+    @abstractmethod
+    def first_stored(self, y0: torch.Tensor, f0: torch.Tensor | None) -> torch.Tensor:
+        """``u_0``, the first stored element."""
+
+    @abstractmethod
+    def step(self, n: int, y_prev: torch.Tensor, history: torch.Tensor, f_prev: torch.Tensor | None):
+        """``(y_n, u_n)``; ``u_n`` is ``None`` for schemes that store ``f(t_n, y_n)``."""
+
+    @property
+    def stores_rhs(self) -> bool:
+        """True if ``u_k = f(t_k, y_k)``, so the driver evaluates ``f`` at every new state."""
+        return False
+
+    def _scalar(self, value: torch.Tensor) -> torch.Tensor:
+        return value.to(self.problem.dtype)
+
+    def _solve(self, n: int, base: torch.Tensor, coef: torch.Tensor, guess: torch.Tensor) -> torch.Tensor:
+        p = self.problem
+        t_n = p.t[n]
+        return newton_solve(
+            lambda y: p.rhs(t_n, y), base, coef, guess, tol=p.newton_tol, max_iters=p.newton_max_iters, step=n
+        )
+
+
+class GrunwaldLetnikov(Scheme):
+    """Caputo-corrected Grünwald–Letnikov (first order); supports multi-term equations."""
+
+    name = "gl"
+    multi_term = True
+
+    def build_weights(self, alphas, coefficients):
+        n = self.problem.n_steps
+        total = None
+        for a, c in zip(alphas, coefficients):
+            a = wts.as_alpha_tensor(a, self.problem.device)
+            term = c * self.h ** (-a) * wts.grunwald_letnikov(a, n, self.problem.device)
+            total = term if total is None else total + term
+        self.step_coef = self._scalar(1.0 / total[0])
+        return (total / total[0])[None]
+
+    def first_stored(self, y0, f0):
+        return torch.zeros_like(y0)
+
+    def step(self, n, y_prev, history, f_prev):
+        y0 = self.problem.y0
+        base = y0 - history[0]
+        if self.implicit:
+            y = self._solve(n, base, self.step_coef, y_prev)
+        else:
+            y = base + self.step_coef * f_prev
+        return y, y - y0
+
+
+class L1(Scheme):
+    """L1 scheme for the Caputo derivative (order 2 - alpha for smooth solutions with implicit f)."""
+
+    name = "l1"
+
+    def build_weights(self, alphas, coefficients):
+        a = self.alpha
+        self.step_coef = self._scalar(wts.gamma(2.0 - a) * self.h**a)
+        return wts.l1_weights(a, self.problem.n_steps, self.problem.device)[None]
+
+    def first_stored(self, y0, f0):
+        return torch.zeros_like(y0)
+
+    def step(self, n, y_prev, history, f_prev):
+        base = y_prev - history[0]
+        if self.implicit:
+            y = self._solve(n, base, self.step_coef, y_prev)
+        else:
+            y = base + self.step_coef * f_prev
+        return y, y - y_prev
+
+
+class ProductRectangle(Scheme):
+    """Product rectangle rule (the fractional Adams–Bashforth predictor); implicit: right endpoint."""
+
+    name = "pred"
+
+    @property
+    def stores_rhs(self):
+        return True
+
+    def build_weights(self, alphas, coefficients):
+        a = self.alpha
+        self.kappa = self._scalar(self.h**a / wts.gamma(a + 1.0))
+        b = wts.rectangle_weights(a, self.problem.n_steps, self.problem.device)
+        if self.implicit:  # y_n = y0 + kappa (b_0 f_n + sum_{m>=1} b_m f_{n-m})
+            return b[None]
+        return torch.cat([b.new_zeros(1), b[:-1]])[None]  # lag m carries b_{m-1}
+
+    def first_stored(self, y0, f0):
+        return f0
+
+    def step(self, n, y_prev, history, f_prev):
+        base = self.problem.y0 + self.kappa * history[0]
+        if self.implicit:
+            return self._solve(n, base, self.kappa, y_prev), None
+        return base, None
+
+
+class ProductTrapezoid(Scheme):
+    """Fractional Adams–Bashforth–Moulton PECE of Diethelm, Ford & Freed (order min(2, 1 + alpha))."""
+
+    name = "trap"
+    implicit_variant = False
+
+    @property
+    def stores_rhs(self):
+        return True
+
+    def build_weights(self, alphas, coefficients):
+        a, n_steps, device = self.alpha, self.problem.n_steps, self.problem.device
+        self.kappa_p = self._scalar(self.h**a / wts.gamma(a + 1.0))
+        self.kappa_c = self._scalar(self.h**a / wts.gamma(a + 2.0))
+        b = wts.rectangle_weights(a, n_steps, device)
+        c = wts.trapezoid_weights(a, n_steps, device)
+        predictor = torch.cat([b.new_zeros(1), b[:-1]])
+        steps = torch.arange(n_steps + 1, device=device)
+        start = wts.trapezoid_start_weight(a, steps.clamp(min=1)) - c
+        window = self.problem.window
+        if window is not None:  # the f_0 term belongs to lag n: dropped once n > window
+            start = start * (steps <= window).to(start.dtype)
+        self.start_correction = start.to(self.problem.dtype).unbind(0)
+        return torch.stack([predictor, c])
+
+    def first_stored(self, y0, f0):
+        self.f0 = f0
+        return f0
+
+    def step(self, n, y_prev, history, f_prev):
+        p = self.problem
+        y = p.y0 + self.kappa_p * history[0]
+        corrector_history = history[1] + self.start_correction[n] * self.f0
+        for _ in range(p.corrector_iters):
+            y = p.y0 + self.kappa_c * (p.rhs(p.t[n], y) + corrector_history)
+        return y, None
+
+
+SCHEMES: dict[str, type[Scheme]] = {
+    cls.name: cls for cls in (GrunwaldLetnikov, L1, ProductRectangle, ProductTrapezoid)
+}
