@@ -1,0 +1,107 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy import special as sp
+
+from spikede.special import caputo_power, diethelm_problem, mittag_leffler, relaxation
+
+from .reference import mittag_leffler_mp
+
+
+def _grid(alpha):
+    negative = -np.concatenate([np.linspace(0.01, 2.0, 8), np.geomspace(2.5, 100.0, 14)])
+    top = min(700.0 ** alpha, 1e6)  # exp(z^(1/alpha)) stays finite
+    positive = np.geomspace(0.01, top, 14)
+    return np.concatenate([negative, [0.0], positive])
+
+
+@pytest.mark.parametrize("alpha", [0.1, 0.3, 0.5, 0.7, 0.9, 0.99, 1.0])
+def test_mittag_leffler_matches_mpmath(alpha):
+    z = _grid(alpha)
+    got = mittag_leffler(torch.tensor(z, dtype=torch.float64), alpha).numpy()
+    if alpha == 1.0:
+        want = np.exp(z)
+    else:
+        want = np.array([mittag_leffler_mp(v, alpha) for v in z])
+    rel = np.abs(got - want) / np.abs(want)
+    assert rel.max() <= 1e-12, (z[rel.argmax()], rel.max())
+
+
+@pytest.mark.parametrize("alpha,beta", [(0.5, 0.5), (0.8, 1.5), (0.3, 2.0)])
+def test_two_parameter_matches_mpmath(alpha, beta):
+    z = np.concatenate([-np.geomspace(0.05, 50.0, 10), np.geomspace(0.05, 5.0, 6)])
+    got = mittag_leffler(torch.tensor(z, dtype=torch.float64), alpha, beta).numpy()
+    want = np.array([mittag_leffler_mp(v, alpha, beta) for v in z])
+    assert np.max(np.abs(got - want) / np.abs(want)) <= 1e-12
+
+
+def test_published_values_of_relaxation():
+    # E_a(-t^a), mpmath at 80 digits, as given in the solver-core issue
+    table = {
+        0.3: (0.45659440832969067, 0.29073943190859570),
+        0.5: (0.42758357615580700, 0.17057771832597266),
+        0.7: (0.39961197811559938, 0.077362952000355499),
+        0.9: (0.37606602142464188, 0.017259379513631204),
+    }
+    t = torch.tensor([1.0, 10.0], dtype=torch.float64)
+    for alpha, want in table.items():
+        got = relaxation(t, alpha)
+        assert torch.allclose(got, torch.tensor(want, dtype=torch.float64), rtol=1e-13, atol=0)
+
+
+def test_identities():
+    x = torch.linspace(-30, 30, 121, dtype=torch.float64)
+    assert torch.allclose(mittag_leffler(x, 1.0), torch.exp(x), rtol=1e-15, atol=0)
+    # E_{1,2}(z) = (e^z - 1)/z
+    xs = x[x.abs() > 0.1][60:]
+    assert torch.allclose(mittag_leffler(xs, 1.0, 2.0), torch.expm1(xs) / xs, rtol=1e-12, atol=0)
+    y = torch.linspace(0, 20, 81, dtype=torch.float64)
+    assert torch.allclose(mittag_leffler(-(y**2), 2.0), torch.cos(y), rtol=0, atol=1e-12)
+    xe = torch.linspace(0, 25, 51, dtype=torch.float64)
+    erfcx = torch.tensor(sp.erfcx(xe.numpy()), dtype=torch.float64)
+    assert torch.allclose(mittag_leffler(-xe, 0.5), erfcx, rtol=1e-12, atol=0)
+
+
+def test_complex_argument():
+    z = torch.tensor([1 + 1j, -2 + 0.5j, 3j, -10 - 1j], dtype=torch.complex128)
+    # alpha = 1: exp; alpha = 2, beta = 1: cosh(sqrt z)
+    assert torch.allclose(mittag_leffler(z, 1.0, 1.0), torch.exp(z), rtol=1e-14, atol=0)
+    assert torch.allclose(mittag_leffler(z, 2.0), torch.cosh(torch.sqrt(z)), rtol=1e-12, atol=0)
+    # alpha = 1/2: exp(z^2) erfc(-z), via the series at small |z|
+    zs = torch.tensor([0.3 + 0.2j, -0.5 + 0.4j], dtype=torch.complex128)
+    series = sum(zs**k / math.gamma(0.5 * k + 1) for k in range(80))
+    assert torch.allclose(mittag_leffler(zs, 0.5), series, rtol=1e-13, atol=0)
+
+
+def test_dtype_device_and_gradient():
+    z = torch.tensor([-3.0, -0.5, 0.7], dtype=torch.float32)
+    out = mittag_leffler(z, 0.6)
+    assert out.dtype == torch.float32 and out.device == z.device
+    # d/dz E_{a,1}(z) = E_{a,a}(z) / a
+    z64 = torch.tensor([-5.0, -1.0, -0.2, 0.4, 2.0], dtype=torch.float64, requires_grad=True)
+    (g,) = torch.autograd.grad(mittag_leffler(z64, 0.6).sum(), z64)
+    assert torch.allclose(g, mittag_leffler(z64.detach(), 0.6, 0.6) / 0.6, rtol=1e-11, atol=0)
+
+
+def test_overflow_is_inf_not_nan():
+    out = mittag_leffler(torch.tensor([1e4], dtype=torch.float64), 0.5)
+    assert torch.isinf(out).all() and (out > 0).all()
+
+
+def test_bad_parameters():
+    with pytest.raises(ValueError, match="alpha"):
+        mittag_leffler(torch.zeros(2), 0.0)
+    with pytest.raises(ValueError, match="beta"):
+        mittag_leffler(torch.zeros(2), 0.5, -1.0)
+    with pytest.raises(TypeError, match="z must be"):
+        mittag_leffler(torch.zeros(2, dtype=torch.long), 0.5)
+
+
+def test_exact_solutions_solve_their_equations():
+    t = torch.tensor([0.5, 1.0], dtype=torch.float64)
+    # D^a t^2 = 2/Gamma(3-a) t^(2-a)
+    assert torch.allclose(caputo_power(t, 2.0, 0.5), 2.0 / math.gamma(2.5) * t**1.5, rtol=1e-14)
+    func, exact = diethelm_problem(0.5)
+    assert exact(torch.tensor(1.0)).item() == pytest.approx(1 - 3 + 2.25)
