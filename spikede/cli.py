@@ -32,6 +32,35 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _alpha_value(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"alpha must be a number in (0, 1], got {text!r}") from None
+    if not 0.0 < value <= 1.0:
+        raise argparse.ArgumentTypeError(f"alpha must be in (0, 1], got {value}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _convergence(args: argparse.Namespace) -> int:
+    from .experiments import run
+
+    lines, paths, seconds = run(args.out, args.alphas, args.n0, args.halvings)
+    print("\n".join(lines))
+    print(f"\nwrote {paths['png']}, {paths['csv']}, {paths['md']} ({seconds:.1f} s)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="spikede",
@@ -40,6 +69,19 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     demo = sub.add_parser("demo", help="print the surrogate gradients and an event-layer trace")
     demo.set_defaults(handler=_demo)
+    conv = sub.add_parser(
+        "convergence",
+        help="solver-accuracy experiment: error and observed order of every method",
+        description="Solve three test problems with every fdeint method at h, h/2, ...; print the "
+        "observed orders and write convergence.png/.csv/.md to --out.",
+    )
+    conv.add_argument("--out", default="spikede-out", help="output folder (default: spikede-out)")
+    conv.add_argument(
+        "--alphas", type=_alpha_value, nargs="+", default=[0.3, 0.5, 0.7, 0.9], help="orders (default: 0.3 0.5 0.7 0.9)"
+    )
+    conv.add_argument("--n0", type=_positive_int, default=16, help="coarsest number of steps (default: 16)")
+    conv.add_argument("--halvings", type=_positive_int, default=5, help="number of step halvings (default: 5)")
+    conv.set_defaults(handler=_convergence)
     return parser
 
 

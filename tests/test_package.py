@@ -18,3 +18,23 @@ def test_cli_help_and_demo():
     assert "usage: spikede" in out.stdout
     out = subprocess.run([sys.executable, "-m", "spikede", "demo"], capture_output=True, text=True, check=True)
     assert "gaussian(1)" in out.stdout and "spike 1" in out.stdout
+
+
+def test_convergence_command_writes_plot_and_tables(tmp_path):
+    out = subprocess.run(
+        [sys.executable, "-m", "spikede", "convergence", "--out", str(tmp_path), "--n0", "8", "--halvings", "2", "--alphas", "0.5"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "trap" in out.stdout and "observed orders" in out.stdout
+    for name in ("convergence.png", "convergence.csv", "convergence.md"):
+        assert (tmp_path / name).stat().st_size > 0
+    lines = (tmp_path / "convergence.csv").read_text().splitlines()
+    assert lines[0] == "problem,method,alpha,n,h,error,order,theory"
+    assert len(lines) == 1 + 3 * 7 * 3  # problems x variants x grids
+
+
+def test_convergence_command_rejects_bad_alpha():
+    out = subprocess.run([sys.executable, "-m", "spikede", "convergence", "--alphas", "1.5"], capture_output=True, text=True)
+    assert out.returncode == 2 and "alpha must be in (0, 1]" in out.stderr

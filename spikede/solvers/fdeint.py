@@ -162,7 +162,7 @@ def fdeint(
     corrector_iters: int = 1,
     newton_tol: float | None = None,
     newton_max_iters: int = 50,
-    block: int = 32,
+    block: int = 64,
     options: dict | None = None,
 ) -> torch.Tensor:
     r"""Solve ``D^alpha y = f(t, y)``, ``y(t[0]) = y0`` (Caputo, ``0 < alpha <= 1``) on the grid ``t``.
@@ -197,9 +197,10 @@ def fdeint(
     y0 = _check_y0(y0)
     if not callable(func):
         raise TypeError(f"func must be callable as func(t, y), got {type(func).__name__}")
-    valid = FRACTIONAL_METHODS + _torchdiffeq_methods()
-    if method not in valid:
-        raise ValueError(f"unknown method {method!r}; valid methods are {', '.join(map(repr, valid))}")
+    if method not in SCHEMES:
+        valid = FRACTIONAL_METHODS + _torchdiffeq_methods()
+        if method not in valid:
+            raise ValueError(f"unknown method {method!r}; valid methods are {', '.join(map(repr, valid))}")
     t, h = _check_grid(t, y0.device)
 
     if method not in SCHEMES:

@@ -115,7 +115,7 @@ class HistoryKernel:
         n_steps: int,
         template: torch.Tensor,
         window: int | None = None,
-        block: int = 32,
+        block: int = 64,
     ):
         if weights.dim() != 2 or weights.shape[1] < n_steps + 1:
             raise ValueError(f"weights must be [C, >= {n_steps + 1}], got {tuple(weights.shape)}")

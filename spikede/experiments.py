@@ -1,0 +1,198 @@
+"""The solver-accuracy experiment behind ``spikede convergence``.
+
+For every method (explicit and implicit variants) and order alpha, solve three
+test problems on ``[0, 1]`` with ``N = n0, 2 n0, ..., 2^halvings n0`` steps and
+record the error and the observed order ``log2(e(h) / e(h/2))``:
+
+* ``smooth``: ``D^a y = Gamma(4)/Gamma(4-a) t^(3-a) + t^3 - y``, ``y(0) = 0``, exact
+  ``y = t^3``; error = max over the grid.  Theory: ``gl``, ``pred``, explicit ``l1``: 1;
+  implicit ``l1``: ``2 - a``; ``trap``: ``min(2, 1 + a)``.
+* ``nonlinear``: Diethelm, Ford & Freed's ``y = t^8 - 3 t^(4+a/2) + 9/4 t^a``
+  (:func:`spikede.special.diethelm_problem`); error at ``t = 1``.
+* ``relaxation``: ``D^a y = -y``, ``y(0) = 1``, exact ``E_a(-t^a)``; error at ``t = 1``.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from .solvers import fdeint
+from .special import diethelm_problem, relaxation
+
+__all__ = ["Variant", "VARIANTS", "PROBLEMS", "ConvergenceRow", "convergence_study", "write_report"]
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A method of :func:`~spikede.solvers.fdeint` with its options and its theoretical order."""
+
+    label: str
+    method: str
+    implicit: bool
+
+    def theory(self, alpha: float) -> float:
+        """Order on a smooth solution (the ``smooth`` problem)."""
+        if self.method == "trap":
+            return min(2.0, 1.0 + alpha)
+        if self.method == "l1" and self.implicit:
+            return 2.0 - alpha
+        return 1.0
+
+
+VARIANTS = (
+    Variant("gl", "gl", False),
+    Variant("gl-implicit", "gl", True),
+    Variant("l1", "l1", False),
+    Variant("l1-implicit", "l1", True),
+    Variant("pred", "pred", False),
+    Variant("pred-implicit", "pred", True),
+    Variant("trap", "trap", False),
+)
+
+
+def _smooth(alpha: float):
+    c = math.gamma(4.0) / math.gamma(4.0 - alpha)
+    return (lambda t, y: c * t ** (3.0 - alpha) + t**3 - y), 0.0, (lambda t: t**3), "max"
+
+
+def _nonlinear(alpha: float):
+    func, exact = diethelm_problem(alpha)
+    return func, 0.0, exact, "end"
+
+
+def _relaxation(alpha: float):
+    return (lambda t, y: -y), 1.0, (lambda t: relaxation(t, alpha)), "end"
+
+
+PROBLEMS = {"smooth": _smooth, "nonlinear": _nonlinear, "relaxation": _relaxation}
+
+
+@dataclass(frozen=True)
+class ConvergenceRow:
+    problem: str
+    method: str
+    alpha: float
+    n: int
+    h: float
+    error: float
+    order: float  # log2(e(2h) / e(h)); NaN on the coarsest grid
+    theory: float  # NaN where the problem's solution is not smooth
+
+
+def convergence_study(
+    alphas=(0.3, 0.5, 0.7, 0.9),
+    variants=VARIANTS,
+    problems=tuple(PROBLEMS),
+    n0: int = 16,
+    halvings: int = 5,
+) -> list[ConvergenceRow]:
+    """Run every (problem, variant, alpha) on ``halvings + 1`` grids; return one row per grid."""
+    rows = []
+    for problem in problems:
+        for variant in variants:
+            for alpha in alphas:
+                func, y0_value, exact, measure = PROBLEMS[problem](alpha)
+                previous = None
+                for k in range(halvings + 1):
+                    n = n0 * 2**k
+                    t = torch.linspace(0.0, 1.0, n + 1, dtype=torch.float64)
+                    y0 = torch.full((1,), y0_value, dtype=torch.float64)
+                    with torch.no_grad():
+                        y = fdeint(func, y0, t, alpha, method=variant.method, implicit=variant.implicit)[:, 0]
+                    diff = (y - exact(t)).abs()
+                    error = (diff.max() if measure == "max" else diff[-1]).item()
+                    order = math.log2(previous / error) if previous else math.nan
+                    theory = variant.theory(alpha) if problem == "smooth" else math.nan
+                    rows.append(ConvergenceRow(problem, variant.label, alpha, n, 1.0 / n, error, order, theory))
+                    previous = error
+    return rows
+
+
+def _fmt(x: float, spec: str) -> str:
+    return "" if math.isnan(x) else format(x, spec)
+
+
+def summary_lines(rows: list[ConvergenceRow]) -> list[str]:
+    """One line per (problem, method, alpha): coarsest and finest error, observed orders, theory."""
+    groups: dict[tuple, list[ConvergenceRow]] = {}
+    for r in rows:
+        groups.setdefault((r.problem, r.method, r.alpha), []).append(r)
+    lines = [f"{'problem':<11}{'method':<15}{'alpha':>6}{'e(h0)':>11}{'e(hmin)':>11}  observed orders (h0 -> hmin){'theory':>20}"]
+    for (problem, method, alpha), rs in groups.items():
+        orders = " ".join(f"{r.order:5.2f}" for r in rs[1:])
+        lines.append(
+            f"{problem:<11}{method:<15}{alpha:>6.2f}{rs[0].error:>11.2e}{rs[-1].error:>11.2e}  {orders:<34}"
+            f"{_fmt(rs[-1].theory, '.2f'):>6}"
+        )
+    return lines
+
+
+def write_report(rows: list[ConvergenceRow], out_dir: str | Path) -> dict[str, Path]:
+    """Write ``convergence.csv``, ``convergence.md`` and ``convergence.png`` into ``out_dir``."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"csv": out / "convergence.csv", "md": out / "convergence.md", "png": out / "convergence.png"}
+    fields = list(asdict(rows[0]))
+    with open(paths["csv"], "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(asdict(r) for r in rows)
+    with open(paths["md"], "w") as fh:
+        fh.write("| problem | method | alpha | N | h | error | observed order | theory |\n")
+        fh.write("|---|---|---|---|---|---|---|---|\n")
+        for r in rows:
+            fh.write(
+                f"| {r.problem} | {r.method} | {r.alpha:g} | {r.n} | {r.h:.3e} | {r.error:.3e} | "
+                f"{_fmt(r.order, '.3f')} | {_fmt(r.theory, '.2f')} |\n"
+            )
+    _plot(rows, paths["png"])
+    return paths
+
+
+def _plot(rows: list[ConvergenceRow], path: Path) -> None:
+    import matplotlib
+    import matplotlib.ticker
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    problems = list(dict.fromkeys(r.problem for r in rows))
+    alphas = list(dict.fromkeys(r.alpha for r in rows))
+    methods = list(dict.fromkeys(r.method for r in rows))
+    fig, axes = plt.subplots(
+        len(problems), len(alphas), figsize=(4.0 * len(alphas), 3.4 * len(problems)), squeeze=False, sharex=True
+    )
+    for i, problem in enumerate(problems):
+        for j, alpha in enumerate(alphas):
+            ax = axes[i][j]
+            for method in methods:
+                sel = [r for r in rows if r.problem == problem and r.alpha == alpha and r.method == method]
+                ax.loglog([r.h for r in sel], [r.error for r in sel], "o-", ms=3, label=method)
+            ns = sorted({r.n for r in rows})[::2]
+            ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+            ax.set_xticks([1.0 / n for n in ns], [f"1/{n}" for n in ns])
+            ax.set_title(f"{problem}, alpha = {alpha:g}", fontsize=10)
+            ax.grid(True, which="both", alpha=0.3)
+            if i == len(problems) - 1:
+                ax.set_xlabel("step size h")
+            if j == 0:
+                ax.set_ylabel("error" + (" (max over grid)" if problem == "smooth" else " at t = 1"))
+    axes[0][-1].legend(fontsize=8, loc="lower right")
+    fig.suptitle("spikede.fdeint: error against step size (log-log; slope = order)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def run(out_dir: str | Path, alphas, n0: int, halvings: int) -> tuple[list[str], dict[str, Path], float]:
+    """Run the study, write the report; return the summary lines, the paths and the seconds taken."""
+    start = time.perf_counter()
+    rows = convergence_study(alphas=alphas, n0=n0, halvings=halvings)
+    paths = write_report(rows, out_dir)
+    return summary_lines(rows), paths, time.perf_counter() - start
