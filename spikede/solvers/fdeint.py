@@ -236,13 +236,13 @@ def _integrate(problem: Problem, scheme, window: int | None, block: int) -> torc
     ys = [y0]
     y = y0
     for n in range(1, problem.n_steps + 1):
-        y, u = scheme.step(n, y, kernel.read(n), f)
+        y_prev, y = y, scheme.step(n, y, kernel.read(n), f)
         ys.append(y)
         if n == problem.n_steps:
             break
         if scheme.stores_rhs or needs_f_prev:
             f = problem.rhs(ts[n], y)
-        kernel.append(f if scheme.stores_rhs else u)
+        kernel.append(scheme.stored(y, y_prev, f))
     out = torch.stack(ys)
     _check_finite(out)
     return out

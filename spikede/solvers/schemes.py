@@ -39,8 +39,9 @@ class Scheme(ABC):
     """One fractional integrator.  Subclasses set the class attributes and three methods.
 
     ``weights`` (``[C, N + 1]`` by lag, state dtype) feed the memory kernel;
-    :meth:`first_stored` is ``u_0``; :meth:`step` returns ``(y_n, u_n)`` from the
-    history sums ``H_n`` (``[C, *shape]``).
+    :meth:`first_stored` is ``u_0``; :meth:`step` returns ``y_n`` from the history
+    sums ``H_n`` (``[C, *shape]``); :meth:`stored` is ``u_n``, computed from the state
+    that is finally kept (after an event layer's reset, for spiking states).
     """
 
     name: ClassVar[str]
@@ -64,7 +65,11 @@ class Scheme(ABC):
 
     @abstractmethod
     def step(self, n: int, y_prev: torch.Tensor, history: torch.Tensor, f_prev: torch.Tensor | None):
-        """``(y_n, u_n)``; ``u_n`` is ``None`` for schemes that store ``f(t_n, y_n)``."""
+        """``y_n``; ``f_prev = f(t_{n-1}, y_{n-1})`` is given to the explicit ``gl`` and ``l1``."""
+
+    @abstractmethod
+    def stored(self, y: torch.Tensor, y_prev: torch.Tensor, f: torch.Tensor | None) -> torch.Tensor:
+        """``u_n`` from the kept state ``y_n``, the previous state and ``f(t_n, y_n)``."""
 
     @property
     def stores_rhs(self) -> bool:
@@ -89,11 +94,14 @@ class GrunwaldLetnikov(Scheme):
     multi_term = True
 
     def build_weights(self, alphas, coefficients):
-        n = self.problem.n_steps
+        n, device = self.problem.n_steps, self.problem.device
+        if len(alphas) == 1:  # y_n = y0 + h^a / c * F - sum g_j u_{n-j}, with g exact (-1, 0, ... at a = 1)
+            self.step_coef = self._scalar(self.h**self.alpha / coefficients[0])
+            return wts.grunwald_letnikov(self.alpha, n, device)[None]
         total = None
         for a, c in zip(alphas, coefficients):
-            a = wts.as_alpha_tensor(a, self.problem.device)
-            term = c * self.h ** (-a) * wts.grunwald_letnikov(a, n, self.problem.device)
+            a = wts.as_alpha_tensor(a, device)
+            term = c * self.h ** (-a) * wts.grunwald_letnikov(a, n, device)
             total = term if total is None else total + term
         self.step_coef = self._scalar(1.0 / total[0])
         return (total / total[0])[None]
@@ -102,13 +110,13 @@ class GrunwaldLetnikov(Scheme):
         return torch.zeros_like(y0)
 
     def step(self, n, y_prev, history, f_prev):
-        y0 = self.problem.y0
-        base = y0 - history[0]
+        base = self.problem.y0 - history[0]
         if self.implicit:
-            y = self._solve(n, base, self.step_coef, y_prev)
-        else:
-            y = base + self.step_coef * f_prev
-        return y, y - y0
+            return self._solve(n, base, self.step_coef, y_prev)
+        return base + self.step_coef * f_prev
+
+    def stored(self, y, y_prev, f):
+        return y - self.problem.y0
 
 
 class L1(Scheme):
@@ -127,10 +135,11 @@ class L1(Scheme):
     def step(self, n, y_prev, history, f_prev):
         base = y_prev - history[0]
         if self.implicit:
-            y = self._solve(n, base, self.step_coef, y_prev)
-        else:
-            y = base + self.step_coef * f_prev
-        return y, y - y_prev
+            return self._solve(n, base, self.step_coef, y_prev)
+        return base + self.step_coef * f_prev
+
+    def stored(self, y, y_prev, f):
+        return y - y_prev
 
 
 class ProductRectangle(Scheme):
@@ -156,8 +165,11 @@ class ProductRectangle(Scheme):
     def step(self, n, y_prev, history, f_prev):
         base = self.problem.y0 + self.kappa * history[0]
         if self.implicit:
-            return self._solve(n, base, self.kappa, y_prev), None
-        return base, None
+            return self._solve(n, base, self.kappa, y_prev)
+        return base
+
+    def stored(self, y, y_prev, f):
+        return f
 
 
 class ProductTrapezoid(Scheme):
@@ -195,7 +207,10 @@ class ProductTrapezoid(Scheme):
         corrector_history = history[1] + self.start_correction[n] * self.f0
         for _ in range(p.corrector_iters):
             y = p.y0 + self.kappa_c * (p.rhs(p.t[n], y) + corrector_history)
-        return y, None
+        return y
+
+    def stored(self, y, y_prev, f):
+        return f
 
 
 SCHEMES: dict[str, type[Scheme]] = {
