@@ -3,6 +3,8 @@
 from .events import RESET_MODES, EventParams, apply_events, check_reset, fire_and_reset
 from . import solvers, special
 from .solvers import ConvergenceError, fdeint
+from .network import TimeDistributed, fractionalize, latency_encode, rate_encode, reset
+from .neurons import FractionalIF, FractionalLIF, IFNeuron, LIFNeuron
 from .special import mittag_leffler
 from .surrogate import (
     Surrogate,
@@ -20,17 +22,26 @@ __all__ = [
     "ConvergenceError",
     "RESET_MODES",
     "EventParams",
+    "FractionalIF",
+    "FractionalLIF",
+    "IFNeuron",
+    "LIFNeuron",
     "Surrogate",
     "SurrogateSpec",
+    "TimeDistributed",
     "apply_events",
     "available_surrogates",
     "check_reset",
     "fdeint",
     "fire_and_reset",
+    "fractionalize",
     "get_surrogate",
     "heaviside",
+    "latency_encode",
     "mittag_leffler",
+    "rate_encode",
     "register_surrogate",
+    "reset",
     "solvers",
     "special",
     "spike",

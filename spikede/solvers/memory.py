@@ -117,22 +117,47 @@ class HistoryKernel:
         window: int | None = None,
         block: int = 64,
     ):
-        if weights.dim() != 2 or weights.shape[1] < n_steps + 1:
-            raise ValueError(f"weights must be [C, >= {n_steps + 1}], got {tuple(weights.shape)}")
         self.window = window
-        if window is not None and window < weights.shape[1] - 1:
-            keep = torch.arange(weights.shape[1], device=weights.device) <= window
-            weights = weights * keep.to(weights.dtype)
-        self.n_lags = weights.shape[1] - 1
-        self.reversed_weights = weights.flip(-1)
         self.channels = weights.shape[0]
         self.shape = template.shape
         self.block = max(1, int(block))
         self._store = _RowStore(n_steps + 1, template.numel(), template.dtype, template.device)
+        self._set_weights(weights, n_steps)
         self._token = template.new_empty(0)
         self._n_stored = 0
         self._far: tuple[torch.Tensor, ...] = ()
         self._block_start = 0
+
+    @property
+    def n_steps(self) -> int:
+        """The largest ``n`` that :meth:`read` accepts."""
+        return self._store.data.shape[0] - 1
+
+    def _set_weights(self, weights: torch.Tensor, n_steps: int) -> None:
+        if weights.dim() != 2 or weights.shape[0] != self.channels or weights.shape[1] < n_steps + 1:
+            raise ValueError(f"weights must be [{self.channels}, >= {n_steps + 1}], got {tuple(weights.shape)}")
+        if self.window is not None and self.window < weights.shape[1] - 1:
+            keep = torch.arange(weights.shape[1], device=weights.device) <= self.window
+            weights = weights * keep.to(weights.dtype)
+        self.n_lags = weights.shape[1] - 1
+        self.reversed_weights = weights.flip(-1)
+
+    def extend(self, weights: torch.Tensor, n_steps: int) -> None:
+        """Raise the horizon to ``n_steps`` with the longer ``weights``; stored rows are kept.
+
+        This is how an open-ended (single-step) simulation grows its history.
+        """
+        store = self._store
+        if n_steps < self.n_steps:
+            raise ValueError(f"extend() cannot shrink the horizon from {self.n_steps} to {n_steps}")
+        data = store.data.new_empty(n_steps + 1, store.data.shape[1])
+        data[: self._n_stored] = store.data[: self._n_stored]
+        store.data = data
+        if store.grad is not None:
+            grad = torch.zeros_like(data)
+            grad[: store.grad.shape[0]] = store.grad
+            store.grad = grad
+        self._set_weights(weights, n_steps)
 
     def _oldest_row(self, n: int) -> int:
         return 0 if self.window is None else max(0, n - self.window)

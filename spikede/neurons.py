@@ -1,0 +1,383 @@
+r"""Spiking neurons: fractional and integer-order leaky integrate-and-fire layers.
+
+A fractional LIF neuron obeys (Teka, Marinov & Santamaria, PLoS Comput. Biol. 10(3) e1003526, 2014)
+
+.. math::
+
+    \tau\, D^\alpha v = -(v - v_{rest}) + I(t), \qquad v(0) = v_{rest},
+
+with the event layer (:mod:`spikede.events`) after every step.  In the
+discrete-time SNN convention the step that produces ``v_n`` uses the input
+``I_n``.  With Grünwald–Letnikov (``method='gl'``) that is
+
+.. math::
+
+    v_n = v_{rest} + \frac{dt^\alpha}{\tau}\bigl(-(v_{n-1} - v_{rest}) + I_n\bigr)
+          - \sum_{j=1}^{n} g_j (v_{n-j} - v_{rest}),
+
+then ``s_n = H(v_n - theta)`` and the reset; the post-reset potential enters the
+history, so the kernel remembers every reset.  For ``alpha = 1`` this is
+``v_n = v_{n-1} + dt/tau (-(v_{n-1} - v_rest) + I_n)``: :class:`LIFNeuron`, which
+keeps no history.  ``IF`` variants drop the leak: ``tau D^alpha v = I``.
+
+The step is the solver's own (:mod:`spikede.solvers.schemes`) over the solver's
+memory kernel (:class:`~spikede.solvers.HistoryKernel`); no weights or history sums
+are duplicated here.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, replace
+
+import torch
+from torch import nn
+
+from .events import EventParams, apply_events
+from .solvers.fdeint import Problem
+from .solvers.memory import HistoryKernel, check_memory
+from .solvers.schemes import SCHEMES
+from .surrogate import Surrogate
+
+__all__ = ["LIFNeuron", "IFNeuron", "FractionalLIF", "FractionalIF", "SpikingNeuron", "NEURON_METHODS"]
+
+NEURON_METHODS = ("gl", "l1")
+STEP_MODES = ("multi", "single")
+_INITIAL_CAPACITY = 64
+
+
+def _positive(value, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a positive number, got {type(value).__name__}: {value!r}")
+    if not (math.isfinite(float(value)) and float(value) > 0.0):
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+    return float(value)
+
+
+def _real(value, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(float(value)):
+        raise TypeError(f"{name} must be a finite real number, got {value!r}")
+    return float(value)
+
+
+@dataclass(frozen=True)
+class LIFState:
+    """State of an integer-order layer: the potential."""
+
+    v: torch.Tensor
+
+    @property
+    def shape(self) -> torch.Size:
+        return self.v.shape
+
+
+@dataclass
+class FractionalState:
+    """State of a fractional layer: the potential, the step count and the solver's history."""
+
+    v: torch.Tensor
+    n: int
+    kernel: HistoryKernel
+    scheme: object
+
+    @property
+    def shape(self) -> torch.Size:
+        return self.v.shape
+
+
+class SpikingNeuron(nn.Module, ABC):
+    """Shared machinery of the neuron layers: parameters, event layer, step modes, state.
+
+    Subclasses implement :meth:`_start` (a fresh state for a given horizon) and
+    :meth:`_step` (one time step: input current -> proposed potential).
+
+    ``step_mode='multi'``: input ``[T, B, ...]``, output spikes ``[T, B, ...]``; each
+    call is a new sequence starting at rest.  ``step_mode='single'``: input
+    ``[B, ...]``; the state (potential and, for fractional neurons, the history) is
+    kept between calls until :meth:`reset` (or :func:`spikede.reset`).
+    ``record=True`` keeps the post-reset potential of the last call in ``self.membrane``.
+    """
+
+    def __init__(
+        self,
+        tau: float,
+        threshold: float,
+        v_rest: float,
+        surrogate: str,
+        surrogate_scale: float | None,
+        dt: float,
+        reset: str,
+        v_reset: float,
+        detach_reset: bool,
+        learn_tau: bool,
+        learn_threshold: bool,
+        step_mode: str,
+        record: bool,
+        leak: bool,
+    ):
+        super().__init__()
+        if step_mode not in STEP_MODES:
+            raise ValueError(f"unknown step_mode {step_mode!r}; valid step modes are 'multi', 'single'")
+        self.events = EventParams(reset=reset, v_reset=_real(v_reset, "v_reset"), detach_reset=detach_reset)
+        if isinstance(surrogate, Surrogate):
+            if surrogate_scale is not None:
+                raise ValueError(
+                    f"surrogate_scale must be None when surrogate is a Surrogate module (it has scale {surrogate.scale})"
+                )
+            self.surrogate = surrogate
+        else:
+            self.surrogate = Surrogate(surrogate, surrogate_scale)
+        self.dt = _positive(dt, "dt")
+        self.v_rest = _real(v_rest, "v_rest")
+        self.leak = leak
+        self.step_mode = step_mode
+        self.record = bool(record)
+        tau = _positive(tau, "tau")
+        if learn_tau:
+            self.log_tau = nn.Parameter(torch.tensor(math.log(tau)))
+        else:
+            self.register_buffer("log_tau", torch.tensor(math.log(tau)))
+        threshold = _real(threshold, "threshold")
+        if learn_threshold:
+            self.threshold = nn.Parameter(torch.tensor(threshold))
+        else:
+            self.register_buffer("threshold", torch.tensor(threshold))
+        self.membrane: torch.Tensor | None = None
+        self._state = None
+
+    @property
+    def tau(self) -> torch.Tensor:
+        """``tau = exp(log_tau)`` (always > 0, learnable with ``learn_tau=True``)."""
+        return self.log_tau.exp()
+
+    def reset(self) -> None:
+        """Forget the single-step state (potential, history) and the recorded membrane."""
+        self._state = None
+        self.membrane = None
+
+    def _drive(self, v: torch.Tensor, current: torch.Tensor, tau: torch.Tensor) -> torch.Tensor:
+        """``(-(v - v_rest) + I) / tau`` (leaky) or ``I / tau`` (IF)."""
+        if self.leak:
+            return (current - (v - self.v_rest)) / tau
+        return current / tau
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not isinstance(x, torch.Tensor) or not x.is_floating_point():
+            raise TypeError(f"input must be a floating-point tensor, got {x!r:.80}")
+        if self.step_mode == "multi":
+            if x.dim() < 2:
+                raise ValueError(
+                    f"step_mode='multi' expects input [T, B, ...] (at least 2-D), got shape {tuple(x.shape)}; "
+                    "use step_mode='single' for one time step [B, ...]"
+                )
+            state = self._start(x[0], x.shape[0])
+            spikes, state = self._run(x.unbind(0), state)
+            return torch.stack(spikes)
+        if x.dim() < 1:
+            raise ValueError(f"step_mode='single' expects input [B, ...] (at least 1-D), got a 0-d tensor")
+        if self._state is not None and self._state.shape != x.shape:
+            raise ValueError(
+                f"input shape {tuple(x.shape)} differs from the state shape {tuple(self._state.shape)} kept "
+                "from earlier single steps; call spikede.reset(model) (or neuron.reset()) between sequences"
+            )
+        state = self._state if self._state is not None else self._start(x, _INITIAL_CAPACITY)
+        spikes, self._state = self._run((x,), state, keep_membrane=self.membrane)
+        return spikes[0]
+
+    def _run(self, currents, state, keep_membrane=None):
+        tau, threshold = self.tau.to(state.v.dtype), self.threshold.to(state.v.dtype)
+        spikes, trace = [], []
+        for current in currents:
+            proposed = self._step(state, current, tau)
+            s, v = apply_events(proposed, threshold, self.surrogate, self.events)
+            state = self._commit(state, v)
+            spikes.append(s)
+            if self.record:
+                trace.append(v)
+        if self.record:
+            new = torch.stack(trace)
+            self.membrane = new if keep_membrane is None else torch.cat([keep_membrane, new])
+        return spikes, state
+
+    @abstractmethod
+    def _start(self, template: torch.Tensor, horizon: int):
+        """A state at rest shaped like ``template``, for ``horizon`` steps (a hint for single steps)."""
+
+    @abstractmethod
+    def _step(self, state, current: torch.Tensor, tau: torch.Tensor) -> torch.Tensor:
+        """The proposed potential of the next step, before the event layer."""
+
+    @abstractmethod
+    def _commit(self, state, v: torch.Tensor):
+        """The state after the step, with the post-reset potential ``v``."""
+
+    def extra_repr(self) -> str:
+        return (
+            f"tau={self.tau.item():.4g}, threshold={self.threshold.item():.4g}, v_rest={self.v_rest}, "
+            f"dt={self.dt}, reset={self.events.reset!r}, surrogate={self.surrogate.name!r}, step_mode={self.step_mode!r}"
+        )
+
+
+class LIFNeuron(SpikingNeuron):
+    """Integer-order leaky integrate-and-fire: ``v_n = v_{n-1} + dt/tau (-(v_{n-1} - v_rest) + I_n)``.
+
+    No history is kept (forward Euler; SpikingJelly's LIF with ``decay_input=True``).
+    Parameters as in :class:`FractionalLIF` (there is no ``alpha``).
+    """
+
+    def __init__(
+        self,
+        tau: float = 2.0,
+        threshold: float = 1.0,
+        v_rest: float = 0.0,
+        surrogate: str = "sigmoid",
+        surrogate_scale: float | None = None,
+        dt: float = 1.0,
+        reset: str = "subtract",
+        v_reset: float = 0.0,
+        detach_reset: bool = False,
+        learn_tau: bool = False,
+        learn_threshold: bool = False,
+        step_mode: str = "multi",
+        record: bool = False,
+    ):
+        super().__init__(
+            tau, threshold, v_rest, surrogate, surrogate_scale, dt, reset, v_reset, detach_reset,
+            learn_tau, learn_threshold, step_mode, record, leak=self._leaky,
+        )
+
+    _leaky = True
+
+    def _start(self, template, horizon):
+        return LIFState(torch.full_like(template, self.v_rest))
+
+    def _step(self, state, current, tau):
+        return state.v + self.dt * self._drive(state.v, current, tau)
+
+    def _commit(self, state, v):
+        return LIFState(v)
+
+
+class IFNeuron(LIFNeuron):
+    """Integer-order integrate-and-fire (no leak): ``v_n = v_{n-1} + dt/tau I_n`` (``tau`` defaults to 1)."""
+
+    _leaky = False
+
+    def __init__(self, tau: float = 1.0, threshold: float = 1.0, **kwargs):
+        super().__init__(tau=tau, threshold=threshold, **kwargs)
+
+
+class FractionalLIF(SpikingNeuron):
+    """Fractional-order leaky integrate-and-fire: ``tau D^alpha v = -(v - v_rest) + I`` (Caputo).
+
+    Args:
+        alpha: order in (0, 1]; ``alpha = 1`` reproduces :class:`LIFNeuron`.
+        tau, threshold, v_rest, dt: time constant, firing threshold, resting potential, step.
+        surrogate, surrogate_scale: spike function by name and its scale, or a
+            :class:`~spikede.surrogate.Surrogate` module (see :mod:`spikede.surrogate`).
+        method: ``'gl'`` (Grünwald–Letnikov) or ``'l1'``: the schemes whose history is the
+            potential itself, so that resets are remembered.
+        memory: ``None`` (full history) or an int window of lags.
+        reset, v_reset, detach_reset: the event layer (see :mod:`spikede.events`).
+        learn_alpha: learn ``alpha = sigmoid(a)`` (stays in (0, 1); needs ``alpha < 1``).
+        learn_tau, learn_threshold: learn ``tau = exp(b)`` and the threshold.
+        step_mode: ``'multi'`` (``[T, B, ...]`` per call) or ``'single'`` (``[B, ...]``, stateful).
+        record: keep the post-reset potential in ``self.membrane``.
+    """
+
+    _leaky = True
+
+    def __init__(
+        self,
+        alpha: float = 0.8,
+        tau: float = 2.0,
+        threshold: float = 1.0,
+        v_rest: float = 0.0,
+        surrogate: str = "sigmoid",
+        surrogate_scale: float | None = None,
+        method: str = "gl",
+        memory: int | None = None,
+        dt: float = 1.0,
+        reset: str = "subtract",
+        v_reset: float = 0.0,
+        detach_reset: bool = False,
+        learn_alpha: bool = False,
+        learn_tau: bool = False,
+        learn_threshold: bool = False,
+        step_mode: str = "multi",
+        record: bool = False,
+    ):
+        super().__init__(
+            tau, threshold, v_rest, surrogate, surrogate_scale, dt, reset, v_reset, detach_reset,
+            learn_tau, learn_threshold, step_mode, record, leak=self._leaky,
+        )
+        if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real):
+            raise TypeError(f"alpha must be a number in (0, 1], got {type(alpha).__name__}: {alpha!r}")
+        alpha = float(alpha)
+        if not 0.0 < alpha <= 1.0:
+            raise ValueError(f"alpha must satisfy 0 < alpha <= 1, got {alpha}")
+        if method not in NEURON_METHODS:
+            raise ValueError(
+                f"unknown method {method!r} for a spiking neuron; valid methods are {', '.join(map(repr, NEURON_METHODS))} "
+                "(schemes whose history is the potential, so that resets are remembered)"
+            )
+        self.method = method
+        self.memory = check_memory(memory)
+        if learn_alpha:
+            if alpha >= 1.0:
+                raise ValueError(
+                    "learn_alpha=True needs alpha < 1 (alpha is parametrised as sigmoid(a) in (0, 1)); got alpha=1.0"
+                )
+            self.alpha_logit = nn.Parameter(torch.tensor(math.log(alpha / (1.0 - alpha))))
+        else:
+            self.register_buffer("alpha_logit", None)
+            self.register_buffer("alpha_fixed", torch.tensor(alpha, dtype=torch.float64))
+
+    @property
+    def alpha(self) -> torch.Tensor:
+        """The order: ``sigmoid(a)`` if learnable, else the fixed value (0-d tensor)."""
+        if self.alpha_logit is not None:
+            return torch.sigmoid(self.alpha_logit)
+        return self.alpha_fixed
+
+    def _scheme(self, v0: torch.Tensor, horizon: int):
+        problem = Problem(
+            func=None, y0=v0, t=(), h=self.dt, n_steps=horizon, window=self.memory,
+            corrector_iters=1, newton_tol=0.0, newton_max_iters=1,
+        )
+        return SCHEMES[self.method](problem, [self.alpha], [1.0], implicit=False)
+
+    def _start(self, template, horizon):
+        v0 = torch.full_like(template, self.v_rest)
+        scheme = self._scheme(v0, horizon)
+        kernel = HistoryKernel(scheme.weights, horizon, v0, window=self.memory)
+        kernel.append(scheme.first_stored(v0, None))
+        return FractionalState(v0, 0, kernel, scheme)
+
+    def _step(self, state, current, tau):
+        n = state.n + 1
+        if n > state.kernel.n_steps:  # open-ended single-step run: double the horizon
+            horizon = 2 * state.kernel.n_steps
+            scheme = self._scheme(state.scheme.problem.y0, horizon)
+            state.kernel.extend(scheme.weights, horizon)
+            state.scheme = scheme
+        history = state.kernel.read(n)
+        return state.scheme.step(n, state.v, history, self._drive(state.v, current, tau))
+
+    def _commit(self, state, v):
+        state.kernel.append(state.scheme.stored(v, state.v, None))
+        return replace(state, v=v, n=state.n + 1)
+
+    def extra_repr(self) -> str:
+        return f"alpha={self.alpha.item():.4g}, method={self.method!r}, memory={self.memory}, " + super().extra_repr()
+
+
+class FractionalIF(FractionalLIF):
+    """Fractional integrate-and-fire (no leak): ``tau D^alpha v = I`` (``tau`` defaults to 1)."""
+
+    _leaky = False
+
+    def __init__(self, alpha: float = 0.8, tau: float = 1.0, threshold: float = 1.0, **kwargs):
+        super().__init__(alpha=alpha, tau=tau, threshold=threshold, **kwargs)
