@@ -38,3 +38,14 @@ def test_convergence_command_writes_plot_and_tables(tmp_path):
 def test_convergence_command_rejects_bad_alpha():
     out = subprocess.run([sys.executable, "-m", "spikede", "convergence", "--alphas", "1.5"], capture_output=True, text=True)
     assert out.returncode == 2 and "alpha must be in (0, 1]" in out.stderr
+
+
+def test_readme_usage_example_runs():
+    import pathlib
+    import re
+
+    readme = (pathlib.Path(__file__).parents[1] / "README.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", readme, flags=re.S)
+    assert blocks
+    for block in blocks:
+        exec(compile(block, "README.md", "exec"), {})

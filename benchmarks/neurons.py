@@ -1,0 +1,85 @@
+"""Cost of fractional neurons next to the integer-order LIF, measured in the same run.
+
+Layer: Linear(256, 1024) on every step (TimeDistributed), then the neuron; batch 32,
+T steps, float32.  For each neuron kind and T this prints the forward time (no
+graph), the forward+backward time and the peak resident memory of the
+forward+backward, each also as a ratio to LIFNeuron at the same T.
+
+Every configuration runs in a fresh subprocess, so that the peak resident set size
+(ru_maxrss) belongs to that configuration alone; the baseline (interpreter, torch,
+inputs) is subtracted.
+
+    python benchmarks/neurons.py [--steps 100 500 1000] [--repeats 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+
+KINDS = {
+    "LIFNeuron": "LIFNeuron()",
+    "FractionalLIF full": "FractionalLIF(alpha=0.8)",
+    "FractionalLIF window 64": "FractionalLIF(alpha=0.8, memory=64)",
+    "FractionalLIF full learn_alpha": "FractionalLIF(alpha=0.8, learn_alpha=True)",
+}
+
+
+def _child(kind: str, steps: int, repeats: int) -> None:
+    import torch
+    from torch import nn
+
+    from spikede import FractionalLIF, LIFNeuron, TimeDistributed  # noqa: F401
+
+    torch.manual_seed(0)
+    model = nn.Sequential(TimeDistributed(nn.Linear(256, 1024)), eval(KINDS[kind]))
+    x = torch.rand(steps, 32, 256)
+    baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    forward, train = [], []
+    for _ in range(repeats):
+        with torch.no_grad():
+            start = time.perf_counter()
+            model(x)
+            forward.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        out = model(x)
+        out.mean().backward()
+        train.append(time.perf_counter() - start)
+        del out
+        model.zero_grad(set_to_none=True)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({"forward": min(forward), "train": min(train), "peak_mb": (peak - baseline) / 1024}))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, nargs="+", default=[100, 500, 1000])
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        _child(args.child[0], int(args.child[1]), args.repeats)
+        return
+
+    print("batch 32, Linear(256, 1024) + neuron, float32; ratios are to LIFNeuron at the same T")
+    header = f"{'neuron':<32}{'T':>6}{'fwd s':>9}{'x LIF':>7}{'fwd+bwd s':>11}{'x LIF':>7}{'peak MB':>9}{'x LIF':>7}"
+    print(header)
+    for steps in args.steps:
+        base = None
+        for kind in KINDS:
+            cmd = [sys.executable, __file__, "--child", kind, str(steps), "--repeats", str(args.repeats)]
+            result = json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout)
+            base = base or result
+            print(
+                f"{kind:<32}{steps:>6}{result['forward']:>9.3f}{result['forward'] / base['forward']:>7.2f}"
+                f"{result['train']:>11.3f}{result['train'] / base['train']:>7.2f}"
+                f"{result['peak_mb']:>9.0f}{result['peak_mb'] / max(base['peak_mb'], 1.0):>7.2f}"
+            )
+
+
+if __name__ == "__main__":
+    main()
