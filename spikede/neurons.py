@@ -37,7 +37,7 @@ from torch import nn
 
 from .events import EventParams, apply_events
 from .solvers.fdeint import Problem
-from .solvers.memory import HistoryKernel, check_memory
+from .solvers.memory import HistoryKernel, check_memory, make_kernel
 from .solvers.schemes import SCHEMES
 from .surrogate import Surrogate
 
@@ -46,6 +46,7 @@ __all__ = ["LIFNeuron", "IFNeuron", "FractionalLIF", "FractionalIF", "SpikingNeu
 NEURON_METHODS = ("gl", "l1")
 STEP_MODES = ("multi", "single")
 _INITIAL_CAPACITY = 64
+_SOE_SINGLE_STEP_HORIZON = 2**20
 
 
 def _positive(value, name: str) -> float:
@@ -279,7 +280,8 @@ class FractionalLIF(SpikingNeuron):
             :class:`~spikede.surrogate.Surrogate` module (see :mod:`spikede.surrogate`).
         method: ``'gl'`` (Grünwald–Letnikov) or ``'l1'``: the schemes whose history is the
             potential itself, so that resets are remembered.
-        memory: ``None`` (full history) or an int window of lags.
+        memory: ``None`` (full history), an int window of lags, or ``'soe'`` (sum of
+            exponentials, O(1) per step; single-step runs up to 2^20 steps).
         reset, v_reset, detach_reset: the event layer (see :mod:`spikede.events`).
         learn_alpha: learn ``alpha = sigmoid(a)`` (stays in (0, 1); needs ``alpha < 1``).
         learn_tau, learn_threshold: learn ``tau = exp(b)`` and the threshold.
@@ -325,6 +327,11 @@ class FractionalLIF(SpikingNeuron):
             )
         self.method = method
         self.memory = check_memory(memory)
+        if learn_alpha and self.memory == "soe":
+            raise ValueError(
+                "memory='soe' compresses the weights of a fixed alpha and cannot learn it; "
+                "use learn_alpha=False, or memory=None / an int window"
+            )
         if learn_alpha:
             if alpha >= 1.0:
                 raise ValueError(
@@ -344,15 +351,18 @@ class FractionalLIF(SpikingNeuron):
 
     def _scheme(self, v0: torch.Tensor, horizon: int):
         problem = Problem(
-            func=None, y0=v0, t=(), h=self.dt, n_steps=horizon, window=self.memory,
+            func=None, y0=v0, t=(), h=self.dt, n_steps=horizon,
+            window=self.memory if isinstance(self.memory, int) else None,
             corrector_iters=1, newton_tol=0.0, newton_max_iters=1,
         )
         return SCHEMES[self.method](problem, [self.alpha], [1.0], implicit=False)
 
     def _start(self, template, horizon):
         v0 = torch.full_like(template, self.v_rest)
+        if self.memory == "soe" and self.step_mode == "single":
+            horizon = _SOE_SINGLE_STEP_HORIZON
         scheme = self._scheme(v0, horizon)
-        kernel = HistoryKernel(scheme.weights, horizon, v0, window=self.memory)
+        kernel = make_kernel(scheme, horizon, v0, self.memory)
         kernel.append(scheme.first_stored(v0, None))
         return FractionalState(v0, 0, kernel, scheme)
 

@@ -8,7 +8,7 @@ from typing import Callable, Sequence
 
 import torch
 
-from .memory import HistoryKernel, check_memory
+from .memory import check_memory, make_kernel
 from .newton import default_tolerance
 from .schemes import SCHEMES
 
@@ -163,6 +163,9 @@ def fdeint(
     newton_tol: float | None = None,
     newton_max_iters: int = 50,
     block: int = 64,
+    soe_tol: float | None = None,
+    soe_first_lag: int = 32,
+    save_every: int = 1,
     options: dict | None = None,
 ) -> torch.Tensor:
     r"""Solve ``D^alpha y = f(t, y)``, ``y(t[0]) = y0`` (Caputo, ``0 < alpha <= 1``) on the grid ``t``.
@@ -181,8 +184,13 @@ def fdeint(
             ``min(2, 1 + alpha)``).  With ``alpha == 1`` any ``torchdiffeq`` method
             (``'dopri5'``, ``'rk4'``, ...) is also accepted and the call is delegated to
             ``torchdiffeq.odeint`` (``options`` are passed on).
-        memory: ``None`` for the exact full history, or an int ``M``: only lags
-            ``j <= M`` (short-memory principle).
+        memory: ``None`` for the exact full history, an int ``M``: only lags
+            ``j <= M`` (short-memory principle), or ``'soe'``: lags ``j < soe_first_lag``
+            exact, the rest as a sum of exponentials with relative weight error
+            ``<= soe_tol`` (default 1e-8 in float64, 1e-6 otherwise), O(1) work and memory
+            per step.  ``'soe'`` needs a constant ``alpha``.
+        save_every: return the states at steps ``0, k, 2k, ...`` and the last step only
+            (with ``memory='soe'`` the memory then stays O(1) in the number of steps).
         implicit: evaluate ``f`` at the new point ``(t_n, y_n)`` (``gl``, ``l1``,
             ``pred``) and solve by Newton's method to ``newton_tol`` (default
             ``256 eps``); stable on stiff problems.
@@ -208,7 +216,12 @@ def fdeint(
     if options:
         raise ValueError(f"options= is only passed on to torchdiffeq methods; method {method!r} takes keywords")
     alphas, coefficients = _alpha_terms(alpha, coefficients, method)
-    window = check_memory(memory)
+    memory = check_memory(memory)
+    if memory == "soe" and any(isinstance(a, torch.Tensor) and a.requires_grad for a in alphas):
+        raise ValueError(
+            "memory='soe' compresses the weights of a fixed alpha; alpha requires grad. "
+            "Use memory=None or an int window to learn alpha"
+        )
     scheme_cls = SCHEMES[method]
     if implicit and not scheme_cls.implicit_variant:
         raise ValueError(f"method {method!r} has no implicit variant; it is a predictor-corrector (see corrector_iters)")
@@ -218,26 +231,36 @@ def fdeint(
         t=t.to(y0.dtype).unbind(0),
         h=h,
         n_steps=t.numel() - 1,
-        window=window,
+        window=memory if isinstance(memory, int) else None,
         corrector_iters=_check_positive_int(corrector_iters, "corrector_iters"),
         newton_tol=default_tolerance(y0.dtype) if newton_tol is None else float(newton_tol),
         newton_max_iters=_check_positive_int(newton_max_iters, "newton_max_iters"),
     )
     scheme = scheme_cls(problem, alphas, coefficients, bool(implicit))
-    return _integrate(problem, scheme, window, _check_positive_int(block, "block"))
+    kernel = make_kernel(
+        scheme, problem.n_steps, y0, memory, block=_check_positive_int(block, "block"),
+        soe_tol=soe_tol, soe_first_lag=_check_soe_first_lag(soe_first_lag),
+    )
+    return _integrate(problem, scheme, kernel, _check_positive_int(save_every, "save_every"))
 
 
-def _integrate(problem: Problem, scheme, window: int | None, block: int) -> torch.Tensor:
+def _check_soe_first_lag(value) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 2:
+        raise ValueError(f"soe_first_lag must be an int >= 2, got {value!r}")
+    return value
+
+
+def _integrate(problem: Problem, scheme, kernel, save_every: int) -> torch.Tensor:
     y0, ts = problem.y0, problem.t
     needs_f_prev = not scheme.stores_rhs and not scheme.implicit
     f = problem.rhs(ts[0], y0) if (scheme.stores_rhs or needs_f_prev) else None
-    kernel = HistoryKernel(scheme.weights, problem.n_steps, y0, window=window, block=block)
     kernel.append(scheme.first_stored(y0, f))
     ys = [y0]
     y = y0
     for n in range(1, problem.n_steps + 1):
         y_prev, y = y, scheme.step(n, y, kernel.read(n), f)
-        ys.append(y)
+        if n % save_every == 0 or n == problem.n_steps:
+            ys.append(y)
         if n == problem.n_steps:
             break
         if scheme.stores_rhs or needs_f_prev:

@@ -31,16 +31,16 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["HistoryKernel", "check_memory"]
+__all__ = ["HistoryKernel", "check_memory", "make_kernel"]
 
 
-def check_memory(memory: object) -> int | None:
-    """Validate ``memory=``: ``None`` (full history) or a positive int window."""
-    if memory is None:
-        return None
+def check_memory(memory: object) -> int | str | None:
+    """Validate ``memory=``: ``None`` (full history), a positive int window, or ``'soe'``."""
+    if memory is None or memory == "soe":
+        return memory
     if isinstance(memory, bool) or not isinstance(memory, int):
         raise ValueError(
-            f"memory must be None (full history) or a positive int window of lags, got {memory!r}"
+            f"memory must be None (full history), a positive int window of lags or 'soe', got {memory!r}"
         )
     if memory <= 0:
         raise ValueError(f"memory must be a positive number of lags, got {memory}")
@@ -193,3 +193,20 @@ class HistoryKernel:
         if n > lo:
             h = h + self._contract(n, 1, lo, n)[:, 0]
         return h.reshape(self.channels, *self.shape)
+
+
+def make_kernel(scheme, n_steps: int, template: torch.Tensor, memory, *, block: int = 64,
+                soe_tol: float | None = None, soe_first_lag: int = 32):
+    """The memory kernel for ``memory=`` (``None``, an int window or ``'soe'``) over ``scheme``'s weights."""
+    if memory != "soe" or n_steps < soe_first_lag:  # a horizon shorter than L0 is all exact lags
+        window = None if memory == "soe" else memory
+        return HistoryKernel(scheme.weights, n_steps, template, window=window, block=block)
+    from .soe import SOEKernel, compress, default_tolerance
+
+    tol = default_tolerance(template.dtype) if soe_tol is None else float(soe_tol)
+    horizon = 1 << (n_steps - 1).bit_length()
+    terms = [
+        [(compress(seq, alpha, horizon, tol, soe_first_lag), scale, shift) for seq, alpha, scale, shift in channel]
+        for channel in scheme.sequence_terms()
+    ]
+    return SOEKernel(scheme.weights[:, :soe_first_lag], terms, template, n_steps)

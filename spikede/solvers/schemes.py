@@ -71,6 +71,11 @@ class Scheme(ABC):
     def stored(self, y: torch.Tensor, y_prev: torch.Tensor, f: torch.Tensor | None) -> torch.Tensor:
         """``u_n`` from the kept state ``y_n``, the previous state and ``f(t_n, y_n)``."""
 
+    @abstractmethod
+    def sequence_terms(self) -> list[list[tuple[str, float, float, int]]]:
+        """Per weight channel, ``(sequence, alpha, scale, shift)`` terms: ``W[c, j] = sum scale * w_{j-shift}``
+        with ``w`` one of the sequences of :mod:`spikede.solvers.soe` (used by ``memory='soe'``)."""
+
     @property
     def stores_rhs(self) -> bool:
         """True if ``u_k = f(t_k, y_k)``, so the driver evaluates ``f`` at every new state."""
@@ -95,6 +100,7 @@ class GrunwaldLetnikov(Scheme):
 
     def build_weights(self, alphas, coefficients):
         n, device = self.problem.n_steps, self.problem.device
+        self._terms = [("gl", float(a), 1.0, 0) for a in alphas]
         if len(alphas) == 1:  # y_n = y0 + h^a / c * F - sum g_j u_{n-j}, with g exact (-1, 0, ... at a = 1)
             self.step_coef = self._scalar(self.h**self.alpha / coefficients[0])
             return wts.grunwald_letnikov(self.alpha, n, device)[None]
@@ -104,7 +110,13 @@ class GrunwaldLetnikov(Scheme):
             term = c * self.h ** (-a) * wts.grunwald_letnikov(a, n, device)
             total = term if total is None else total + term
         self.step_coef = self._scalar(1.0 / total[0])
+        self._terms = [
+            ("gl", float(a), float(c * self.h ** (-float(a)) / total[0]), 0) for a, c in zip(alphas, coefficients)
+        ]
         return (total / total[0])[None]
+
+    def sequence_terms(self):
+        return [self._terms]
 
     def first_stored(self, y0, f0):
         return torch.zeros_like(y0)
@@ -128,6 +140,9 @@ class L1(Scheme):
         a = self.alpha
         self.step_coef = self._scalar(wts.gamma(2.0 - a) * self.h**a)
         return wts.l1_weights(a, self.problem.n_steps, self.problem.device)[None]
+
+    def sequence_terms(self):
+        return [[("l1", float(self.alpha), 1.0, 0)]]
 
     def first_stored(self, y0, f0):
         return torch.zeros_like(y0)
@@ -158,6 +173,9 @@ class ProductRectangle(Scheme):
         if self.implicit:  # y_n = y0 + kappa (b_0 f_n + sum_{m>=1} b_m f_{n-m})
             return b[None]
         return torch.cat([b.new_zeros(1), b[:-1]])[None]  # lag m carries b_{m-1}
+
+    def sequence_terms(self):
+        return [[("rect", float(self.alpha), 1.0, 0 if self.implicit else 1)]]
 
     def first_stored(self, y0, f0):
         return f0
@@ -196,6 +214,10 @@ class ProductTrapezoid(Scheme):
             start = start * (steps <= window).to(start.dtype)
         self.start_correction = start.to(self.problem.dtype).unbind(0)
         return torch.stack([predictor, c])
+
+    def sequence_terms(self):
+        a = float(self.alpha)
+        return [[("rect", a, 1.0, 1)], [("trap", a, 1.0, 0)]]
 
     def first_stored(self, y0, f0):
         self.f0 = f0
