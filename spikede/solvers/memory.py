@@ -203,10 +203,22 @@ def make_kernel(scheme, n_steps: int, template: torch.Tensor, memory, *, block: 
         return HistoryKernel(scheme.weights, n_steps, template, window=window, block=block)
     from .soe import SOEKernel, compress, default_tolerance
 
+    from .weights import grunwald_letnikov
+
     tol = default_tolerance(template.dtype) if soe_tol is None else float(soe_tol)
     horizon = 1 << (n_steps - 1).bit_length()
+    channels = scheme.sequence_terms()
+    by_parts = all(seq == "gl" for channel in channels for seq, *_ in channel)
+    correction = None
+    if by_parts:  # compress the partial sums G_j and carry differences (see SOEKernel)
+        correction = torch.tensor(
+            [sum(scale * grunwald_letnikov(alpha - 1.0, soe_first_lag - 1)[-1].item() for _, alpha, scale, _ in channel)
+             for channel in channels],
+            dtype=torch.float64,
+        )
+        channels = [[("glsum", alpha, scale, shift) for _, alpha, scale, shift in channel] for channel in channels]
     terms = [
         [(compress(seq, alpha, horizon, tol, soe_first_lag), scale, shift) for seq, alpha, scale, shift in channel]
-        for channel in scheme.sequence_terms()
+        for channel in channels
     ]
-    return SOEKernel(scheme.weights[:, :soe_first_lag], terms, template, n_steps)
+    return SOEKernel(scheme.weights[:, :soe_first_lag], terms, template, n_steps, correction)

@@ -100,7 +100,7 @@ class GrunwaldLetnikov(Scheme):
 
     def build_weights(self, alphas, coefficients):
         n, device = self.problem.n_steps, self.problem.device
-        self._terms = [("gl", float(a), 1.0, 0) for a in alphas]
+        self._alphas, self._coefficients = alphas, coefficients
         if len(alphas) == 1:  # y_n = y0 + h^a / c * F - sum g_j u_{n-j}, with g exact (-1, 0, ... at a = 1)
             self.step_coef = self._scalar(self.h**self.alpha / coefficients[0])
             return wts.grunwald_letnikov(self.alpha, n, device)[None]
@@ -110,13 +110,14 @@ class GrunwaldLetnikov(Scheme):
             term = c * self.h ** (-a) * wts.grunwald_letnikov(a, n, device)
             total = term if total is None else total + term
         self.step_coef = self._scalar(1.0 / total[0])
-        self._terms = [
-            ("gl", float(a), float(c * self.h ** (-float(a)) / total[0]), 0) for a, c in zip(alphas, coefficients)
-        ]
         return (total / total[0])[None]
 
     def sequence_terms(self):
-        return [self._terms]
+        alphas = [float(a.detach()) if isinstance(a, torch.Tensor) else float(a) for a in self._alphas]
+        if len(alphas) == 1:
+            return [[("gl", alphas[0], 1.0, 0)]]
+        total = sum(c * self.h ** (-a) for a, c in zip(alphas, self._coefficients))
+        return [[("gl", a, c * self.h ** (-a) / total, 0) for a, c in zip(alphas, self._coefficients)]]
 
     def first_stored(self, y0, f0):
         return torch.zeros_like(y0)
@@ -142,7 +143,7 @@ class L1(Scheme):
         return wts.l1_weights(a, self.problem.n_steps, self.problem.device)[None]
 
     def sequence_terms(self):
-        return [[("l1", float(self.alpha), 1.0, 0)]]
+        return [[("l1", float(self.alpha.detach()), 1.0, 0)]]
 
     def first_stored(self, y0, f0):
         return torch.zeros_like(y0)
@@ -175,7 +176,7 @@ class ProductRectangle(Scheme):
         return torch.cat([b.new_zeros(1), b[:-1]])[None]  # lag m carries b_{m-1}
 
     def sequence_terms(self):
-        return [[("rect", float(self.alpha), 1.0, 0 if self.implicit else 1)]]
+        return [[("rect", float(self.alpha.detach()), 1.0, 0 if self.implicit else 1)]]
 
     def first_stored(self, y0, f0):
         return f0
@@ -216,7 +217,7 @@ class ProductTrapezoid(Scheme):
         return torch.stack([predictor, c])
 
     def sequence_terms(self):
-        a = float(self.alpha)
+        a = float(self.alpha.detach())
         return [[("rect", a, 1.0, 1)], [("trap", a, 1.0, 0)]]
 
     def first_stored(self, y0, f0):

@@ -10,6 +10,8 @@ with (for ``0 < a < 1``)
 
 * Grünwald–Letnikov ``g_j``: ``phi(s) = -(sin(pi a)/pi) e^{a s} (1 - e^{-s})^a`` (from
   ``g_j = -(sin(pi a)/pi) int_0^1 x^{j-1-a} (1-x)^a dx`` and ``x = e^{-s}``);
+* their partial sums ``G_j = g_0 + ... + g_j`` (the coefficients of ``(1-z)^(a-1)``):
+  ``phi(s) = (sin(pi a)/pi) (e^s - 1)^(a-1)``;
 * L1 ``(j+1)^{1-a} - j^{1-a}``: ``phi(s) = (1-a)/Gamma(a) s^{a-2} (1 - e^{-s})``;
 * product rectangle ``(k+1)^a - k^a``: ``phi(s) = a/Gamma(1-a) s^{-a-1} (1 - e^{-s})``;
 * product trapezoid ``(m+1)^{a+1} + (m-1)^{a+1} - 2 m^{a+1}``:
@@ -40,7 +42,7 @@ from . import weights as wts
 
 __all__ = ["SumOfExponentials", "compress", "SEQUENCES"]
 
-SEQUENCES = ("gl", "l1", "rect", "trap")
+SEQUENCES = ("gl", "glsum", "l1", "rect", "trap")
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,7 @@ def exact_weights(sequence: str, alpha: float, n: int) -> np.ndarray:
     """The exact sequence (float64) for lags ``0 .. n``, from :mod:`spikede.solvers.weights`."""
     builder = {
         "gl": wts.grunwald_letnikov,
+        "glsum": lambda a, m: wts.grunwald_letnikov(a - 1.0, m),
         "l1": wts.l1_weights,
         "rect": wts.rectangle_weights,
         "trap": wts.trapezoid_weights,
@@ -79,6 +82,8 @@ def _density(sequence: str, a: float):
     """``(C, gamma, psi)`` with ``s phi(s) = C s^gamma psi(s)``, ``psi`` smooth and ``psi(0) = 1``."""
     if sequence == "gl":
         return -math.sin(math.pi * a) / math.pi, 1.0 + a, lambda s: np.exp(a * s) * (-np.expm1(-s) / s) ** a
+    if sequence == "glsum":
+        return math.sin(math.pi * a) / math.pi, a, lambda s: (np.expm1(s) / s) ** (a - 1.0)
     if sequence == "l1":
         return (1.0 - a) / gamma_fn(a), a, lambda s: -np.expm1(-s) / s
     if sequence == "rect":
@@ -134,7 +139,7 @@ def compress(sequence: str, alpha: float, horizon: int, tol: float, first_lag: i
     if first_lag < 2:
         raise ValueError(f"first_lag must be >= 2, got {first_lag}")
     if alpha == 1.0:
-        constant = {"gl": 0.0, "l1": 0.0, "rect": 1.0, "trap": 2.0}[sequence]
+        constant = {"gl": 0.0, "glsum": 0.0, "l1": 0.0, "rect": 1.0, "trap": 2.0}[sequence]
         rates, coefs = (np.ones(1), np.array([constant])) if constant else (np.zeros(0), np.zeros(0))
         return SumOfExponentials(sequence, alpha, rates, coefs, first_lag, horizon, tol, 0.0)
     exact = exact_weights(sequence, alpha, horizon)
@@ -162,16 +167,30 @@ class SOEKernel:
     Mode ``k`` of channel ``c`` keeps ``S_k(n) = sum_{j >= L0} r_k^j u_{n-j}``, updated in O(1)
     per step by ``S_k(n) = r_k S_k(n-1) + r_k^{L0} u_{n-L0}`` when ``u_{n-L0}`` leaves the
     exact window; a read costs O(L0 + K) per state element whatever ``n`` is, and the kernel
-    holds ``L0 - 1`` rows and ``K`` modes.  While no stored row requires grad the rows live
+    holds ``L0 - 1`` rows and ``K`` modes.
+
+    Grünwald–Letnikov weights sum to zero, so applying their compression to ``u`` directly
+    loses accuracy through cancellation (``u = y - y0`` is far from zero for most of a
+    run).  For them the tail is summed by parts: ``sum_{j>=L0} g_j u_{n-j} =
+    sum_{j>=L0} G_j d_{n-j} - G_{L0-1} u_{n-L0}`` with ``d_k = u_k - u_{k-1}`` and the
+    partial sums ``G``, which are positive and smooth; the modes then carry ``d``.
+
+    While no stored row requires grad the rows live
     in a ring buffer updated in place; once one does, they are kept as a list of tensors
     (autograd-friendly, still ``L0 - 1`` of them).  Same interface as
     :class:`~spikede.solvers.memory.HistoryKernel`.
     """
 
-    def __init__(self, exact: torch.Tensor, terms: list, template: torch.Tensor, n_steps: int):
+    def __init__(
+        self, exact: torch.Tensor, terms: list, template: torch.Tensor, n_steps: int, correction: torch.Tensor | None = None
+    ):
         """``exact``: ``[C, L0]`` weights for lags ``0 .. L0-1``; ``terms[c]``: list of
-        ``(SumOfExponentials, scale, shift)`` meaning ``scale * w_{j - shift}`` in channel ``c``."""
+        ``(SumOfExponentials, scale, shift)`` meaning ``scale * w_{j - shift}`` in channel ``c``.
+        ``correction`` (``[C]``): given, the modes carry differences ``d`` and the tail is
+        ``modes - correction * u_{n-L0}`` (summation by parts, see above)."""
         self.n_steps = n_steps
+        self.correction = None if correction is None else correction.to(template.dtype)[:, None]
+        self._left = template.new_zeros(template.numel())  # the row that left the window last
         self.channels, self.first_lag = exact.shape
         self.shape = template.shape
         self.window = self.first_lag - 1
@@ -208,10 +227,12 @@ class SOEKernel:
         )
 
     def _fold(self, leaving: torch.Tensor) -> None:
+        entering = leaving if self.correction is None else leaving - self._left
+        self._left = leaving.clone() if self._rows is None else leaving
         if self._rows is None:
-            self._modes.addcmul_(self._modes, self.decay, value=-1.0).addcmul_(self.entry, leaving)
+            self._modes.addcmul_(self._modes, self.decay, value=-1.0).addcmul_(self.entry, entering)
         else:
-            self._modes = torch.addcmul(torch.addcmul(self._modes, self._modes, self.decay, value=-1.0), self.entry, leaving)
+            self._modes = torch.addcmul(torch.addcmul(self._modes, self._modes, self.decay, value=-1.0), self.entry, entering)
 
     def append(self, u: torch.Tensor) -> None:
         k, m = self._n_stored, self.window
@@ -239,4 +260,6 @@ class SOEKernel:
             history = self.reversed_exact[:, -recent.shape[0] :] @ recent
         if self.n_modes:
             history = history + (self.coefficients @ self._modes)[:, 0]
+        if self.correction is not None and n >= self.first_lag:
+            history = history - self.correction * self._left
         return history.reshape(self.channels, *self.shape)

@@ -1,0 +1,142 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from spikede import FractionalLIF, fdeint
+from spikede.solvers import weights as wts
+from spikede.solvers.soe import compress
+from spikede.special import diethelm_problem
+
+F64 = torch.float64
+ALPHAS = [0.1, 0.3, 0.5, 0.7, 0.9, 0.99]
+EXACT = {
+    "gl": wts.grunwald_letnikov,
+    "l1": wts.l1_weights,
+    "rect": wts.rectangle_weights,
+    "trap": wts.trapezoid_weights,
+}
+
+
+def measured_error(soe, sequence, alpha, horizon):
+    """Max relative error of the modes over every lag first_lag .. horizon, recomputed here."""
+    exact = EXACT[sequence](alpha, horizon).numpy()
+    worst = 0.0
+    for start in range(soe.first_lag, horizon + 1, 50000):
+        j = np.arange(start, min(start + 50000, horizon + 1), dtype=np.float64)
+        approx = (soe.coefficients[None, :] * soe.rates[None, :] ** j[:, None]).sum(1)
+        worst = max(worst, np.max(np.abs(approx / exact[start : start + len(j)] - 1.0)))
+    return worst
+
+
+@pytest.mark.parametrize("alpha", ALPHAS)
+def test_gl_compression_over_a_million_lags(alpha):
+    soe = compress("gl", alpha, 10**6, 1e-8, 32)
+    assert soe.n_modes <= 64
+    error = measured_error(soe, "gl", alpha, 10**6)
+    assert error <= 1e-8 and error == pytest.approx(soe.max_rel_error, rel=1e-3, abs=1e-13)
+
+
+@pytest.mark.parametrize("sequence", ["l1", "rect", "trap"])
+@pytest.mark.parametrize("alpha", ALPHAS)
+def test_other_sequences_compress(sequence, alpha):
+    soe = compress(sequence, alpha, 2**17, 1e-8, 32)
+    assert soe.n_modes <= 64
+    assert measured_error(soe, sequence, alpha, 2**17) <= 1e-8
+
+
+def test_alpha_one_is_exact():
+    assert compress("gl", 1.0, 1000, 1e-8).n_modes == 0
+    rect = compress("rect", 1.0, 1000, 1e-8)
+    assert rect.rates.tolist() == [1.0] and rect.coefficients.tolist() == [1.0]
+
+
+def relaxation(t, y):
+    return -y
+
+
+@pytest.mark.parametrize("alpha", [0.3, 0.5, 0.7, 0.9])
+def test_end_to_end_against_full_history(alpha):
+    t = torch.linspace(0.0, 10.0, 10001, dtype=F64)
+    func, _ = diethelm_problem(alpha)
+    t1 = torch.linspace(0.0, 1.0, 10001, dtype=F64)
+    cases = [(relaxation, torch.ones(1, dtype=F64), t, m) for m in ("gl", "l1", "pred", "trap")]
+    cases.append((func, torch.zeros(1, dtype=F64), t1, "gl"))
+    cases.append((func, torch.zeros(1, dtype=F64), t1, "trap"))
+    for f, y0, grid, method in cases:
+        full = fdeint(f, y0, grid, alpha, method=method)
+        soe = fdeint(f, y0, grid, alpha, method=method, memory="soe")
+        assert (soe - full).abs().max() <= 10 * 1e-8 * full.abs().max(), (method, alpha)
+
+
+def test_multi_term_and_implicit_with_soe():
+    t = torch.linspace(0.0, 5.0, 2001, dtype=F64)
+    y0 = torch.ones(3, dtype=F64)
+    kw = dict(alpha=[0.9, 0.4], coefficients=[1.0, 0.5])
+    full = fdeint(relaxation, y0, t, **kw)
+    soe = fdeint(relaxation, y0, t, memory="soe", **kw)
+    assert (soe - full).abs().max() <= 1e-7
+    full = fdeint(lambda t, y: -50 * y, y0, t, 0.6, method="l1", implicit=True)
+    soe = fdeint(lambda t, y: -50 * y, y0, t, 0.6, method="l1", implicit=True, memory="soe")
+    assert (soe - full).abs().max() <= 1e-7
+
+
+def test_float32():
+    t = torch.linspace(0.0, 10.0, 5001, dtype=torch.float32)
+    y32 = fdeint(relaxation, torch.ones(4), t, 0.6, memory="soe")
+    y64 = fdeint(relaxation, torch.ones(4, dtype=F64), torch.linspace(0.0, 10.0, 5001, dtype=F64), 0.6)
+    assert y32.dtype == torch.float32
+    assert (y32.double() - y64).abs().max() < 2e-5
+
+
+def test_gradients_through_soe_match_full():
+    torch.manual_seed(0)
+    weight = torch.randn(4, 4, dtype=F64, requires_grad=True)
+    y0 = torch.randn(4, dtype=F64, requires_grad=True)
+    t = torch.linspace(0, 3, 301, dtype=F64)
+
+    def loss(memory):
+        y = fdeint(lambda t, y: torch.tanh(weight @ y) - y, y0, t, 0.7, method="trap", memory=memory)
+        return (y**2).sum()
+
+    g_full = torch.autograd.grad(loss(None), (weight, y0))
+    g_soe = torch.autograd.grad(loss("soe"), (weight, y0))
+    for a, b in zip(g_full, g_soe):
+        assert torch.allclose(a, b, rtol=1e-7, atol=1e-9)
+
+
+def test_save_every_returns_a_subsampled_trajectory():
+    t = torch.linspace(0, 1, 101, dtype=F64)
+    full = fdeint(relaxation, torch.ones(2, dtype=F64), t, 0.5)
+    every = fdeint(relaxation, torch.ones(2, dtype=F64), t, 0.5, save_every=30, memory="soe")
+    assert every.shape == (5, 2)  # steps 0, 30, 60, 90 and the last, 100
+    assert torch.allclose(every, full[[0, 30, 60, 90, 100]], rtol=0, atol=1e-9)
+
+
+def test_neurons_with_soe_match_full_history():
+    x = torch.rand(300, 4, 16, dtype=F64, generator=torch.Generator().manual_seed(1)) * 1.5
+    full = FractionalLIF(alpha=0.6, record=True)
+    soe = FractionalLIF(alpha=0.6, memory="soe", record=True)
+    single = FractionalLIF(alpha=0.6, memory="soe", record=True, step_mode="single")
+    s_full, s_soe = full(x), soe(x)
+    s_single = torch.stack([single(xt) for xt in x.unbind(0)])
+    assert torch.equal(s_full, s_soe) and torch.equal(s_soe, s_single)
+    assert (full.membrane - soe.membrane).abs().max() < 1e-9
+
+
+def test_soe_refuses_learnable_alpha():
+    with pytest.raises(ValueError, match="fixed alpha"):
+        FractionalLIF(memory="soe", learn_alpha=True)
+    alpha = torch.tensor(0.5, dtype=F64, requires_grad=True)
+    with pytest.raises(ValueError, match="alpha requires grad"):
+        fdeint(relaxation, torch.ones(1, dtype=F64), torch.linspace(0, 1, 50, dtype=F64), alpha, memory="soe")
+
+
+def test_bad_soe_options():
+    t = torch.linspace(0, 1, 50, dtype=F64)
+    with pytest.raises(ValueError, match="soe_first_lag"):
+        fdeint(relaxation, torch.ones(1, dtype=F64), t, 0.5, memory="soe", soe_first_lag=1)
+    with pytest.raises(ValueError, match="memory must be"):
+        fdeint(relaxation, torch.ones(1, dtype=F64), t, 0.5, memory="fast")
+    assert math.isfinite(compress("gl", 0.5, 1000, 1e-8).max_rel_error)
