@@ -255,28 +255,53 @@ def _integrate(problem: Problem, scheme, kernel, save_every: int) -> torch.Tenso
     needs_f_prev = not scheme.stores_rhs and not scheme.implicit
     f = problem.rhs(ts[0], y0) if (scheme.stores_rhs or needs_f_prev) else None
     kernel.append(scheme.first_stored(y0, f))
-    ys = [y0]
+    n_saved = problem.n_steps // save_every + 1 + (problem.n_steps % save_every != 0)
+    trajectory = _Trajectory(y0, n_saved)
     y = y0
     for n in range(1, problem.n_steps + 1):
         y_prev, y = y, scheme.step(n, y, kernel.read(n), f)
         if n % save_every == 0 or n == problem.n_steps:
-            ys.append(y)
+            trajectory.append(y)
         if n == problem.n_steps:
             break
         if scheme.stores_rhs or needs_f_prev:
             f = problem.rhs(ts[n], y)
         kernel.append(scheme.stored(y, y_prev, f))
-    out = torch.stack(ys)
-    _check_finite(out)
+    out = trajectory.result()
+    _check_finite(out, save_every, problem.n_steps)
     return out
 
 
-def _check_finite(out: torch.Tensor) -> None:
+class _Trajectory:
+    """The saved states: written into one preallocated tensor while nothing needs a gradient,
+    else kept as a list and stacked once at the end (autograd cannot track in-place writes)."""
+
+    def __init__(self, y0: torch.Tensor, size: int):
+        self._list: list[torch.Tensor] | None = None
+        self._buffer = y0.new_empty(size, *y0.shape)
+        self._count = 0
+        self.append(y0)
+
+    def append(self, y: torch.Tensor) -> None:
+        if self._list is None and y.requires_grad:
+            self._list = list(self._buffer[: self._count].unbind(0))
+        if self._list is None:
+            self._buffer[self._count].copy_(y)
+        else:
+            self._list.append(y)
+        self._count += 1
+
+    def result(self) -> torch.Tensor:
+        return self._buffer if self._list is None else torch.stack(self._list)
+
+
+def _check_finite(out: torch.Tensor, save_every: int, n_steps: int) -> None:
     finite = torch.isfinite(out.detach()).reshape(out.shape[0], -1).all(1)
     if not bool(finite.all()):
-        step = int(torch.nonzero(~finite)[0])
+        step = min(int(torch.nonzero(~finite)[0]) * save_every, n_steps)
+        where = f"from step {step} on" if save_every == 1 else f"by step {step} (states are saved every {save_every})"
         raise FloatingPointError(
-            f"the solution is not finite from step {step} on (t index {step}); the problem may be stiff "
+            f"the solution is not finite {where} (t index {step}); the problem may be stiff "
             "for this step size: reduce h or use implicit=True"
         )
 
