@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 import torch
 
@@ -61,6 +62,88 @@ def _convergence(args: argparse.Namespace) -> int:
     return 0
 
 
+def _memory_value(text: str):
+    if text in ("none", "full"):
+        return None
+    if text == "soe":
+        return "soe"
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--memory takes 'full', 'soe' or a positive window, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"--memory window must be >= 1, got {value}")
+    return value
+
+
+def _float_value(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+
+
+def _int_value(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+
+
+def _train_config(args: argparse.Namespace):
+    from .training import TrainConfig
+
+    return TrainConfig(
+        dataset=args.dataset, data_dir=args.data_dir, encoding=args.encoding, timesteps=args.timesteps,
+        hidden=args.hidden, alpha=list(args.alpha), learn_alpha=args.learn_alpha, method=args.method,
+        memory=args.memory, surrogate=args.surrogate, surrogate_scale=args.surrogate_scale, tau=args.tau,
+        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed, device=args.device,
+        out=args.out, limit=args.limit,
+    )
+
+
+def _summary_line(summary: dict) -> str:
+    alphas = ", ".join(f"{a:.4f}" for a in summary["alphas"])
+    return (f"test accuracy {summary['test_acc']:.4f} | mean hidden firing rate {summary['firing_rate']:.4f} "
+            f"| alphas {alphas}")
+
+
+def _train(args: argparse.Namespace) -> int:
+    from .training import train
+
+    config = _train_config(args)
+    if not args.compare_alpha:
+        summary = train(config, resume=args.resume)
+        if summary:
+            print(_summary_line(summary))
+            print(f"outputs in {config.out}: checkpoint.pt, metrics.csv, metrics.json, curves.png, raster.png"
+                  + (", alpha.png" if config.learn_alpha else ""))
+        return 0
+    if args.resume:
+        raise ValueError("--resume cannot be combined with --compare-alpha")
+    rows = []
+    for alpha in args.compare_alpha:
+        run = _train_config(args)
+        run.alpha, run.out = [alpha], str(Path(args.out) / f"alpha-{alpha:g}")
+        print(f"== alpha {alpha:g} ==")
+        summary = train(run)
+        if summary:
+            rows.append((alpha, summary))
+    if rows:
+        print(f"\n{'alpha':>6} {'test acc':>9} {'firing rate':>12}")
+        for alpha, summary in rows:
+            print(f"{alpha:>6g} {summary['test_acc']:>9.4f} {summary['firing_rate']:>12.4f}")
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from .training import evaluate_checkpoint
+
+    result = evaluate_checkpoint(args.checkpoint, device=args.device)
+    print(f"{args.checkpoint} (epoch {result['epoch']}): " + _summary_line(result))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="spikede",
@@ -82,16 +165,65 @@ def build_parser() -> argparse.ArgumentParser:
     conv.add_argument("--n0", type=_positive_int, default=16, help="coarsest number of steps (default: 16)")
     conv.add_argument("--halvings", type=_positive_int, default=5, help="number of step halvings (default: 5)")
     conv.set_defaults(handler=_convergence)
+
+    from .data import DATASETS, ENCODINGS
+    from .neurons import NEURON_METHODS
+    from .surrogate import available_surrogates
+
+    tr = sub.add_parser(
+        "train",
+        help="train a fractional spiking network (default: scikit-learn digits, offline)",
+        description="Train Linear -> FractionalLIF -> Linear -> FractionalLIF on spike-encoded images and "
+        "report test accuracy. Under torchrun it uses DistributedDataParallel.",
+    )
+    tr.add_argument("--dataset", default="digits", help=f"one of {', '.join(DATASETS)} (default: digits)")
+    tr.add_argument("--data-dir", default=None, help="folder with the Fashion-MNIST IDX files")
+    tr.add_argument("--encoding", default="rate", choices=ENCODINGS, help="rate: Bernoulli spikes; rows: rows as steps")
+    tr.add_argument("--timesteps", type=_int_value, default=16, help="time steps of the rate code (default: 16)")
+    tr.add_argument("--hidden", type=_int_value, default=128, help="hidden neurons (default: 128)")
+    tr.add_argument("--alpha", type=_float_value, nargs="+", default=[0.8], help="order, one or one per layer (default: 0.8)")
+    tr.add_argument("--learn-alpha", action="store_true", help="learn the orders")
+    tr.add_argument("--method", default="gl", choices=NEURON_METHODS, help="neuron scheme (default: gl)")
+    tr.add_argument("--memory", type=_memory_value, default=None, help="full (default), soe, or a window of lags")
+    tr.add_argument("--surrogate", default="sigmoid", choices=available_surrogates(), help="surrogate (default: sigmoid)")
+    tr.add_argument("--surrogate-scale", type=_float_value, default=None, help="surrogate hyper-parameter")
+    tr.add_argument("--tau", type=_float_value, default=2.0, help="membrane time constant (default: 2)")
+    tr.add_argument("--epochs", type=_int_value, default=15, help="epochs (default: 15)")
+    tr.add_argument("--batch-size", type=_int_value, default=32, help="global batch size (default: 32)")
+    tr.add_argument("--lr", type=_float_value, default=5e-3, help="Adam learning rate (default: 5e-3)")
+    tr.add_argument("--seed", type=_int_value, default=0, help="seed of weights, data order and encodings")
+    tr.add_argument("--device", default="cpu", help="torch device (default: cpu)")
+    tr.add_argument("--out", default="spikede-out/train", help="output folder (default: spikede-out/train)")
+    tr.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    tr.add_argument("--compare-alpha", type=_float_value, nargs="+", default=None, metavar="ALPHA",
+                    help="train once per alpha (same seed) and print a table")
+    tr.add_argument("--limit", type=_int_value, default=None, help="use only the first N training samples")
+    tr.set_defaults(handler=_train)
+
+    ev = sub.add_parser("evaluate", help="test accuracy of a checkpoint written by spikede train")
+    ev.add_argument("checkpoint", help="path to checkpoint.pt")
+    ev.add_argument("--device", default="cpu")
+    ev.set_defaults(handler=_evaluate)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .data import DataError
+    from .training import CheckpointError, Interrupted
+
     parser = build_parser()
     args = parser.parse_args(argv)
     if getattr(args, "handler", None) is None:
         parser.print_help()
         return 0
-    return args.handler(args)
+    try:
+        return args.handler(args)
+    except Interrupted as stop:
+        print(f"spikede: {stop}", file=sys.stderr)
+        return 130
+    except (ValueError, TypeError, CheckpointError, DataError, OSError) as err:
+        print(f"spikede: error: {err}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -1,0 +1,397 @@
+"""Training fractional spiking networks: the model, the loop, checkpoints and scale-out.
+
+``train(config)`` is what ``spikede train`` runs.  Data order and input encodings are
+functions of ``(seed, epoch, sample index)``, checkpoints hold everything the loop needs
+(model, optimizer, epoch, batch position, metrics), and a resumed or interrupted run
+therefore ends with exactly the weights of an uninterrupted one.  Under ``torchrun`` the
+loop runs with ``torch.distributed`` (gloo on CPU, nccl on CUDA), DistributedDataParallel
+and a DistributedSampler; rank 0 alone writes files and shows progress.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import signal
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from .data import Dataset, encode, load_dataset
+from .network import TimeDistributed
+from .neurons import FractionalLIF, LIFNeuron
+
+__all__ = ["TrainConfig", "SpikingMLP", "build_model", "train", "evaluate_checkpoint", "load_checkpoint",
+           "CheckpointError", "Interrupted"]
+
+CHECKPOINT = "checkpoint.pt"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint cannot be loaded (corrupt, unsafe or incompatible); the message says why."""
+
+
+class Interrupted(RuntimeError):
+    """Training stopped on SIGINT after saving a checkpoint."""
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run (stored in every checkpoint)."""
+
+    dataset: str = "digits"
+    data_dir: str | None = None
+    encoding: str = "rate"
+    timesteps: int = 16
+    hidden: int = 128
+    alpha: list[float] = field(default_factory=lambda: [0.8])
+    learn_alpha: bool = False
+    method: str = "gl"
+    memory: int | str | None = None
+    surrogate: str = "sigmoid"
+    surrogate_scale: float | None = None
+    tau: float = 2.0
+    epochs: int = 15
+    batch_size: int = 32
+    lr: float = 5e-3
+    seed: int = 0
+    device: str = "cpu"
+    out: str = "spikede-out/train"
+    limit: int | None = None  # use only the first N training samples (quick runs, tests)
+
+    def layer_alphas(self) -> list[float]:
+        return self.alpha * 2 if len(self.alpha) == 1 else list(self.alpha)
+
+    def validate(self) -> None:
+        if len(self.alpha) not in (1, 2):
+            raise ValueError(f"--alpha takes one value or one per layer (2), got {len(self.alpha)}")
+        for a in self.alpha:
+            if not 0.0 < a <= 1.0:
+                raise ValueError(f"--alpha must be in (0, 1], got {a}")
+        if self.learn_alpha and any(a >= 1.0 for a in self.alpha):
+            raise ValueError("--learn-alpha needs alpha < 1 (it is learned as sigmoid(a))")
+        for name in ("epochs",):
+            if getattr(self, name) < 0:
+                raise ValueError(f"--{name} must be >= 0, got {getattr(self, name)}")
+        for name in ("timesteps", "hidden", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise ValueError(f"--lr must be > 0, got {self.lr}")
+        if self.limit is not None and self.limit < 1:
+            raise ValueError(f"--limit must be >= 1, got {self.limit}")
+
+
+class SpikingMLP(nn.Module):
+    """Linear -> spiking layer -> Linear -> spiking layer; the output is the spike train ``[T, B, classes]``.
+
+    A layer with ``alpha = 1`` (and nothing learned about alpha) is a :class:`LIFNeuron`,
+    otherwise a :class:`FractionalLIF`.
+    """
+
+    def __init__(self, in_features: int, hidden: int, classes: int, config: TrainConfig):
+        super().__init__()
+        layers = []
+        for width_in, width_out, alpha in zip((in_features, hidden), (hidden, classes), config.layer_alphas()):
+            layers.append(TimeDistributed(nn.Linear(width_in, width_out)))
+            common = dict(tau=config.tau, surrogate=config.surrogate, surrogate_scale=config.surrogate_scale)
+            if alpha == 1.0 and not config.learn_alpha:
+                layers.append(LIFNeuron(**common))
+            else:
+                layers.append(FractionalLIF(alpha=alpha, method=config.method, memory=config.memory,
+                                            learn_alpha=config.learn_alpha, **common))
+        self.layers = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layers(x)
+
+    def alphas(self) -> list[float]:
+        return [m.alpha.item() if isinstance(m, FractionalLIF) else 1.0
+                for m in self.layers if isinstance(m, (FractionalLIF, LIFNeuron))]
+
+    def hidden_spikes(self, x: torch.Tensor) -> torch.Tensor:
+        """Spikes of the hidden layer ``[T, B, hidden]`` (for rasters and firing rates)."""
+        return self.layers[1](self.layers[0](x))
+
+
+def build_model(config: TrainConfig, data: Dataset) -> SpikingMLP:
+    height, width = data.image_shape
+    in_features = width if config.encoding == "rows" else height * width
+    torch.manual_seed(config.seed)
+    return SpikingMLP(in_features, config.hidden, data.n_classes, config)
+
+
+def _steps(config: TrainConfig, data: Dataset) -> int:
+    return data.image_shape[0] if config.encoding == "rows" else config.timesteps
+
+
+RATE_SCALE = 10.0  # logits = RATE_SCALE * output firing rate
+
+
+def _logits(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    return RATE_SCALE * model(x).mean(0)
+
+
+TEST_EPOCH_KEY = -1  # the test set's encoding noise is fixed (it does not change with the epoch)
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, config: TrainConfig, data: Dataset, batch_size: int = 256) -> tuple[float, float]:
+    """``(accuracy, mean hidden firing rate)`` on the test split, deterministic."""
+    model.eval()
+    core = model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
+    correct, rate, count = 0, 0.0, 0
+    steps = _steps(config, data)
+    for start in range(0, len(data.x_test), batch_size):
+        idx = torch.arange(start, min(start + batch_size, len(data.x_test)))
+        x = encode(data.x_test[idx], idx, config.encoding, steps, config.seed, TEST_EPOCH_KEY).to(config.device)
+        correct += (_logits(core, x).argmax(1).cpu() == data.y_test[idx]).sum().item()
+        rate += core.hidden_spikes(x).mean().item() * len(idx)
+        count += len(idx)
+    model.train()
+    return correct / count, rate / count
+
+
+def _atomic_save(obj: dict, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    """Load a checkpoint as data only (``weights_only=True``); raise :class:`CheckpointError` if it is not one."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # corrupt file, or a pickle that is more than data
+        found = re.search(r"(?:Unsupported global: GLOBAL|unsupported GLOBAL) (\S+)", str(err))
+        reason = f"it holds code ({found.group(1)}), not only data" if found else "it is not a valid torch checkpoint"
+        raise CheckpointError(f"checkpoint {path} refused: {reason}; only tensors and plain data are loaded") from None
+    if not isinstance(state, dict) or state.get("format") != "spikede-train-1":
+        raise CheckpointError(f"{path} is not a spikede training checkpoint (format 'spikede-train-1')")
+    return state
+
+
+def _checkpoint(model, optimizer, config, epoch, batch, metrics, alpha_history) -> dict:
+    core = model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
+    return {
+        "format": "spikede-train-1",
+        "config": asdict(config),
+        "model": core.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "epoch": epoch,
+        "batch": batch,
+        "metrics": metrics,
+        "alpha_history": alpha_history,
+    }
+
+
+def _distributed() -> tuple[int, int]:
+    """``(rank, world size)``; initialises the process group under torchrun."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not dist.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() and os.environ.get("SPIKEDE_BACKEND") != "gloo" else "gloo"
+        dist.init_process_group(backend)
+    if dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def train(config: TrainConfig, resume: bool = False, log=print) -> dict:
+    """Train, writing checkpoints, metrics and plots to ``config.out`` (rank 0); return the summary."""
+    from torch.utils.data import DistributedSampler
+
+    from tqdm import tqdm
+
+    config.validate()
+    rank, world = _distributed()
+    out = Path(config.out)
+    state = None
+    if resume:
+        state = load_checkpoint(out / CHECKPOINT)
+        saved = TrainConfig(**state["config"])
+        saved.epochs, saved.out, saved.device = config.epochs, config.out, config.device
+        config = saved
+    data = load_dataset(config.dataset, config.data_dir)
+    if config.limit is not None:
+        data = Dataset(data.name, data.x_train[: config.limit], data.y_train[: config.limit], data.x_test, data.y_test)
+    if config.batch_size % world:
+        raise ValueError(f"--batch-size {config.batch_size} must be divisible by the number of processes ({world})")
+    local_batch = config.batch_size // world
+    model = build_model(config, data).to(config.device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    metrics, alpha_history, start_epoch, start_batch = [], [model.alphas()], 0, 0
+    if state is not None:
+        try:
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+        except (RuntimeError, ValueError, KeyError) as err:
+            raise CheckpointError(f"checkpoint does not match the model: {str(err).splitlines()[0]}") from None
+        metrics, alpha_history = state["metrics"], state["alpha_history"]
+        start_epoch, start_batch = state["epoch"], state["batch"]
+    if world > 1:
+        model = nn.parallel.DistributedDataParallel(model)
+    sampler = DistributedSampler(range(len(data.x_train)), num_replicas=world, rank=rank, shuffle=True,
+                                 seed=config.seed, drop_last=False)
+    steps = _steps(config, data)
+    stop = {"now": False}
+    previous = signal.signal(signal.SIGINT, lambda *_: stop.update(now=True)) if rank == 0 else None
+    if rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+    try:
+        for epoch in range(start_epoch, config.epochs):
+            sampler.set_epoch(epoch)
+            order = torch.tensor(list(sampler))
+            batches = order.split(local_batch)
+            started = time.perf_counter()
+            loss_sum = correct = seen = 0
+            bar = tqdm(total=len(batches), desc=f"epoch {epoch + 1}/{config.epochs}", disable=rank != 0,
+                       leave=False, dynamic_ncols=True)
+            bar.update(start_batch)
+            for b in range(start_batch, len(batches)):
+                idx = batches[b]
+                x = encode(data.x_train[idx], idx, config.encoding, steps, config.seed, epoch).to(config.device)
+                y = data.y_train[idx].to(config.device)
+                logits = _logits(model, x)
+                loss = nn.functional.cross_entropy(logits, y)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                loss_sum += loss.item() * len(idx)
+                correct += (logits.argmax(1) == y).sum().item()
+                seen += len(idx)
+                bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
+                bar.update(1)
+                if _should_stop(stop, world):
+                    if rank == 0:
+                        _atomic_save(_checkpoint(model, optimizer, config, epoch, b + 1, metrics, alpha_history),
+                                     out / CHECKPOINT)
+                    bar.close()
+                    raise Interrupted(f"interrupted: checkpoint saved to {out / CHECKPOINT} "
+                                      f"(epoch {epoch + 1}, batch {b + 1}); continue with --resume")
+            bar.close()
+            start_batch = 0
+            if rank == 0:
+                core = model.module if world > 1 else model
+                test_acc, rate = evaluate(core, config, data)
+                alpha_history.append(core.alphas())
+                record = {"epoch": epoch + 1, "train_loss": loss_sum / max(seen, 1),
+                          "train_acc": correct / max(seen, 1), "test_acc": test_acc, "firing_rate": rate,
+                          "alphas": core.alphas(), "seconds": time.perf_counter() - started}
+                metrics.append(record)
+                log(f"epoch {epoch + 1}/{config.epochs}: loss {record['train_loss']:.4f} "
+                    f"train acc {record['train_acc']:.3f} test acc {test_acc:.3f} rate {rate:.3f} "
+                    f"alpha {', '.join(f'{a:.3f}' for a in record['alphas'])} ({record['seconds']:.1f} s)")
+                _atomic_save(_checkpoint(model, optimizer, config, epoch + 1, 0, metrics, alpha_history),
+                             out / CHECKPOINT)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+    core = model.module if world > 1 else model
+    summary = {}
+    if rank == 0:
+        test_acc, rate = evaluate(core, config, data)
+        summary = {"test_acc": test_acc, "firing_rate": rate, "alphas": core.alphas(), "epochs": config.epochs}
+        _write_reports(out, metrics, alpha_history, core, config, data)
+    if world > 1:
+        dist.barrier()
+    return summary
+
+
+def _should_stop(stop: dict, world: int) -> bool:
+    if world == 1:
+        return stop["now"]
+    flag = torch.tensor([1.0 if stop["now"] else 0.0])
+    dist.all_reduce(flag)  # rank 0 owns the signal handler; everyone stops together
+    return bool(flag.item() > 0)
+
+
+def _write_reports(out: Path, metrics, alpha_history, model, config, data) -> None:
+    import csv
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    with open(out / "metrics.csv", "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["epoch", "train_loss", "train_acc", "test_acc", "firing_rate", "alphas", "seconds"])
+        for m in metrics:
+            writer.writerow([m["epoch"], m["train_loss"], m["train_acc"], m["test_acc"], m["firing_rate"],
+                             " ".join(f"{a:.6f}" for a in m["alphas"]), m["seconds"]])
+    if metrics:
+        epochs = [m["epoch"] for m in metrics]
+        fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.8))
+        ax1.plot(epochs, [m["train_loss"] for m in metrics], "o-", label="train loss")
+        ax1.set_xlabel("epoch")
+        ax1.set_ylabel("cross-entropy")
+        ax1.legend()
+        ax2.plot(epochs, [m["train_acc"] for m in metrics], "o-", label="train")
+        ax2.plot(epochs, [m["test_acc"] for m in metrics], "s-", label="test")
+        ax2.set_xlabel("epoch")
+        ax2.set_ylabel("accuracy")
+        ax2.legend()
+        fig.suptitle(f"{config.dataset}: alpha {config.alpha}, {config.encoding} coding, T = {_steps(config, data)}")
+        fig.tight_layout()
+        fig.savefig(out / "curves.png", dpi=110)
+        plt.close(fig)
+    with torch.no_grad():
+        idx = torch.arange(1)
+        x = encode(data.x_test[idx], idx, config.encoding, _steps(config, data), config.seed, TEST_EPOCH_KEY)
+        hidden = model.hidden_spikes(x.to(config.device))[:, 0].cpu()
+        output = model(x.to(config.device))[:, 0].cpu()
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8), gridspec_kw={"width_ratios": [2, 3, 2]})
+    for ax, spikes, title in zip(axes, (x[:, 0], hidden, output), ("input", "hidden layer", "output layer")):
+        t, n = torch.nonzero(spikes, as_tuple=True)
+        ax.scatter(t.numpy(), n.numpy(), s=4, marker="|", color="k", label="spike")
+        ax.set_xlabel("time step")
+        ax.set_ylabel("neuron")
+        ax.set_title(title)
+        ax.set_xlim(-0.5, spikes.shape[0] - 0.5)
+        ax.set_ylim(-0.5, spikes.shape[1] - 0.5)
+    axes[2].legend(loc="upper right", fontsize=8)
+    fig.suptitle(f"spike raster of test sample 0 (label {int(data.y_test[0])}, "
+                 f"predicted {int(output.mean(0).argmax())})")
+    fig.tight_layout()
+    fig.savefig(out / "raster.png", dpi=110)
+    plt.close(fig)
+    if config.learn_alpha and len(alpha_history) > 1:
+        history = torch.tensor(alpha_history)
+        fig, ax = plt.subplots(figsize=(5, 3.6))
+        for layer in range(history.shape[1]):
+            ax.plot(range(len(history)), history[:, layer].numpy(), "o-", label=f"layer {layer + 1}")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("alpha")
+        ax.set_title("learned fractional orders")
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(out / "alpha.png", dpi=110)
+        plt.close(fig)
+
+
+def evaluate_checkpoint(path: str | Path, device: str = "cpu") -> dict:
+    """Rebuild the model of a checkpoint and measure its test accuracy (deterministic)."""
+    state = load_checkpoint(path)
+    try:
+        config = TrainConfig(**state["config"])
+    except TypeError as err:
+        raise CheckpointError(f"checkpoint {path} has an incompatible configuration: {err}") from None
+    config.device = device
+    data = load_dataset(config.dataset, config.data_dir)
+    model = build_model(config, data).to(device)
+    try:
+        model.load_state_dict(state["model"])
+    except (RuntimeError, KeyError) as err:
+        raise CheckpointError(f"checkpoint {path} does not match its model: {str(err).splitlines()[0]}") from None
+    accuracy, rate = evaluate(model, config, data)
+    return {"test_acc": accuracy, "firing_rate": rate, "alphas": model.alphas(), "epoch": state["epoch"]}

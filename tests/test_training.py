@@ -1,0 +1,133 @@
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from spikede.training import TrainConfig, evaluate_checkpoint, load_checkpoint, train
+
+QUICK = ["--limit", "256", "--epochs", "2", "--timesteps", "8", "--hidden", "32", "--batch-size", "32"]
+
+
+def run_cli(*args, env=None, **kwargs):
+    return subprocess.run([sys.executable, "-m", "spikede", *args], capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, **kwargs)
+
+
+def weights(path):
+    return load_checkpoint(path)["model"]
+
+
+def assert_same_weights(a, b, atol):
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.allclose(a[key].double(), b[key].double(), rtol=0, atol=atol), key
+
+
+def test_train_writes_reports_and_evaluate_reproduces(tmp_path):
+    out = run_cli("train", *QUICK, "--learn-alpha", "--out", str(tmp_path), check=True)
+    summary = out.stdout.strip().splitlines()
+    line = next(l for l in summary if l.startswith("test accuracy"))
+    for name in ("checkpoint.pt", "metrics.csv", "metrics.json", "curves.png", "raster.png", "alpha.png"):
+        assert (tmp_path / name).stat().st_size > 0, name
+    accuracy = float(line.split()[2])
+    result = evaluate_checkpoint(tmp_path / "checkpoint.pt")
+    assert result["test_acc"] == pytest.approx(accuracy, abs=5e-5)
+    ev = run_cli("evaluate", str(tmp_path / "checkpoint.pt"), check=True)
+    assert f"test accuracy {accuracy:.4f}" in ev.stdout
+
+
+def test_distributed_two_processes_equal_one_process(tmp_path):
+    common = ["--limit", "128", "--epochs", "2", "--timesteps", "6", "--hidden", "16", "--batch-size", "32"]
+    single = run_cli("train", *common, "--out", str(tmp_path / "one"))
+    assert single.returncode == 0, single.stderr
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+           "-m", "spikede", "train", *common, "--out", str(tmp_path / "two")]
+    double = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "SPIKEDE_BACKEND": "gloo",
+                                                                        "OMP_NUM_THREADS": "1"})
+    assert double.returncode == 0, double.stderr[-2000:]
+    assert_same_weights(weights(tmp_path / "one" / "checkpoint.pt"), weights(tmp_path / "two" / "checkpoint.pt"), 1e-6)
+
+
+def test_sigint_then_resume_equals_uninterrupted(tmp_path):
+    common = ["--limit", "512", "--epochs", "4", "--timesteps", "16", "--hidden", "64", "--batch-size", "16"]
+    reference = run_cli("train", *common, "--out", str(tmp_path / "ref"))
+    assert reference.returncode == 0, reference.stderr
+    out = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "spikede", "train", *common, "--out", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not (out / "checkpoint.pt").exists() and time.time() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)  # into the second epoch
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, (stdout, stderr)
+    assert "interrupted: checkpoint saved" in stderr and "Traceback" not in stderr
+    state = load_checkpoint(out / "checkpoint.pt")
+    assert state["epoch"] < 4
+    resumed = run_cli("train", *common, "--out", str(out), "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    assert_same_weights(weights(tmp_path / "ref" / "checkpoint.pt"), weights(out / "checkpoint.pt"), 1e-6)
+
+
+def test_checkpoint_with_code_is_refused(tmp_path):
+    path = tmp_path / "evil.pt"
+    torch.save({"format": "spikede-train-1", "payload": os.system}, path)
+    out = run_cli("evaluate", str(path))
+    assert out.returncode == 2 and "refused: it holds code" in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["train", "--dataset", "mnist"], "unknown dataset 'mnist'"),
+        (["train", "--dataset", "fashion-mnist", "--data-dir", "/nonexistent"], "apt-get install dataset-fashion-mnist"),
+        (["train", "--alpha", "1.5"], "--alpha must be in (0, 1]"),
+        (["train", "--alpha", "0"], "--alpha must be in (0, 1]"),
+        (["train", "--epochs", "-1"], "--epochs must be >= 0"),
+        (["evaluate", "/nonexistent/checkpoint.pt"], "does not exist"),
+    ],
+)
+def test_bad_input_is_one_clear_line(args, message):
+    out = run_cli(*args)
+    assert out.returncode != 0
+    assert message in out.stderr and "Traceback" not in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
+
+
+def test_corrupt_checkpoint(tmp_path):
+    path = tmp_path / "checkpoint.pt"
+    path.write_bytes(os.urandom(2000))
+    out = run_cli("evaluate", str(path))
+    assert out.returncode == 2 and "not a valid torch checkpoint" in out.stderr
+    out = run_cli("train", "--out", str(tmp_path), "--resume")
+    assert out.returncode == 2 and "not a valid torch checkpoint" in out.stderr
+
+
+def test_fashion_mnist_reader(tmp_path):
+    import gzip
+    import struct
+
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    for prefix, n in (("train", 20), ("t10k", 10)):
+        images = rng.integers(0, 256, size=(n, 28, 28), dtype=np.uint8)
+        labels = rng.integers(0, 10, size=n, dtype=np.uint8)
+        with gzip.open(tmp_path / f"{prefix}-images-idx3-ubyte.gz", "wb") as fh:
+            fh.write(struct.pack(">IIII", 0x803, n, 28, 28) + images.tobytes())
+        (tmp_path / f"{prefix}-labels-idx1-ubyte").write_bytes(struct.pack(">II", 0x801, n) + labels.tobytes())
+    from spikede.data import load_dataset
+
+    data = load_dataset("fashion-mnist", tmp_path)
+    assert data.x_train.shape == (20, 28, 28) and data.x_test.shape == (10, 28, 28)
+    assert 0.0 <= data.x_train.min() and data.x_train.max() <= 1.0
+    summary = train(TrainConfig(dataset="fashion-mnist", data_dir=str(tmp_path), epochs=1, timesteps=4, hidden=8,
+                                batch_size=10, out=str(tmp_path / "out"), encoding="rows"), log=lambda *_: None)
+    assert 0.0 <= summary["test_acc"] <= 1.0
