@@ -275,16 +275,22 @@ class FractionalLIF(SpikingNeuron):
 
     Args:
         alpha: order in (0, 1]; ``alpha = 1`` reproduces :class:`LIFNeuron`.
-        tau, threshold, v_rest, dt: time constant, firing threshold, resting potential, step.
-        surrogate, surrogate_scale: spike function by name and its scale, or a
-            :class:`~spikede.surrogate.Surrogate` module (see :mod:`spikede.surrogate`).
+        tau: time constant (units of time^alpha), > 0.
+        threshold: firing threshold ``theta``.
+        v_rest: resting potential, also the initial potential.
+        surrogate: spike function by name, or a :class:`~spikede.surrogate.Surrogate` module.
+        surrogate_scale: the surrogate's hyper-parameter (``None``: its default).
         method: ``'gl'`` (Grünwald–Letnikov) or ``'l1'``: the schemes whose history is the
             potential itself, so that resets are remembered.
         memory: ``None`` (full history), an int window of lags, or ``'soe'`` (sum of
             exponentials, O(1) per step; single-step runs up to 2^20 steps).
-        reset, v_reset, detach_reset: the event layer (see :mod:`spikede.events`).
+        dt: time step.
+        reset: ``'subtract'``, ``'zero'`` or ``'none'`` (see :mod:`spikede.events`).
+        v_reset: the potential after a ``'zero'`` reset.
+        detach_reset: stop gradients through the reset path.
         learn_alpha: learn ``alpha = sigmoid(a)`` (stays in (0, 1); needs ``alpha < 1``).
-        learn_tau, learn_threshold: learn ``tau = exp(b)`` and the threshold.
+        learn_tau: learn ``tau = exp(b)``.
+        learn_threshold: learn the threshold.
         step_mode: ``'multi'`` (``[T, B, ...]`` per call) or ``'single'`` (``[B, ...]``, stateful).
         record: keep the post-reset potential in ``self.membrane``.
     """

@@ -286,3 +286,26 @@ def test_more_corrector_iterations_change_and_improve_pece():
         fdeint(lambda t, y: -y, torch.ones(1, dtype=F64), t, 0.5, method="trap", corrector_iters=3)[-1, 0].item() - exact
     )
     assert three != one and three < 2 * one
+
+
+def test_event_resets_enter_the_history():
+    # D^a v = I with reset to 0 at v >= 1: matches the FractionalIF neuron (tau = 1, dt = h)
+    from spikede import FractionalIF
+
+    current, alpha, steps = 0.3, 0.7, 60
+    t = torch.linspace(0, steps * 1.0, steps + 1, dtype=F64)
+    spikes = []
+
+    def reset(t, v):
+        fired = (v >= 1.0).to(v.dtype)
+        spikes.append(fired)
+        return v * (1 - fired)
+
+    v = fdeint(lambda t, v: torch.full_like(v, current), torch.zeros(1, dtype=F64), t, alpha, event=reset)
+    neuron = FractionalIF(alpha=alpha, reset="zero", record=True)
+    s = neuron(torch.full((steps, 1), current, dtype=F64))
+    # the neuron uses I_n in the step that produces v_n; fdeint's explicit GL uses f(t_{n-1}) = I too
+    assert torch.equal(torch.stack(spikes), s) and s.sum() >= 3
+    assert torch.allclose(v[1:], neuron.membrane, rtol=0, atol=1e-13)
+    with pytest.raises(ValueError, match="event= needs a scheme whose history is the state"):
+        fdeint(lambda t, v: v, torch.zeros(1, dtype=F64), t, alpha, method="trap", event=reset)

@@ -166,6 +166,7 @@ def fdeint(
     soe_tol: float | None = None,
     soe_first_lag: int = 32,
     save_every: int = 1,
+    event: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
     options: dict | None = None,
 ) -> torch.Tensor:
     r"""Solve ``D^alpha y = f(t, y)``, ``y(t[0]) = y0`` (Caputo, ``0 < alpha <= 1``) on the grid ``t``.
@@ -191,6 +192,10 @@ def fdeint(
             per step.  ``'soe'`` needs a constant ``alpha``.
         save_every: return the states at steps ``0, k, 2k, ...`` and the last step only
             (with ``memory='soe'`` the memory then stays O(1) in the number of steps).
+        event: ``event(t_n, y_n)`` is called after every step with the state the scheme
+            proposes and returns the state to keep (e.g. a spike reset); the kept state is
+            what enters the history, so the memory remembers the events.  Only for the
+            schemes that store the state (``gl``, ``l1``).
         implicit: evaluate ``f`` at the new point ``(t_n, y_n)`` (``gl``, ``l1``,
             ``pred``) and solve by Newton's method to ``newton_tol`` (default
             ``256 eps``); stable on stiff problems.
@@ -198,9 +203,10 @@ def fdeint(
         block: steps whose far history is computed together (speed only).
 
     Raises:
-        ValueError / TypeError on bad input, naming the parameter;
-        :class:`~spikede.solvers.ConvergenceError` if an implicit step fails;
-        FloatingPointError if the solution stops being finite (names the step).
+        ValueError: bad input values; the message names the parameter.
+        TypeError: bad input types; the message names the parameter.
+        ConvergenceError: an implicit step failed (the message names the step).
+        FloatingPointError: the solution stopped being finite (the message names the step).
     """
     y0 = _check_y0(y0)
     if not callable(func):
@@ -223,6 +229,15 @@ def fdeint(
             "Use memory=None or an int window to learn alpha"
         )
     scheme_cls = SCHEMES[method]
+    if event is not None:
+        if not callable(event):
+            raise TypeError(f"event must be callable as event(t, y), got {type(event).__name__}")
+        if scheme_cls.stores_rhs:
+            state_methods = [m for m, cls in SCHEMES.items() if not cls.stores_rhs]
+            raise ValueError(
+                f"event= needs a scheme whose history is the state, so that events are remembered; "
+                f"method {method!r} stores f. Use one of {state_methods}"
+            )
     if implicit and not scheme_cls.implicit_variant:
         raise ValueError(f"method {method!r} has no implicit variant; it is a predictor-corrector (see corrector_iters)")
     problem = Problem(
@@ -241,7 +256,7 @@ def fdeint(
         scheme, problem.n_steps, y0, memory, block=_check_positive_int(block, "block"),
         soe_tol=soe_tol, soe_first_lag=_check_soe_first_lag(soe_first_lag),
     )
-    return _integrate(problem, scheme, kernel, _check_positive_int(save_every, "save_every"))
+    return _integrate(problem, scheme, kernel, _check_positive_int(save_every, "save_every"), event)
 
 
 def _check_soe_first_lag(value) -> int:
@@ -250,7 +265,7 @@ def _check_soe_first_lag(value) -> int:
     return value
 
 
-def _integrate(problem: Problem, scheme, kernel, save_every: int) -> torch.Tensor:
+def _integrate(problem: Problem, scheme, kernel, save_every: int, event=None) -> torch.Tensor:
     y0, ts = problem.y0, problem.t
     needs_f_prev = not scheme.stores_rhs and not scheme.implicit
     f = problem.rhs(ts[0], y0) if (scheme.stores_rhs or needs_f_prev) else None
@@ -260,6 +275,8 @@ def _integrate(problem: Problem, scheme, kernel, save_every: int) -> torch.Tenso
     y = y0
     for n in range(1, problem.n_steps + 1):
         y_prev, y = y, scheme.step(n, y, kernel.read(n), f)
+        if event is not None:
+            y = event(ts[n], y)
         if n % save_every == 0 or n == problem.n_steps:
             trajectory.append(y)
         if n == problem.n_steps:

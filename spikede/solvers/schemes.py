@@ -47,6 +47,7 @@ class Scheme(ABC):
     name: ClassVar[str]
     multi_term: ClassVar[bool] = False
     implicit_variant: ClassVar[bool] = True
+    stores_rhs: ClassVar[bool] = False  # True if u_k = f(t_k, y_k): the driver evaluates f at every new state
 
     def __init__(self, problem, alphas: list, coefficients: list[float], implicit: bool):
         self.problem = problem
@@ -75,11 +76,6 @@ class Scheme(ABC):
     def sequence_terms(self) -> list[list[tuple[str, float, float, int]]]:
         """Per weight channel, ``(sequence, alpha, scale, shift)`` terms: ``W[c, j] = sum scale * w_{j-shift}``
         with ``w`` one of the sequences of :mod:`spikede.solvers.soe` (used by ``memory='soe'``)."""
-
-    @property
-    def stores_rhs(self) -> bool:
-        """True if ``u_k = f(t_k, y_k)``, so the driver evaluates ``f`` at every new state."""
-        return False
 
     def _scalar(self, value: torch.Tensor) -> torch.Tensor:
         return value.to(self.problem.dtype)
@@ -163,9 +159,7 @@ class ProductRectangle(Scheme):
 
     name = "pred"
 
-    @property
-    def stores_rhs(self):
-        return True
+    stores_rhs = True
 
     def build_weights(self, alphas, coefficients):
         a = self.alpha
@@ -197,9 +191,7 @@ class ProductTrapezoid(Scheme):
     name = "trap"
     implicit_variant = False
 
-    @property
-    def stores_rhs(self):
-        return True
+    stores_rhs = True
 
     def build_weights(self, alphas, coefficients):
         a, n_steps, device = self.alpha, self.problem.n_steps, self.problem.device
