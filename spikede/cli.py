@@ -33,24 +33,26 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def _alpha_value(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"alpha must be a number in (0, 1], got {text!r}") from None
-    if not 0.0 < value <= 1.0:
-        raise argparse.ArgumentTypeError(f"alpha must be in (0, 1], got {value}")
-    return value
+def _number(cast, check=None, rule: str = ""):
+    """An argparse type: ``cast(text)``, then ``check(value)``; ``rule`` says what is allowed."""
+    rule = rule or ("a number" if cast is float else "an integer")
+
+    def parse(text: str):
+        try:
+            value = cast(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {rule}, got {text!r}") from None
+        if check is not None and not check(value):
+            raise argparse.ArgumentTypeError(f"expected {rule}, got {value}")
+        return value
+
+    return parse
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
+_alpha_value = _number(float, lambda v: 0.0 < v <= 1.0, "alpha in (0, 1]")
+_positive_int = _number(int, lambda v: v >= 1, "a positive integer")
+_float_value = _number(float)
+_int_value = _number(int)
 
 
 def _convergence(args: argparse.Namespace) -> int:
@@ -62,32 +64,13 @@ def _convergence(args: argparse.Namespace) -> int:
     return 0
 
 
+_window = _number(int, lambda v: v >= 1, "'full', 'soe' or a positive window of lags")
+
+
 def _memory_value(text: str):
     if text in ("none", "full"):
         return None
-    if text == "soe":
-        return "soe"
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--memory takes 'full', 'soe' or a positive window, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"--memory window must be >= 1, got {value}")
-    return value
-
-
-def _float_value(text: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-
-
-def _int_value(text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    return "soe" if text == "soe" else _window(text)
 
 
 def _train_config(args: argparse.Namespace):

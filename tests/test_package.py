@@ -37,7 +37,7 @@ def test_convergence_command_writes_plot_and_tables(tmp_path):
 
 def test_convergence_command_rejects_bad_alpha():
     out = subprocess.run([sys.executable, "-m", "spikede", "convergence", "--alphas", "1.5"], capture_output=True, text=True)
-    assert out.returncode == 2 and "alpha must be in (0, 1]" in out.stderr
+    assert out.returncode == 2 and "expected alpha in (0, 1], got 1.5" in out.stderr
 
 
 def test_readme_usage_example_runs():

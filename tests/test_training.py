@@ -131,3 +131,13 @@ def test_fashion_mnist_reader(tmp_path):
     summary = train(TrainConfig(dataset="fashion-mnist", data_dir=str(tmp_path), epochs=1, timesteps=4, hidden=8,
                                 batch_size=10, out=str(tmp_path / "out"), encoding="rows"), log=lambda *_: None)
     assert 0.0 <= summary["test_acc"] <= 1.0
+
+
+def test_incompatible_checkpoint(tmp_path):
+    run_cli("train", *QUICK, "--out", str(tmp_path), check=True)
+    state = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    state["config"]["hidden"] = 7  # the stored weights no longer fit the model it describes
+    torch.save(state, tmp_path / "checkpoint.pt")
+    out = run_cli("evaluate", str(tmp_path / "checkpoint.pt"))
+    assert out.returncode == 2 and "does not match its model" in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
