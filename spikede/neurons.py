@@ -39,7 +39,7 @@ from .events import EventParams, apply_events
 from .solvers.fdeint import Problem
 from .solvers.memory import HistoryKernel, check_memory, make_kernel
 from .solvers.schemes import SCHEMES
-from .surrogate import Surrogate
+from .surrogate import Surrogate, check_scale
 
 __all__ = ["LIFNeuron", "IFNeuron", "FractionalLIF", "FractionalIF", "SpikingNeuron", "NEURON_METHODS"]
 
@@ -47,14 +47,6 @@ NEURON_METHODS = ("gl", "l1")
 STEP_MODES = ("multi", "single")
 _INITIAL_CAPACITY = 64
 _SOE_SINGLE_STEP_HORIZON = 2**20
-
-
-def _positive(value, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a positive number, got {type(value).__name__}: {value!r}")
-    if not (math.isfinite(float(value)) and float(value) > 0.0):
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-    return float(value)
 
 
 def _real(value, name: str) -> float:
@@ -130,12 +122,12 @@ class SpikingNeuron(nn.Module, ABC):
             self.surrogate = surrogate
         else:
             self.surrogate = Surrogate(surrogate, surrogate_scale)
-        self.dt = _positive(dt, "dt")
+        self.dt = check_scale(dt, "dt")
         self.v_rest = _real(v_rest, "v_rest")
         self.leak = leak
         self.step_mode = step_mode
         self.record = bool(record)
-        tau = _positive(tau, "tau")
+        tau = check_scale(tau, "tau")
         if learn_tau:
             self.log_tau = nn.Parameter(torch.tensor(math.log(tau)))
         else:
@@ -306,7 +298,7 @@ class FractionalLIF(SpikingNeuron):
         surrogate: str = "sigmoid",
         surrogate_scale: float | None = None,
         method: str = "gl",
-        memory: int | None = None,
+        memory: int | str | None = None,
         dt: float = 1.0,
         reset: str = "subtract",
         v_reset: float = 0.0,

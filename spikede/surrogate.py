@@ -146,7 +146,7 @@ def get_surrogate(name: str | SurrogateSpec) -> SurrogateSpec:
 
 
 def check_scale(scale: object, name: str = "surrogate_scale") -> float:
-    """Return ``scale`` as a float if it is a finite positive number, else raise."""
+    """Return ``scale`` as a float if it is a finite positive number, else raise (naming ``name``)."""
     if isinstance(scale, bool) or not isinstance(scale, numbers.Real):
         raise TypeError(f"{name} must be a positive real number, got {type(scale).__name__}: {scale!r}")
     value = float(scale)

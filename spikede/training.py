@@ -270,7 +270,7 @@ def train(config: TrainConfig, resume: bool = False, log=print) -> dict:
                 seen += len(idx)
                 bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
                 bar.update(1)
-                if _should_stop(stop, world):
+                if _should_stop(stop, world, config.device):
                     if rank == 0:
                         _atomic_save(_checkpoint(model, optimizer, config, epoch, b + 1, metrics, alpha_history),
                                      out / CHECKPOINT)
@@ -306,10 +306,10 @@ def train(config: TrainConfig, resume: bool = False, log=print) -> dict:
     return summary
 
 
-def _should_stop(stop: dict, world: int) -> bool:
+def _should_stop(stop: dict, world: int, device: str) -> bool:
     if world == 1:
         return stop["now"]
-    flag = torch.tensor([1.0 if stop["now"] else 0.0])
+    flag = torch.tensor([1.0 if stop["now"] else 0.0], device=device)
     dist.all_reduce(flag)  # rank 0 owns the signal handler; everyone stops together
     return bool(flag.item() > 0)
 

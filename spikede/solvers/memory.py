@@ -70,11 +70,10 @@ class _Append(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_token):
         store, k = ctx.store, ctx.k
-        if store.grad is None:
-            grad_u = torch.zeros(ctx.shape, dtype=store.data.dtype, device=store.data.device)
-        else:
-            grad_u = store.grad[k].clone().reshape(ctx.shape)
-            store.grad[k].zero_()
+        if store.grad is None:  # no contraction asked for the rows' gradient
+            return grad_token, None, None, None
+        grad_u = store.grad[k].clone().reshape(ctx.shape)
+        store.grad[k].zero_()
         return grad_token, grad_u, None, None
 
 

@@ -189,7 +189,7 @@ class SOEKernel:
         ``correction`` (``[C]``): given, the modes carry differences ``d`` and the tail is
         ``modes - correction * u_{n-L0}`` (summation by parts, see above)."""
         self.n_steps = n_steps
-        self.correction = None if correction is None else correction.to(template.dtype)[:, None]
+        self.correction = None if correction is None else correction.to(template.device, template.dtype)[:, None]
         self._left = template.new_zeros(template.numel())  # the row that left the window last
         self.channels, self.first_lag = exact.shape
         self.shape = template.shape
