@@ -161,13 +161,38 @@ def default_tolerance(dtype: torch.dtype) -> float:
     return 1e-8 if dtype == torch.float64 else 1e-6
 
 
+class _SOEAppend(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, token, u, kernel, k: int):
+        kernel._store(u.detach().reshape(-1))
+        ctx.kernel, ctx.k, ctx.shape = kernel, k, u.shape
+        return token.new_empty(0)
+
+    @staticmethod
+    def backward(ctx, grad_token):
+        grad_u = ctx.kernel._adjoint_row(ctx.k)
+        return grad_token, None if grad_u is None else grad_u.reshape(ctx.shape), None, None
+
+
+class _SOERead(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, token, kernel, n: int):
+        ctx.kernel, ctx.n = kernel, n
+        return kernel._history(n)
+
+    @staticmethod
+    def backward(ctx, grad_history):
+        ctx.kernel._adjoint_history(ctx.n, grad_history)
+        return grad_history.new_empty(0), None, None
+
+
 class SOEKernel:
     """History sums with lags ``j < L0`` exact and the tail ``j >= L0`` as exponential modes.
 
     Mode ``k`` of channel ``c`` keeps ``S_k(n) = sum_{j >= L0} r_k^j u_{n-j}``, updated in O(1)
     per step by ``S_k(n) = r_k S_k(n-1) + r_k^{L0} u_{n-L0}`` when ``u_{n-L0}`` leaves the
     exact window; a read costs O(L0 + K) per state element whatever ``n`` is, and the kernel
-    holds ``L0 - 1`` rows and ``K`` modes.
+    holds ``L0 - 1`` rows (a ring buffer) and ``K`` modes, updated in place.
 
     Grünwald–Letnikov weights sum to zero, so applying their compression to ``u`` directly
     loses accuracy through cancellation (``u = y - y0`` is far from zero for most of a
@@ -175,10 +200,13 @@ class SOEKernel:
     sum_{j>=L0} G_j d_{n-j} - G_{L0-1} u_{n-L0}`` with ``d_k = u_k - u_{k-1}`` and the
     partial sums ``G``, which are positive and smooth; the modes then carry ``d``.
 
-    While no stored row requires grad the rows live
-    in a ring buffer updated in place; once one does, they are kept as a list of tensors
-    (autograd-friendly, still ``L0 - 1`` of them).  Same interface as
-    :class:`~spikede.solvers.memory.HistoryKernel`.
+    Gradients: the kernel is linear in the rows and its weights are constants, so autograd
+    sees two small functions per step and the backward pass is the transposed sweep, run
+    in reverse time with the same modes: ``dL/du_m = sum_{j<L0} w_j g_{m+j} +
+    sum_k c_k A_k(m)``, ``A_k(m) = r_k A_k(m+1) + r_k^{L0} g_{m+L0}``, where ``g_n`` is
+    the gradient of the history sum of step ``n``.  Nothing is saved per step, so a
+    backward pass costs O(L0 + K) per step and O(1) memory, like the forward.
+    Same interface as :class:`~spikede.solvers.memory.HistoryKernel`.
     """
 
     def __init__(
@@ -188,18 +216,20 @@ class SOEKernel:
         ``(SumOfExponentials, scale, shift)`` meaning ``scale * w_{j - shift}`` in channel ``c``.
         ``correction`` (``[C]``): given, the modes carry differences ``d`` and the tail is
         ``modes - correction * u_{n-L0}`` (summation by parts, see above)."""
+        dtype, device = template.dtype, template.device
         self.n_steps = n_steps
-        self.correction = None if correction is None else correction.to(template.device, template.dtype)[:, None]
-        self._left = template.new_zeros(template.numel())  # the row that left the window last
         self.channels, self.first_lag = exact.shape
         self.shape = template.shape
-        self.window = self.first_lag - 1
+        self.width = template.numel()
+        self.correction = None if correction is None else correction.to(device, dtype)[:, None]
+        exact = exact.detach()
         lags = exact[:, 1:]  # lags 1 .. L0-1
-        self.reversed_exact = lags.flip(-1)
-        m = self.window
-        slot = torch.arange(m, device=template.device)
+        m = self.first_lag - 1
+        slot = torch.arange(m, device=device)
         self.ring_weights = [lags[:, (q - slot - 1) % m] for q in range(m)]  # [C, M] for n = q mod M
-        dtype, device = template.dtype, template.device
+        slot = torch.arange(self.first_lag, device=device)
+        padded = torch.cat([lags, lags.new_zeros(self.channels, 1)], 1)  # lag L0 -> weight 0
+        self.adjoint_weights = [padded[:, (slot - q - 1) % self.first_lag].t().reshape(-1) for q in range(self.first_lag)]
         rates, coefs = [], []
         for channel in terms:
             rates.append(np.concatenate([soe.rates for soe, _, _ in channel] or [np.zeros(0)]))
@@ -214,10 +244,13 @@ class SOEKernel:
         self.entry = as_tensor(rates**self.first_lag)[..., None]
         self.coefficients = as_tensor(coefs)[:, None, :]
         self.n_modes = width
-        self._modes = template.new_zeros(self.channels, width, template.numel())
-        self._ring = template.new_zeros(m, template.numel())
-        self._rows: list[torch.Tensor] | None = None  # list mode, once a row requires grad
+        self._modes = template.new_zeros(self.channels, width, self.width)
+        self._ring = template.new_zeros(m, self.width)
+        self._left = template.new_zeros(self.width)  # the row that left the window last
+        self._token = template.new_empty(0)
         self._n_stored = 0
+        self._last_read = 0
+        self._adjoint: dict | None = None
 
     def extend(self, weights: torch.Tensor, n_steps: int) -> None:
         """The compression is made for a fixed horizon: it cannot grow."""
@@ -226,40 +259,72 @@ class SOEKernel:
             "start a new run (reset) or use memory=None"
         )
 
-    def _fold(self, leaving: torch.Tensor) -> None:
-        entering = leaving if self.correction is None else leaving - self._left
-        self._left = leaving.clone() if self._rows is None else leaving
-        if self._rows is None:
-            self._modes.addcmul_(self._modes, self.decay, value=-1.0).addcmul_(self.entry, entering)
-        else:
-            self._modes = torch.addcmul(torch.addcmul(self._modes, self._modes, self.decay, value=-1.0), self.entry, entering)
-
     def append(self, u: torch.Tensor) -> None:
-        k, m = self._n_stored, self.window
-        row = u.reshape(-1)
-        if self._rows is None and row.requires_grad and torch.is_grad_enabled():
-            order = [(k - i) % m for i in range(min(k, m), 0, -1)]  # slots of u_{k-min(k,m)} .. u_{k-1}
-            self._rows = [self._ring[i].clone() for i in order]
-        if self._rows is None:
-            if k >= m:  # u_{k-M} leaves the exact window: into the modes, then its slot is reused
-                self._fold(self._ring[k % m])
-            self._ring[k % m] = row
-        else:
-            if len(self._rows) == m:
-                self._fold(self._rows.pop(0))
-            self._rows.append(row)
+        k = self._n_stored
+        self._token = _SOEAppend.apply(self._token, u, self, k)
         self._n_stored = k + 1
 
     def read(self, n: int) -> torch.Tensor:
         if self._n_stored != n:
             raise RuntimeError(f"history holds {self._n_stored} rows; read({n}) needs exactly {n}")
-        if self._rows is None:
-            history = self.ring_weights[n % self.window] @ self._ring
-        else:
-            recent = torch.stack(self._rows)
-            history = self.reversed_exact[:, -recent.shape[0] :] @ recent
+        self._last_read = n
+        return _SOERead.apply(self._token, self, n).reshape(self.channels, *self.shape)
+
+    def _store(self, row: torch.Tensor) -> None:
+        k, m = self._n_stored, self.first_lag - 1
+        if k >= m:  # u_{k-M} leaves the exact window: into the modes, then its slot is reused
+            leaving = self._ring[k % m]
+            entering = leaving if self.correction is None else leaving - self._left
+            self._modes.addcmul_(self._modes, self.decay, value=-1.0).addcmul_(self.entry, entering)
+            self._left.copy_(leaving)
+        self._ring[k % m] = row
+
+    def _history(self, n: int) -> torch.Tensor:
+        history = self.ring_weights[n % (self.first_lag - 1)] @ self._ring
         if self.n_modes:
             history = history + (self.coefficients @ self._modes)[:, 0]
         if self.correction is not None and n >= self.first_lag:
             history = history - self.correction * self._left
-        return history.reshape(self.channels, *self.shape)
+        return history
+
+    # --- the transposed sweep (backward) ---
+
+    def _adjoint_state(self, reference: torch.Tensor, position: int, restart: bool) -> dict:
+        if self._adjoint is None or restart:
+            self._adjoint = {
+                "position": self._last_read,  # A holds A(position); no history sum is read later
+                "modes": reference.new_zeros(self.channels, self.n_modes, self.width),
+                "grads": reference.new_zeros(self.first_lag, self.channels, self.width),  # g_n at n mod L0
+                "tail": reference.new_zeros(self.width),  # D(position) = sum_c,k c A
+            }
+        return self._adjoint
+
+    def _adjoint_history(self, n: int, grad: torch.Tensor) -> None:
+        state = self._adjoint
+        self._adjoint_state(grad, n, restart=state is None or n > state["position"])
+        self._adjoint["grads"][n % self.first_lag] = grad.reshape(self.channels, self.width)
+
+    def _adjoint_row(self, m: int) -> torch.Tensor | None:
+        state = self._adjoint
+        if state is None:
+            return None
+        if m >= state["position"]:  # a new backward pass without any history gradient
+            return None
+        L0 = self.first_lag
+        grads, modes = state["grads"], state["modes"]
+        following = state["tail"]
+        while state["position"] > m:
+            i = state["position"] - 1
+            entering = grads[i % L0].clone()  # g_{i + L0}
+            grads[i % L0].zero_()  # the slot now waits for g_i
+            modes.addcmul_(modes, self.decay, value=-1.0).addcmul_(self.entry, entering[:, None, :])
+            following, state["tail"] = state["tail"], (self.coefficients @ modes).sum((0, 1))
+            state["position"] = i
+        grad = self.adjoint_weights[m % L0] @ grads.reshape(-1, self.width)
+        if self.correction is None:
+            grad = grad + state["tail"]
+        else:
+            grad = grad + state["tail"] - following - (self.correction * entering).sum(0)
+        if m == 0:
+            self._adjoint = None
+        return grad
