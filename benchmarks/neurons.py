@@ -9,11 +9,11 @@ Every configuration runs in a fresh subprocess, so that the peak resident set si
 (ru_maxrss) belongs to that configuration alone; the baseline (interpreter, torch,
 inputs) is subtracted.
 
-    python benchmarks/neurons.py [--steps 100 500 1000] [--full-max 1000] [--repeats 2]
+    python benchmarks/neurons.py [--steps 100 500 1000 10000] [--full-max 1000] [--repeats 2]
 
-Above --full-max steps only LIFNeuron and the 'soe' FractionalLIF run.  At T = 10000 the
-forward+backward of this layer needs about 14 GB even for LIFNeuron (autograd keeps every
-step), and the 'soe' layer did not fit in 24 GB; training that long needs the adjoint.
+Above --full-max steps only LIFNeuron and the 'soe' FractionalLIF run (the exact history's
+O(T^2) work makes the others minutes-long there).  At T = 10000 the forward+backward of
+this layer needs about 14 GB even for LIFNeuron, since autograd keeps every step.
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ def _child(kind: str, steps: int, repeats: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", type=int, nargs="+", default=[100, 500, 1000])
+    parser.add_argument("--steps", type=int, nargs="+", default=[100, 500, 1000, 10000])
     parser.add_argument("--full-max", type=int, default=1000)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
