@@ -86,6 +86,20 @@ class TrainConfig:
             raise ValueError(f"--lr must be > 0, got {self.lr}")
         if self.limit is not None and self.limit < 1:
             raise ValueError(f"--limit must be >= 1, got {self.limit}")
+        check_device(self.device)
+
+
+def check_device(name: str) -> torch.device:
+    """``torch.device(name)`` if this machine has it, else a ValueError that says why."""
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ValueError(f"--device {name!r} is not a torch device (e.g. 'cpu', 'cuda', 'cuda:1')") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device {name!r}: CUDA is not available on this machine; use --device cpu")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise ValueError(f"--device {name!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    return device
 
 
 class SpikingMLP(nn.Module):
@@ -386,9 +400,9 @@ def evaluate_checkpoint(path: str | Path, device: str = "cpu") -> dict:
         config = TrainConfig(**state["config"])
     except TypeError as err:
         raise CheckpointError(f"checkpoint {path} has an incompatible configuration: {err}") from None
-    config.device = device
+    config.device = str(check_device(device))
     data = load_dataset(config.dataset, config.data_dir)
-    model = build_model(config, data).to(device)
+    model = build_model(config, data).to(config.device)
     try:
         model.load_state_dict(state["model"])
     except (RuntimeError, KeyError) as err:

@@ -91,6 +91,8 @@ def test_checkpoint_with_code_is_refused(tmp_path):
         (["train", "--alpha", "1.5"], "--alpha must be in (0, 1]"),
         (["train", "--alpha", "0"], "--alpha must be in (0, 1]"),
         (["train", "--epochs", "-1"], "--epochs must be >= 0"),
+        (["train", "--device", "foo"], "is not a torch device"),
+        (["train", "--memory", "soe", "--learn-alpha"], "cannot learn it"),
         (["evaluate", "/nonexistent/checkpoint.pt"], "does not exist"),
     ],
 )
