@@ -259,16 +259,25 @@ class SOEKernel:
             "start a new run (reset) or use memory=None"
         )
 
+    def _tracked(self, u: torch.Tensor | None = None) -> bool:
+        """Whether autograd must see this step (otherwise the data path is called directly)."""
+        wanted = self._token.requires_grad or (u is not None and u.requires_grad)
+        return wanted and torch.is_grad_enabled()
+
     def append(self, u: torch.Tensor) -> None:
         k = self._n_stored
-        self._token = _SOEAppend.apply(self._token, u, self, k)
+        if self._tracked(u):
+            self._token = _SOEAppend.apply(self._token, u, self, k)
+        else:
+            self._store(u.detach().reshape(-1))
         self._n_stored = k + 1
 
     def read(self, n: int) -> torch.Tensor:
         if self._n_stored != n:
             raise RuntimeError(f"history holds {self._n_stored} rows; read({n}) needs exactly {n}")
         self._last_read = n
-        return _SOERead.apply(self._token, self, n).reshape(self.channels, *self.shape)
+        history = _SOERead.apply(self._token, self, n) if self._tracked() else self._history(n)
+        return history.reshape(self.channels, *self.shape)
 
     def _store(self, row: torch.Tensor) -> None:
         k, m = self._n_stored, self.first_lag - 1
