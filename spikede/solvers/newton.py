@@ -28,7 +28,9 @@ def default_tolerance(dtype: torch.dtype) -> float:
 
 
 def _jacobian(f: Callable[[torch.Tensor], torch.Tensor], y: torch.Tensor) -> torch.Tensor:
-    flat = lambda v: f(v.reshape(y.shape)).reshape(-1)  # noqa: E731
+    def flat(v: torch.Tensor) -> torch.Tensor:
+        return f(v.reshape(y.shape)).reshape(-1)
+
     return torch.func.jacrev(flat)(y.reshape(-1))
 
 

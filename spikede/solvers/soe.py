@@ -239,10 +239,9 @@ class SOEKernel:
         width = max(len(r) for r in rates)
         rates = np.stack([np.pad(r, (0, width - len(r)), constant_values=1.0) for r in rates])
         coefs = np.stack([np.pad(c, (0, width - len(c))) for c in coefs])
-        as_tensor = lambda a: torch.tensor(a, dtype=dtype, device=device)  # noqa: E731
-        self.decay = as_tensor(-np.expm1(np.log(rates)))[..., None]  # 1 - r, accurate for r near 1
-        self.entry = as_tensor(rates**self.first_lag)[..., None]
-        self.coefficients = as_tensor(coefs)[:, None, :]
+        self.decay = torch.tensor(-np.expm1(np.log(rates)), dtype=dtype, device=device)[..., None]  # 1 - r
+        self.entry = torch.tensor(rates**self.first_lag, dtype=dtype, device=device)[..., None]
+        self.coefficients = torch.tensor(coefs, dtype=dtype, device=device)[:, None, :]
         self.n_modes = width
         self._modes = template.new_zeros(self.channels, width, self.width)
         self._ring = template.new_zeros(m, self.width)
