@@ -285,6 +285,10 @@ class FractionalLIF(SpikingNeuron):
         learn_threshold: learn the threshold.
         step_mode: ``'multi'`` (``[T, B, ...]`` per call) or ``'single'`` (``[B, ...]``, stateful).
         record: keep the post-reset potential in ``self.membrane``.
+        adjoint: train through a discrete adjoint (one autograd Function over the sequence:
+            the forward keeps no graph, the backward is a hand-written reverse sweep through
+            the transposed history); same gradients as autograd, less memory.  ``'multi'``
+            step mode only; the recorded membrane is then a plain (detached) tensor.
     """
 
     _leaky = True
@@ -308,11 +312,15 @@ class FractionalLIF(SpikingNeuron):
         learn_threshold: bool = False,
         step_mode: str = "multi",
         record: bool = False,
+        adjoint: bool = False,
     ):
         super().__init__(
             tau, threshold, v_rest, surrogate, surrogate_scale, dt, reset, v_reset, detach_reset,
             learn_tau, learn_threshold, step_mode, record, leak=self._leaky,
         )
+        if adjoint and step_mode != "multi":
+            raise ValueError("adjoint=True needs step_mode='multi' (the reverse sweep runs over a whole sequence)")
+        self.adjoint = bool(adjoint)
         if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real):
             raise TypeError(f"alpha must be a number in (0, 1], got {type(alpha).__name__}: {alpha!r}")
         alpha = float(alpha)
@@ -347,13 +355,25 @@ class FractionalLIF(SpikingNeuron):
             return torch.sigmoid(self.alpha_logit)
         return self.alpha_fixed
 
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not (self.adjoint and torch.is_grad_enabled() and isinstance(x, torch.Tensor) and x.dim() >= 2):
+            return super().forward(x)
+        if self.surrogate.spec.stochastic and self.surrogate.training:
+            raise ValueError("adjoint=True needs a deterministic spike; the 'noisy' surrogate is random in training")
+        if not x.is_floating_point():
+            raise TypeError(f"input must be a floating-point tensor, got dtype {x.dtype}")
+        return _AdjointSequence.apply(x, self.threshold, self.log_tau, self.alpha, self)
+
     def _scheme(self, v0: torch.Tensor, horizon: int):
+        return self._scheme_for_alpha(v0, horizon, self.alpha)
+
+    def _scheme_for_alpha(self, v0: torch.Tensor, horizon: int, alpha: torch.Tensor):
         problem = Problem(
             func=None, y0=v0, t=(), h=self.dt, n_steps=horizon,
             window=self.memory if isinstance(self.memory, int) else None,
             corrector_iters=1, newton_tol=0.0, newton_max_iters=1,
         )
-        return SCHEMES[self.method](problem, [self.alpha], [1.0], implicit=False)
+        return SCHEMES[self.method](problem, [alpha], [1.0], implicit=False)
 
     def _start(self, template, horizon):
         v0 = torch.full_like(template, self.v_rest)
@@ -380,6 +400,123 @@ class FractionalLIF(SpikingNeuron):
 
     def extra_repr(self) -> str:
         return f"alpha={self.alpha.item():.4g}, method={self.method!r}, memory={self.memory}, " + super().extra_repr()
+
+
+class _AdjointSequence(torch.autograd.Function):
+    """Spikes of a multi-step :class:`FractionalLIF` with a discrete-adjoint backward.
+
+    Forward: the ordinary loop without a graph; saved are the inputs, the potentials
+    ``v_0 .. v_T`` and the proposed potentials.  Backward, for ``n = T .. 1`` (``g`` are
+    gradients, ``c`` the scheme's step coefficient, ``F_n = drive_n / tau``)::
+
+        g_v[n]    += sum_{j>=1} W_j g_H[n + j]            (transposed history, same kernel)
+        g_p[n]     = g_s[n] sigma'(p_n - theta) + g_v[n] dv/dp      (p: proposed potential)
+        g_theta   += -g_s[n] sigma' + g_v[n] dv/dtheta
+        g_H[n]     = -g_p[n];  g_I[n] = c g_p[n] / tau;  g_v[n-1] += -c g_p[n] / tau (+ g_p[n] for l1)
+
+    with ``dv/dp``, ``dv/dtheta`` of the reset (subtract, zero, none; the spike's part is
+    dropped with ``detach_reset``), and for ``l1`` (``u_n = v_n - v_{n-1}``) the history term
+    moves to ``g_v[n-1]`` with a minus sign.  Gradients of ``tau`` and ``c`` are sums of the
+    local terms; ``alpha`` enters through ``c`` and the weights, ``g_W_j = sum_n <g_H[n], u_{n-j}>``.
+    """
+
+    @staticmethod
+    def forward(ctx, x, threshold, log_tau, alpha, neuron):
+        with torch.no_grad():
+            tau, theta = log_tau.exp().to(x.dtype), threshold.to(x.dtype)
+            state = neuron._start(x[0], x.shape[0])
+            potentials, proposed, spikes = [state.v], [], []
+            for current in x.unbind(0):
+                p = neuron._step(state, current, tau)
+                s, v = apply_events(p, theta, neuron.surrogate, neuron.events)
+                state = neuron._commit(state, v)
+                potentials.append(v)
+                proposed.append(p)
+                spikes.append(s)
+            out = torch.stack(spikes)
+        if neuron.record:
+            neuron.membrane = torch.stack(potentials[1:])
+        ctx.neuron = neuron
+        ctx.save_for_backward(x, torch.stack(potentials), torch.stack(proposed), out, threshold, log_tau, alpha)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_spikes):
+        x, potentials, proposed, spikes, threshold, log_tau, alpha = ctx.saved_tensors
+        neuron = ctx.neuron
+        steps, dtype = x.shape[0], x.dtype
+        with torch.enable_grad():
+            alpha_ = alpha.detach().requires_grad_(alpha.requires_grad)
+            scheme = neuron._scheme_for_alpha(potentials[0], steps, alpha_)
+            coef = scheme.step_coef
+        tau = log_tau.detach().exp().to(dtype)
+        theta = threshold.detach().to(dtype)
+        c = coef.detach()
+        events, surrogate = neuron.events, neuron.surrogate
+        reversed_kernel = make_kernel(scheme, steps, potentials[0], neuron.memory)
+        reversed_kernel.append(torch.zeros_like(potentials[0]))
+        l1 = neuron.method == "l1"
+        g_x = torch.empty_like(x)
+        g_history = []
+        g_theta = torch.zeros((), dtype=dtype, device=x.device)
+        g_tau = torch.zeros_like(g_theta)
+        g_coef = torch.zeros_like(g_theta)
+        carry = torch.zeros_like(potentials[0])  # gradient reaching v_n from later steps
+        for n in range(steps, 0, -1):
+            mu = reversed_kernel.read(steps + 1 - n)[0]  # sum_j W_j g_H[n + j]
+            g_v = carry + mu
+            carry = -mu if l1 else torch.zeros_like(mu)
+            p, s = proposed[n - 1], spikes[n - 1]
+            bump = surrogate.derivative(p - theta)
+            g_s = grad_spikes[n - 1]
+            if events.reset == "subtract":
+                dv_dp, dv_ds, dv_dtheta = 1.0, -theta, -s
+            elif events.reset == "zero":
+                dv_dp, dv_ds, dv_dtheta = 1.0 - s, events.v_reset - p, 0.0
+            else:
+                dv_dp, dv_ds, dv_dtheta = 1.0, 0.0, 0.0
+            g_spike = g_s if events.detach_reset else g_s + g_v * dv_ds
+            g_p = g_v * dv_dp + g_spike * bump
+            g_theta = g_theta - (g_spike * bump).sum() + (g_v * dv_dtheta).sum()
+            v_prev = potentials[n - 1]
+            drive = x[n - 1] - (v_prev - neuron.v_rest) if neuron.leak else x[n - 1]
+            g_f = c * g_p  # F = drive / tau
+            g_x[n - 1] = g_f / tau
+            g_tau = g_tau - (g_f * drive).sum() / tau**2
+            g_coef = g_coef + (g_p * drive).sum() / tau
+            carry = carry + (g_p if l1 else 0.0) - (g_f / tau if neuron.leak else 0.0)
+            g_h = -g_p
+            g_history.append(g_h)
+            reversed_kernel.append(g_h)
+        g_log_tau = g_tau * tau if ctx.needs_input_grad[2] else None
+        g_alpha = None
+        if ctx.needs_input_grad[3]:
+            g_alpha = _alpha_gradient(scheme, alpha_, coef, g_coef, torch.stack(g_history[::-1]), potentials, l1,
+                                      neuron.memory)
+        g_threshold = g_theta.to(threshold.dtype) if ctx.needs_input_grad[1] else None
+        return g_x, g_threshold, None if g_log_tau is None else g_log_tau.to(log_tau.dtype), g_alpha, None
+
+
+def _alpha_gradient(scheme, alpha, coef, g_coef, g_history, potentials, l1, window) -> torch.Tensor:
+    """``dL/dalpha`` through the step coefficient and the weights: ``g_W_j = sum_n <g_H[n], u_{n-j}>``."""
+    steps = g_history.shape[0]
+    flat = potentials.reshape(steps + 1, -1)
+    rows = flat[1:] - flat[:-1] if l1 else flat - flat[0]  # u_0 .. u_T (l1: u_k = v_k - v_{k-1})
+    if l1:
+        rows = torch.cat([torch.zeros_like(flat[:1]), rows])
+    correlation = g_history.reshape(steps, -1) @ rows[:steps].t()  # [n - 1, k] = <g_H[n], u_k>
+    n = torch.arange(1, steps + 1, device=flat.device)[:, None]
+    k = torch.arange(steps, device=flat.device)[None, :]
+    lag = (n - k).expand(steps, steps)
+    keep = lag >= 1
+    g_weights = torch.zeros(scheme.weights.shape[1], dtype=correlation.dtype, device=correlation.device)
+    g_weights.index_add_(0, lag[keep], correlation[keep])
+    if isinstance(window, int):  # lags beyond the window are not used
+        g_weights[window + 1 :] = 0
+    with torch.enable_grad():
+        weights = scheme.weights[0]
+    (g_alpha,) = torch.autograd.grad((weights, coef), alpha, (g_weights.to(weights.dtype), g_coef.to(coef.dtype)))
+    return g_alpha
 
 
 class FractionalIF(FractionalLIF):
