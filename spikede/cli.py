@@ -79,7 +79,7 @@ def _train_config(args: argparse.Namespace):
     return TrainConfig(
         dataset=args.dataset, data_dir=args.data_dir, encoding=args.encoding, timesteps=args.timesteps,
         hidden=args.hidden, alpha=list(args.alpha), learn_alpha=args.learn_alpha, method=args.method,
-        memory=args.memory, surrogate=args.surrogate, surrogate_scale=args.surrogate_scale, tau=args.tau,
+        memory=args.memory, adjoint=args.adjoint, surrogate=args.surrogate, surrogate_scale=args.surrogate_scale, tau=args.tau,
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed, device=args.device,
         out=args.out, limit=args.limit,
     )
@@ -168,6 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--learn-alpha", action="store_true", help="learn the orders")
     tr.add_argument("--method", default="gl", choices=NEURON_METHODS, help="neuron scheme (default: gl)")
     tr.add_argument("--memory", type=_memory_value, default=None, help="full (default), soe, or a window of lags")
+    tr.add_argument("--adjoint", action="store_true", help="train the fractional layers through the discrete adjoint")
     tr.add_argument("--surrogate", default="sigmoid", choices=available_surrogates(), help="surrogate (default: sigmoid)")
     tr.add_argument("--surrogate-scale", type=_float_value, default=None, help="surrogate hyper-parameter")
     tr.add_argument("--tau", type=_float_value, default=2.0, help="membrane time constant (default: 2)")

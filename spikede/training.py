@@ -54,6 +54,7 @@ class TrainConfig:
     learn_alpha: bool = False
     method: str = "gl"
     memory: int | str | None = None
+    adjoint: bool = False
     surrogate: str = "sigmoid"
     surrogate_scale: float | None = None
     tau: float = 2.0
@@ -119,7 +120,7 @@ class SpikingMLP(nn.Module):
                 layers.append(LIFNeuron(**common))
             else:
                 layers.append(FractionalLIF(alpha=alpha, method=config.method, memory=config.memory,
-                                            learn_alpha=config.learn_alpha, **common))
+                                            learn_alpha=config.learn_alpha, adjoint=config.adjoint, **common))
         self.layers = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
