@@ -2,7 +2,7 @@
 
 from .events import RESET_MODES, EventParams, apply_events, check_reset, fire_and_reset
 from . import solvers, special
-from .solvers import ConvergenceError, fdeint
+from .solvers import ConvergenceError, fdeint, fdeint_adjoint
 from .network import TimeDistributed, fractionalize, latency_encode, rate_encode, reset
 from .neurons import FractionalIF, FractionalLIF, IFNeuron, LIFNeuron
 from .special import mittag_leffler
@@ -33,6 +33,7 @@ __all__ = [
     "available_surrogates",
     "check_reset",
     "fdeint",
+    "fdeint_adjoint",
     "fire_and_reset",
     "fractionalize",
     "get_surrogate",

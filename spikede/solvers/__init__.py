@@ -1,8 +1,8 @@
 """Fractional ODE solvers: ``fdeint`` and its parts (weights, memory kernels, schemes)."""
 
-from .fdeint import FRACTIONAL_METHODS, fdeint
+from .fdeint import FRACTIONAL_METHODS, fdeint, fdeint_adjoint
 from .memory import HistoryKernel
 from .newton import ConvergenceError
 from .schemes import SCHEMES, Scheme
 
-__all__ = ["FRACTIONAL_METHODS", "SCHEMES", "ConvergenceError", "HistoryKernel", "Scheme", "fdeint"]
+__all__ = ["FRACTIONAL_METHODS", "SCHEMES", "ConvergenceError", "HistoryKernel", "Scheme", "fdeint", "fdeint_adjoint"]

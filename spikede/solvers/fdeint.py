@@ -12,7 +12,7 @@ from .memory import check_memory, make_kernel
 from .newton import default_tolerance
 from .schemes import SCHEMES
 
-__all__ = ["fdeint", "FRACTIONAL_METHODS"]
+__all__ = ["fdeint", "fdeint_adjoint", "FRACTIONAL_METHODS"]
 
 FRACTIONAL_METHODS = tuple(SCHEMES)
 
@@ -167,6 +167,8 @@ def fdeint(
     soe_first_lag: int = 32,
     save_every: int = 1,
     event: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+    adjoint: bool = False,
+    adjoint_params: Sequence[torch.Tensor] | None = None,
     options: dict | None = None,
 ) -> torch.Tensor:
     r"""Solve ``D^alpha y = f(t, y)``, ``y(t[0]) = y0`` (Caputo, ``0 < alpha <= 1``) on the grid ``t``.
@@ -192,6 +194,11 @@ def fdeint(
             per step.  ``'soe'`` needs a constant ``alpha``.
         save_every: return the states at steps ``0, k, 2k, ...`` and the last step only
             (with ``memory='soe'`` the memory then stays O(1) in the number of steps).
+        adjoint: compute gradients with the discrete adjoint (:mod:`spikede.solvers.adjoint`):
+            the same gradients as autograd through the scheme, without keeping the graph of
+            the solve.  Gradients reach ``y0``, ``alpha`` and ``adjoint_params`` (by default
+            the parameters of ``func`` if it is an ``nn.Module``).
+        adjoint_params: the tensors ``func`` depends on that should receive gradients.
         event: ``event(t_n, y_n)`` is called after every step with the state the scheme
             proposes and returns the state to keep (e.g. a spike reset); the kept state is
             what enters the history, so the memory remembers the events.  Only for the
@@ -240,23 +247,42 @@ def fdeint(
             )
     if implicit and not scheme_cls.implicit_variant:
         raise ValueError(f"method {method!r} has no implicit variant; it is a predictor-corrector (see corrector_iters)")
-    problem = Problem(
-        func=_checked_rhs(func, y0),
-        y0=y0,
-        t=t.to(y0.dtype).unbind(0),
-        h=h,
-        n_steps=t.numel() - 1,
-        window=memory if isinstance(memory, int) else None,
-        corrector_iters=_check_positive_int(corrector_iters, "corrector_iters"),
-        newton_tol=default_tolerance(y0.dtype) if newton_tol is None else float(newton_tol),
-        newton_max_iters=_check_positive_int(newton_max_iters, "newton_max_iters"),
-    )
-    scheme = scheme_cls(problem, alphas, coefficients, bool(implicit))
-    kernel = make_kernel(
-        scheme, problem.n_steps, y0, memory, block=_check_positive_int(block, "block"),
-        soe_tol=soe_tol, soe_first_lag=_check_soe_first_lag(soe_first_lag),
-    )
-    return _integrate(problem, scheme, kernel, _check_positive_int(save_every, "save_every"), event)
+    corrector_iters = _check_positive_int(corrector_iters, "corrector_iters")
+    newton_max_iters = _check_positive_int(newton_max_iters, "newton_max_iters")
+    kernel_options = dict(block=_check_positive_int(block, "block"), soe_tol=soe_tol,
+                          soe_first_lag=_check_soe_first_lag(soe_first_lag))
+    save_every = _check_positive_int(save_every, "save_every")
+    rhs = _checked_rhs(func, y0)
+    grid = t.to(y0.dtype).unbind(0)
+
+    def build(start: torch.Tensor, orders: list, kernel: bool = True):
+        problem = Problem(
+            func=rhs, y0=start, t=grid, h=h, n_steps=t.numel() - 1,
+            window=memory if isinstance(memory, int) else None, corrector_iters=corrector_iters,
+            newton_tol=default_tolerance(y0.dtype) if newton_tol is None else float(newton_tol),
+            newton_max_iters=newton_max_iters,
+        )
+        scheme = scheme_cls(problem, orders, coefficients, bool(implicit))
+        return problem, scheme, make_kernel(scheme, problem.n_steps, start, memory, **kernel_options) if kernel else None
+
+    if not adjoint:
+        problem, scheme, kernel = build(y0, alphas)
+        return _integrate(problem, scheme, kernel, save_every, event)
+    if event is not None or save_every != 1:
+        raise ValueError("adjoint=True needs event=None and save_every=1 (the reverse sweep uses every state)")
+    from .adjoint import solve_adjoint
+
+    if adjoint_params is None:
+        adjoint_params = list(func.parameters()) if isinstance(func, torch.nn.Module) else []
+    params = [p for p in adjoint_params if isinstance(p, torch.Tensor) and p.requires_grad]
+    setup = {
+        "build": build, "alphas": alphas, "memory": memory, "kernel_options": kernel_options,
+        "window": memory if isinstance(memory, int) else None,
+        "integrate": lambda problem, scheme, kernel, hs: _integrate(problem, scheme, kernel, 1, None, hs),
+        "n_alpha_inputs": sum(isinstance(a, torch.Tensor) and a.requires_grad for a in alphas),
+    }
+    alpha_inputs = [a for a in alphas if isinstance(a, torch.Tensor) and a.requires_grad]
+    return solve_adjoint(setup, y0, alpha_inputs, params)
 
 
 def _check_soe_first_lag(value) -> int:
@@ -265,7 +291,7 @@ def _check_soe_first_lag(value) -> int:
     return value
 
 
-def _integrate(problem: Problem, scheme, kernel, save_every: int, event=None) -> torch.Tensor:
+def _integrate(problem: Problem, scheme, kernel, save_every: int, event=None, histories: list | None = None):
     y0, ts = problem.y0, problem.t
     needs_f_prev = not scheme.stores_rhs and not scheme.implicit
     f = problem.rhs(ts[0], y0) if (scheme.stores_rhs or needs_f_prev) else None
@@ -274,7 +300,10 @@ def _integrate(problem: Problem, scheme, kernel, save_every: int, event=None) ->
     trajectory = _Trajectory(y0, n_saved)
     y = y0
     for n in range(1, problem.n_steps + 1):
-        y_prev, y = y, scheme.step(n, y, kernel.read(n), f)
+        history = kernel.read(n)
+        if histories is not None:
+            histories.append(history)
+        y_prev, y = y, scheme.step(n, y, history, f)
         if event is not None:
             y = event(ts[n], y)
         if n % save_every == 0 or n == problem.n_steps:
@@ -334,3 +363,8 @@ def _delegate_to_torchdiffeq(func, y0, t, alpha, method, memory, options):
     import torchdiffeq
 
     return torchdiffeq.odeint(func, y0, t.to(y0.dtype), method=method, options=options)
+
+
+def fdeint_adjoint(func, y0, t, alpha, method="gl", memory=None, **options) -> torch.Tensor:
+    """:func:`fdeint` with ``adjoint=True``: gradients by the discrete adjoint (same signature)."""
+    return fdeint(func, y0, t, alpha, method, memory, adjoint=True, **options)

@@ -91,11 +91,11 @@ def _density(sequence: str, a: float):
     return a * (1.0 + a) / gamma_fn(1.0 - a), 1.0 - a, lambda s: (2.0 * np.sinh(0.5 * s) / s) ** 2
 
 
-def _trapezoid_modes(sequence: str, a: float, horizon: int, tol: float, first_lag: int, h: float):
+def _trapezoid_modes(sequence: str, a: float, horizon: int, tol: float, first_lag: int, h: float, merge: float = 1.0):
     """Trapezoidal rule in ``u = log s`` on nodes ``u_max - k h``; the infinitely many nodes
     below ``log(sigma / N)`` are summed as geometric series (``psi ~ 1`` there) into one mode."""
     scale, gam, psi = _density(sequence, a)
-    sigma = (tol / 8.0) ** (1.0 / (gam + 2.0))
+    sigma = merge * (tol / 8.0) ** (1.0 / (gam + 2.0))
     u_max = math.log((math.log(1.0 / tol) + 12.0) / (first_lag - 1.5))
     n_kept = int(math.floor((u_max - math.log(sigma / horizon)) / h)) + 1
     u = u_max - h * np.arange(n_kept)
@@ -144,11 +144,15 @@ def compress(sequence: str, alpha: float, horizon: int, tol: float, first_lag: i
         return SumOfExponentials(sequence, alpha, rates, coefs, first_lag, horizon, tol, 0.0)
     exact = exact_weights(sequence, alpha, horizon)
     h = 0.55
+    merge, previous = 1.0, math.inf
     for _ in range(12):
-        rates, coefs = _trapezoid_modes(sequence, alpha, horizon, tol, first_lag, h)
+        rates, coefs = _trapezoid_modes(sequence, alpha, horizon, tol, first_lag, h, merge)
         error = _max_rel_error(rates, coefs, exact, first_lag, horizon)
         if error <= tol:
             return SumOfExponentials(sequence, alpha, rates, coefs, first_lag, horizon, tol, error)
+        if error > 0.5 * previous:  # the step no longer helps: the merged slow modes limit the error
+            merge *= 0.1
+        previous = error
         h *= 0.85
     raise RuntimeError(
         f"sum-of-exponentials for {sequence!r}, alpha={alpha}, horizon={horizon} reached only "

@@ -1,0 +1,151 @@
+r"""Discrete adjoint of :func:`~spikede.solvers.fdeint`: exact gradients of the discrete scheme.
+
+Every scheme is a step ``y_n = step(y_{n-1}, H_n)`` with ``H_n = sum_j W_j u_{n-j}``
+and a stored ``u_n = stored(y_n, y_{n-1}, f_n)``.  The forward pass runs without a graph
+and keeps the states ``y_n`` and history sums ``H_n``.  The backward pass runs
+``n = N .. 1`` and, with autograd on *one* step at a time, takes the vector-Jacobian
+product of ``(y_{n-1}, H_n) -> (y_n, u_n)`` with the cotangents
+
+.. math::
+
+    \bar y_n = \partial L/\partial y_n + (\text{from step } n+1), \qquad
+    \bar u_n = \sum_c \sum_{j \ge 1} W_{c,j}\, \bar H_c(n + j),
+
+the second being the history convolution transposed: the same memory kernel (full,
+window or soe) fed with ``\bar H`` in reverse time.  ``y0``, ``f_0 = f(t_0, y_0)`` (PECE),
+the parameters of ``func`` and ``alpha`` (through the step coefficients, and through the
+weights by ``\bar W_{c,j} = sum_n <\bar H_c(n), u_{n-j}>``) collect their gradients along
+the way.  No graph of the whole solve is ever built.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .memory import make_kernel
+
+__all__ = ["solve_adjoint"]
+
+
+class _ChannelWeights:
+    """One weight channel of a scheme, one lag longer (a zero: that lag meets ``x_0 = 0``),
+    as :func:`make_kernel` wants it for the reverse sweep."""
+
+    def __init__(self, scheme, channel: int):
+        row = scheme.weights[channel : channel + 1].detach()
+        self.weights = torch.cat([row, row.new_zeros(1, 1)], 1)
+        self._terms = scheme.sequence_terms()[channel]
+
+    def sequence_terms(self):
+        return [self._terms]
+
+
+class _Adjoint(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, setup, y0, *inputs):
+        build, integrate = setup["build"], setup["integrate"]
+        with torch.no_grad():
+            problem, scheme, kernel = build(y0.detach(), [a.detach() if isinstance(a, torch.Tensor) else a
+                                                           for a in setup["alphas"]])
+            histories: list[torch.Tensor] = []
+            states = integrate(problem, scheme, kernel, histories)
+        ctx.setup = setup
+        ctx.save_for_backward(y0, states, torch.stack(histories), *inputs)
+        return states
+
+    @staticmethod
+    def backward(ctx, grad_states):
+        setup = ctx.setup
+        y0, states, histories, *inputs = ctx.saved_tensors
+        n_alpha = setup["n_alpha_inputs"]
+        alpha_inputs, params = inputs[:n_alpha], inputs[n_alpha:]
+        with torch.enable_grad():
+            y0_leaf = y0.detach().requires_grad_(True)
+            alpha_leaves = [a.detach().requires_grad_(True) for a in alpha_inputs]
+            it = iter(alpha_leaves)
+            alphas = [next(it) if isinstance(a, torch.Tensor) and a.requires_grad else a for a in setup["alphas"]]
+            problem, scheme, _ = setup["build"](y0_leaf, alphas, kernel=False)
+            f0 = f0_leaf = None
+            if scheme.stores_rhs:
+                f0 = problem.rhs(problem.t[0], y0_leaf)
+                f0_leaf = f0.detach().requires_grad_(True)
+                scheme.first_stored(y0_leaf, f0_leaf)
+        n_steps = problem.n_steps
+        channels = scheme.weights.shape[0]
+        reverse = [make_kernel(_ChannelWeights(scheme, c), n_steps + 1, y0, setup["memory"], **setup["kernel_options"])
+                   for c in range(channels)]
+        for k in reverse:
+            k.append(torch.zeros_like(y0))
+        needs_f_prev = not scheme.stores_rhs and not scheme.implicit
+        leaves = [y0_leaf] + ([f0_leaf] if f0_leaf is not None else []) + alpha_leaves + list(params)
+        totals = [torch.zeros_like(x) for x in leaves]
+        carry = torch.zeros_like(y0)
+        grad_hist, stored = [], []
+        for n in range(n_steps, 0, -1):
+            g_u = sum(k.read(n_steps + 1 - n)[0] for k in reverse)
+            with torch.enable_grad():
+                y_prev = states[n - 1].detach().requires_grad_(True)
+                history = histories[n - 1].detach().requires_grad_(True)
+                f_prev = problem.rhs(problem.t[n - 1], y_prev) if needs_f_prev else None
+                y = scheme.step(n, y_prev, history, f_prev)
+                outputs, cotangents = [y], [grad_states[n] + carry]
+                if n < n_steps:
+                    f = problem.rhs(problem.t[n], y) if scheme.stores_rhs else None
+                    u = scheme.stored(y, y_prev, f)
+                    outputs.append(u)
+                    cotangents.append(g_u)
+                    stored.append(u.detach())
+                grads = torch.autograd.grad(outputs, [y_prev, history] + leaves, cotangents, allow_unused=True,
+                                            retain_graph=True)  # the alpha-dependent coefficients are shared
+            carry = grads[0] if grads[0] is not None else torch.zeros_like(y0)
+            g_history = grads[1] if grads[1] is not None else torch.zeros_like(history)
+            for i, g in enumerate(grads[2:]):
+                if g is not None:
+                    totals[i] = totals[i] + g
+            grad_hist.append(g_history)
+            for c, k in enumerate(reverse):
+                k.append(g_history[c])
+        g_u0 = sum(k.read(n_steps + 1)[0] for k in reverse)
+        g_y0 = totals[0] + carry + grad_states[0]
+        offset = 1
+        with torch.enable_grad():
+            u0 = scheme.first_stored(y0_leaf, f0_leaf if f0_leaf is not None else None)
+        if f0_leaf is not None:
+            g_f0 = totals[1] + g_u0  # u_0 = f_0 for the schemes that store f
+            offset = 2
+            targets = [y0_leaf] + list(params)
+            extra = torch.autograd.grad(f0, targets, g_f0, allow_unused=True)
+            g_y0 = g_y0 + (extra[0] if extra[0] is not None else 0)
+            for i, g in enumerate(extra[1:]):
+                if g is not None:
+                    totals[offset + len(alpha_leaves) + i] = totals[offset + len(alpha_leaves) + i] + g
+        g_alphas = totals[offset : offset + len(alpha_leaves)]
+        if alpha_leaves:
+            g_alphas = _add_weight_gradient(scheme, alpha_leaves, g_alphas, grad_hist[::-1],
+                                            [u0.detach()] + stored[::-1], setup["window"])
+        g_params = totals[offset + len(alpha_leaves) :]
+        return (None, g_y0, *g_alphas, *g_params)
+
+
+def _add_weight_gradient(scheme, alpha_leaves, g_alphas, grad_hist, stored, window):
+    """Add ``sum_{c,j} gW_{c,j} dW_{c,j}/dalpha`` with ``gW_{c,j} = sum_n <gH_c(n), u_{n-j}>``."""
+    steps = len(grad_hist)
+    g_h = torch.stack(grad_hist).reshape(steps, scheme.weights.shape[0], -1)  # [n-1, c, S]
+    rows = torch.stack(stored[:steps]).reshape(steps, -1)  # u_0 .. u_{N-1}
+    n = torch.arange(1, steps + 1, device=rows.device)[:, None]
+    k = torch.arange(steps, device=rows.device)[None, :]
+    lag = (n - k).expand(steps, steps)
+    keep = lag >= 1
+    g_weights = torch.zeros_like(scheme.weights)
+    for c in range(scheme.weights.shape[0]):
+        correlation = g_h[:, c] @ rows.t()  # [n - 1, k] = <gH_c(n), u_k>
+        g_weights[c].index_add_(0, lag[keep], correlation[keep].to(g_weights.dtype))
+    if window is not None:
+        g_weights[:, window + 1 :] = 0
+    extra = torch.autograd.grad(scheme.weights, alpha_leaves, g_weights, allow_unused=True)
+    return [a + (e if e is not None else 0) for a, e in zip(g_alphas, extra)]
+
+
+def solve_adjoint(setup: dict, y0: torch.Tensor, alpha_inputs: list, params: list) -> torch.Tensor:
+    """Run :class:`_Adjoint` (see :func:`spikede.solvers.fdeint` with ``adjoint=True``)."""
+    return _Adjoint.apply(setup, y0, *alpha_inputs, *params)
