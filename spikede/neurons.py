@@ -36,6 +36,7 @@ import torch
 from torch import nn
 
 from .events import EventParams, apply_events
+from .solvers.adjoint import lag_gradient
 from .solvers.fdeint import Problem
 from .solvers.memory import HistoryKernel, check_memory, make_kernel
 from .solvers.schemes import SCHEMES
@@ -498,21 +499,15 @@ class _AdjointSequence(torch.autograd.Function):
 
 
 def _alpha_gradient(scheme, alpha, coef, g_coef, g_history, potentials, l1, window) -> torch.Tensor:
-    """``dL/dalpha`` through the step coefficient and the weights: ``g_W_j = sum_n <g_H[n], u_{n-j}>``."""
+    """``dL/dalpha`` through the step coefficient and the weights (:func:`~spikede.solvers.adjoint.lag_gradient`)."""
     steps = g_history.shape[0]
     flat = potentials.reshape(steps + 1, -1)
-    rows = flat[1:] - flat[:-1] if l1 else flat - flat[0]  # u_0 .. u_T (l1: u_k = v_k - v_{k-1})
-    if l1:
-        rows = torch.cat([torch.zeros_like(flat[:1]), rows])
-    correlation = g_history.reshape(steps, -1) @ rows[:steps].t()  # [n - 1, k] = <g_H[n], u_k>
-    n = torch.arange(1, steps + 1, device=flat.device)[:, None]
-    k = torch.arange(steps, device=flat.device)[None, :]
-    lag = (n - k).expand(steps, steps)
-    keep = lag >= 1
-    g_weights = torch.zeros(scheme.weights.shape[1], dtype=correlation.dtype, device=correlation.device)
-    g_weights.index_add_(0, lag[keep], correlation[keep])
-    if isinstance(window, int):  # lags beyond the window are not used
-        g_weights[window + 1 :] = 0
+    if l1:  # u_0 = 0, u_k = v_k - v_{k-1}
+        rows = torch.cat([torch.zeros_like(flat[:1]), flat[1:steps] - flat[: steps - 1]])
+    else:  # u_k = v_k - v_rest
+        rows = flat[:steps] - flat[0]
+    g_weights = lag_gradient(g_history.reshape(steps, 1, -1), rows, scheme.weights.shape[1],
+                             window if isinstance(window, int) else None)[0]
     with torch.enable_grad():
         weights = scheme.weights[0]
     (g_alpha,) = torch.autograd.grad((weights, coef), alpha, (g_weights.to(weights.dtype), g_coef.to(coef.dtype)))

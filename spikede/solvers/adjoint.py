@@ -24,7 +24,7 @@ import torch
 
 from .memory import make_kernel
 
-__all__ = ["solve_adjoint"]
+__all__ = ["solve_adjoint", "lag_gradient"]
 
 
 class _ChannelWeights:
@@ -109,7 +109,7 @@ class _Adjoint(torch.autograd.Function):
         g_y0 = totals[0] + carry + grad_states[0]
         offset = 1
         with torch.enable_grad():
-            u0 = scheme.first_stored(y0_leaf, f0_leaf if f0_leaf is not None else None)
+            u0 = scheme.first_stored(y0_leaf, f0_leaf)
         if f0_leaf is not None:
             g_f0 = totals[1] + g_u0  # u_0 = f_0 for the schemes that store f
             offset = 2
@@ -127,25 +127,36 @@ class _Adjoint(torch.autograd.Function):
         return (None, g_y0, *g_alphas, *g_params)
 
 
-def _add_weight_gradient(scheme, alpha_leaves, g_alphas, grad_hist, stored, window):
-    """Add ``sum_{c,j} gW_{c,j} dW_{c,j}/dalpha`` with ``gW_{c,j} = sum_n <gH_c(n), u_{n-j}>``."""
-    steps = len(grad_hist)
-    g_h = torch.stack(grad_hist).reshape(steps, scheme.weights.shape[0], -1)  # [n-1, c, S]
-    rows = torch.stack(stored[:steps]).reshape(steps, -1)  # u_0 .. u_{N-1}
+def lag_gradient(grad_history: torch.Tensor, rows: torch.Tensor, n_weights: int, window: int | None) -> torch.Tensor:
+    """``gW[c, j] = sum_n <gH_c(n), u_{n-j}>`` for lags ``j = 1 ..`` (0 beyond ``window``): ``[C, n_weights]``.
+
+    ``grad_history``: ``[N, C, S]`` gradients of the history sums ``H_1 .. H_N``;
+    ``rows``: ``[N, S]`` the stored ``u_0 .. u_{N-1}``.  One matrix product per channel.
+    """
+    steps, channels = grad_history.shape[:2]
     n = torch.arange(1, steps + 1, device=rows.device)[:, None]
     k = torch.arange(steps, device=rows.device)[None, :]
     lag = (n - k).expand(steps, steps)
     keep = lag >= 1
-    g_weights = torch.zeros_like(scheme.weights)
-    for c in range(scheme.weights.shape[0]):
-        correlation = g_h[:, c] @ rows.t()  # [n - 1, k] = <gH_c(n), u_k>
-        g_weights[c].index_add_(0, lag[keep], correlation[keep].to(g_weights.dtype))
+    g_weights = rows.new_zeros(channels, n_weights)
+    for c in range(channels):
+        correlation = grad_history[:, c].reshape(steps, -1) @ rows.t()  # [n - 1, k] = <gH_c(n), u_k>
+        g_weights[c].index_add_(0, lag[keep], correlation[keep])
     if window is not None:
         g_weights[:, window + 1 :] = 0
+    return g_weights
+
+
+def _add_weight_gradient(scheme, alpha_leaves, g_alphas, grad_hist, stored, window):
+    """Add ``sum_{c,j} gW_{c,j} dW_{c,j}/dalpha`` (see :func:`lag_gradient`)."""
+    steps = len(grad_hist)
+    g_h = torch.stack(grad_hist).reshape(steps, scheme.weights.shape[0], -1)
+    rows = torch.stack(stored[:steps]).reshape(steps, -1)
+    g_weights = lag_gradient(g_h, rows, scheme.weights.shape[1], window).to(scheme.weights.dtype)
     extra = torch.autograd.grad(scheme.weights, alpha_leaves, g_weights, allow_unused=True)
     return [a + (e if e is not None else 0) for a, e in zip(g_alphas, extra)]
 
 
 def solve_adjoint(setup: dict, y0: torch.Tensor, alpha_inputs: list, params: list) -> torch.Tensor:
     """Run :class:`_Adjoint` (see :func:`spikede.solvers.fdeint` with ``adjoint=True``)."""
-    return _Adjoint.apply(setup, y0, *alpha_inputs, *params)
+    return _Adjoint.apply({**setup, "n_alpha_inputs": len(alpha_inputs)}, y0, *alpha_inputs, *params)

@@ -279,7 +279,6 @@ def fdeint(
         "build": build, "alphas": alphas, "memory": memory, "kernel_options": kernel_options,
         "window": memory if isinstance(memory, int) else None,
         "integrate": lambda problem, scheme, kernel, hs: _integrate(problem, scheme, kernel, 1, None, hs),
-        "n_alpha_inputs": sum(isinstance(a, torch.Tensor) and a.requires_grad for a in alphas),
     }
     alpha_inputs = [a for a in alphas if isinstance(a, torch.Tensor) and a.requires_grad]
     return solve_adjoint(setup, y0, alpha_inputs, params)
