@@ -168,7 +168,9 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--learn-alpha", action="store_true", help="learn the orders")
     tr.add_argument("--method", default="gl", choices=NEURON_METHODS, help="neuron scheme (default: gl)")
     tr.add_argument("--memory", type=_memory_value, default=None, help="full (default), soe, or a window of lags")
-    tr.add_argument("--adjoint", action="store_true", help="train the fractional layers through the discrete adjoint")
+    tr.add_argument("--adjoint", action=argparse.BooleanOptionalAction, default=None,
+                    help="train the fractional layers through the discrete adjoint (default: wherever it applies); "
+                         "--no-adjoint: plain autograd")
     tr.add_argument("--surrogate", default="sigmoid", choices=available_surrogates(), help="surrogate (default: sigmoid)")
     tr.add_argument("--surrogate-scale", type=_float_value, default=None, help="surrogate hyper-parameter")
     tr.add_argument("--tau", type=_float_value, default=2.0, help="membrane time constant (default: 2)")

@@ -286,10 +286,13 @@ class FractionalLIF(SpikingNeuron):
         learn_threshold: learn the threshold.
         step_mode: ``'multi'`` (``[T, B, ...]`` per call) or ``'single'`` (``[B, ...]``, stateful).
         record: keep the post-reset potential in ``self.membrane``.
-        adjoint: train through a discrete adjoint (one autograd Function over the sequence:
+        adjoint: train through the discrete adjoint (one autograd Function over the sequence:
             the forward keeps no graph, the backward is a hand-written reverse sweep through
-            the transposed history); same gradients as autograd, less memory.  ``'multi'``
-            step mode only; the recorded membrane is then a plain (detached) tensor.
+            the transposed history): the same gradients as autograd in about a third of the
+            memory.  ``None`` (default): the adjoint wherever it applies, i.e. in
+            ``'multi'`` step mode with a deterministic spike and ``record=False`` (a recorded
+            membrane keeps its autograd graph); ``True``: always (errors where it cannot
+            apply; the recorded membrane is then detached); ``False``: plain autograd.
     """
 
     _leaky = True
@@ -313,15 +316,17 @@ class FractionalLIF(SpikingNeuron):
         learn_threshold: bool = False,
         step_mode: str = "multi",
         record: bool = False,
-        adjoint: bool = False,
+        adjoint: bool | None = None,
     ):
         super().__init__(
             tau, threshold, v_rest, surrogate, surrogate_scale, dt, reset, v_reset, detach_reset,
             learn_tau, learn_threshold, step_mode, record, leak=self._leaky,
         )
+        if adjoint is not None and not isinstance(adjoint, bool):
+            raise TypeError(f"adjoint must be None (automatic), True or False, got {adjoint!r}")
         if adjoint and step_mode != "multi":
             raise ValueError("adjoint=True needs step_mode='multi' (the reverse sweep runs over a whole sequence)")
-        self.adjoint = bool(adjoint)
+        self.adjoint = adjoint
         if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real):
             raise TypeError(f"alpha must be a number in (0, 1], got {type(alpha).__name__}: {alpha!r}")
         alpha = float(alpha)
@@ -356,8 +361,15 @@ class FractionalLIF(SpikingNeuron):
             return torch.sigmoid(self.alpha_logit)
         return self.alpha_fixed
 
+    def uses_adjoint(self) -> bool:
+        """Whether a multi-step call with autograd on runs through the discrete adjoint."""
+        if self.adjoint is not None:
+            return self.adjoint
+        random_spike = self.surrogate.spec.stochastic and self.surrogate.training
+        return self.step_mode == "multi" and not self.record and not random_spike
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not (self.adjoint and torch.is_grad_enabled() and isinstance(x, torch.Tensor) and x.dim() >= 2):
+        if not (self.uses_adjoint() and torch.is_grad_enabled() and isinstance(x, torch.Tensor) and x.dim() >= 2):
             return super().forward(x)
         if self.surrogate.spec.stochastic and self.surrogate.training:
             raise ValueError("adjoint=True needs a deterministic spike; the 'noisy' surrogate is random in training")
@@ -406,8 +418,9 @@ class FractionalLIF(SpikingNeuron):
 class _AdjointSequence(torch.autograd.Function):
     """Spikes of a multi-step :class:`FractionalLIF` with a discrete-adjoint backward.
 
-    Forward: the ordinary loop without a graph; saved are the inputs, the potentials
-    ``v_0 .. v_T`` and the proposed potentials.  Backward, for ``n = T .. 1`` (``g`` are
+    Forward: the ordinary loop without a graph; saved are only the proposed potentials
+    ``p_n`` (spikes and post-reset potentials are recomputed from them exactly) and, where
+    ``tau`` or ``alpha`` needs the drive, the input.  Backward, for ``n = T .. 1`` (``g`` are
     gradients, ``c`` the scheme's step coefficient, ``F_n = drive_n / tau``)::
 
         g_v[n]    += sum_{j>=1} W_j g_H[n + j]            (transposed history, same kernel)
@@ -426,87 +439,105 @@ class _AdjointSequence(torch.autograd.Function):
         with torch.no_grad():
             tau, theta = log_tau.exp().to(x.dtype), threshold.to(x.dtype)
             state = neuron._start(x[0], x.shape[0])
-            potentials, proposed, spikes = [state.v], [], []
-            for current in x.unbind(0):
+            out, proposed = torch.empty_like(x), torch.empty_like(x)
+            membrane = torch.empty_like(x) if neuron.record else None
+            for n, current in enumerate(x.unbind(0)):
                 p = neuron._step(state, current, tau)
                 s, v = apply_events(p, theta, neuron.surrogate, neuron.events)
                 state = neuron._commit(state, v)
-                potentials.append(v)
-                proposed.append(p)
-                spikes.append(s)
-            out = torch.stack(spikes)
-        if neuron.record:
-            neuron.membrane = torch.stack(potentials[1:])
+                proposed[n], out[n] = p, s
+                if membrane is not None:
+                    membrane[n] = v
+        if membrane is not None:
+            neuron.membrane = membrane
         ctx.neuron = neuron
-        ctx.save_for_backward(x, torch.stack(potentials), torch.stack(proposed), out, threshold, log_tau, alpha)
+        # Spikes and post-reset potentials are functions of the proposed ones: only those are kept,
+        # and the input only where tau or alpha needs the drive.
+        needs_drive = log_tau.requires_grad or alpha.requires_grad
+        ctx.save_for_backward(proposed, x if needs_drive else None, threshold, log_tau, alpha)
         return out
 
     @staticmethod
     def backward(ctx, grad_spikes):
-        x, potentials, proposed, spikes, threshold, log_tau, alpha = ctx.saved_tensors
+        proposed, x, threshold, log_tau, alpha = ctx.saved_tensors
         neuron = ctx.neuron
-        steps, dtype = x.shape[0], x.dtype
+        steps, dtype = proposed.shape[0], proposed.dtype
+        rest = torch.full_like(proposed[0], neuron.v_rest)
         with torch.enable_grad():
             alpha_ = alpha.detach().requires_grad_(alpha.requires_grad)
-            scheme = neuron._scheme_for_alpha(potentials[0], steps, alpha_)
+            scheme = neuron._scheme_for_alpha(rest, steps, alpha_)
             coef = scheme.step_coef
         tau = log_tau.detach().exp().to(dtype)
         theta = threshold.detach().to(dtype)
         c = coef.detach()
         events, surrogate = neuron.events, neuron.surrogate
-        reversed_kernel = make_kernel(scheme, steps, potentials[0], neuron.memory)
-        reversed_kernel.append(torch.zeros_like(potentials[0]))
+        needs_drive = ctx.needs_input_grad[2] or ctx.needs_input_grad[3]
+
+        def fired(k: int):
+            """``(s_k, v_k)``: the spike and post-reset potential of step ``k``, recomputed exactly
+            as the forward made them (``v_0`` is the rest potential)."""
+            if k == 0:
+                return None, rest
+            return apply_events(proposed[k - 1], theta, surrogate, events)
+
+        reversed_kernel = make_kernel(scheme, steps, rest, neuron.memory)
+        reversed_kernel.append(torch.zeros_like(rest))
         l1 = neuron.method == "l1"
-        g_x = torch.empty_like(x)
-        g_history = []
-        g_theta = torch.zeros((), dtype=dtype, device=x.device)
+        g_x = torch.empty_like(proposed)
+        wants_alpha = ctx.needs_input_grad[3]
+        if wants_alpha:  # the history gradients and the stored rows, for the weights' part of dL/dalpha
+            g_history, rows = torch.empty_like(proposed), torch.empty_like(proposed)
+        g_theta = torch.zeros((), dtype=dtype, device=proposed.device)
         g_tau = torch.zeros_like(g_theta)
         g_coef = torch.zeros_like(g_theta)
-        carry = torch.zeros_like(potentials[0])  # gradient reaching v_n from later steps
-        for n in range(steps, 0, -1):
-            mu = reversed_kernel.read(steps + 1 - n)[0]  # sum_j W_j g_H[n + j]
-            g_v = carry + mu
-            carry = -mu if l1 else torch.zeros_like(mu)
-            p, s = proposed[n - 1], spikes[n - 1]
-            bump = surrogate.derivative(p - theta)
-            g_s = grad_spikes[n - 1]
-            if events.reset == "subtract":
-                dv_dp, dv_ds, dv_dtheta = 1.0, -theta, -s
-            elif events.reset == "zero":
-                dv_dp, dv_ds, dv_dtheta = 1.0 - s, events.v_reset - p, 0.0
-            else:
-                dv_dp, dv_ds, dv_dtheta = 1.0, 0.0, 0.0
-            g_spike = g_s if events.detach_reset else g_s + g_v * dv_ds
-            g_p = g_v * dv_dp + g_spike * bump
-            g_theta = g_theta - (g_spike * bump).sum() + (g_v * dv_dtheta).sum()
-            v_prev = potentials[n - 1]
-            drive = x[n - 1] - (v_prev - neuron.v_rest) if neuron.leak else x[n - 1]
-            g_f = c * g_p  # F = drive / tau
-            g_x[n - 1] = g_f / tau
-            g_tau = g_tau - (g_f * drive).sum() / tau**2
-            g_coef = g_coef + (g_p * drive).sum() / tau
-            carry = carry + (g_p if l1 else 0.0) - (g_f / tau if neuron.leak else 0.0)
-            g_h = -g_p
-            g_history.append(g_h)
-            reversed_kernel.append(g_h)
+        carry = torch.zeros_like(rest)  # gradient reaching v_n from later steps
+        with torch.no_grad():
+            s, v = fired(steps)
+            for n in range(steps, 0, -1):
+                mu = reversed_kernel.read(steps + 1 - n)[0]  # sum_j W_j g_H[n + j]
+                g_v = carry + mu
+                carry = -mu if l1 else torch.zeros_like(mu)
+                p = proposed[n - 1]
+                bump = surrogate.derivative(p - theta)
+                g_s = grad_spikes[n - 1]
+                if events.reset == "subtract":
+                    dv_dp, dv_ds, dv_dtheta = 1.0, -theta, -s
+                elif events.reset == "zero":
+                    dv_dp, dv_ds, dv_dtheta = 1.0 - s, events.v_reset - p, 0.0
+                else:
+                    dv_dp, dv_ds, dv_dtheta = 1.0, 0.0, 0.0
+                g_spike = g_s if events.detach_reset else g_s + g_v * dv_ds
+                g_p = g_v * dv_dp + g_spike * bump
+                g_theta = g_theta - (g_spike * bump).sum() + (g_v * dv_dtheta).sum()
+                g_f = c * g_p  # F = drive / tau
+                g_x[n - 1] = g_f / tau
+                s, v_prev = fired(n - 1)
+                if needs_drive:
+                    drive = x[n - 1] - (v_prev - neuron.v_rest) if neuron.leak else x[n - 1]
+                    g_tau = g_tau - (g_f * drive).sum() / tau**2
+                    g_coef = g_coef + (g_p * drive).sum() / tau
+                carry = carry + (g_p if l1 else 0.0) - (g_f / tau if neuron.leak else 0.0)
+                g_h = -g_p
+                if wants_alpha:
+                    g_history[n - 1] = g_h
+                    if n < steps:
+                        rows[n] = scheme.stored(v, v_prev, None)
+                reversed_kernel.append(g_h)
+                v = v_prev
         g_log_tau = g_tau * tau if ctx.needs_input_grad[2] else None
         g_alpha = None
-        if ctx.needs_input_grad[3]:
-            g_alpha = _alpha_gradient(scheme, alpha_, coef, g_coef, torch.stack(g_history[::-1]), potentials, l1,
-                                      neuron.memory)
+        if wants_alpha:
+            rows[0] = scheme.first_stored(rest, None)
+            g_alpha = _alpha_gradient(scheme, alpha_, coef, g_coef, g_history, rows, neuron.memory)
         g_threshold = g_theta.to(threshold.dtype) if ctx.needs_input_grad[1] else None
         return g_x, g_threshold, None if g_log_tau is None else g_log_tau.to(log_tau.dtype), g_alpha, None
 
 
-def _alpha_gradient(scheme, alpha, coef, g_coef, g_history, potentials, l1, window) -> torch.Tensor:
-    """``dL/dalpha`` through the step coefficient and the weights (:func:`~spikede.solvers.adjoint.lag_gradient`)."""
+def _alpha_gradient(scheme, alpha, coef, g_coef, g_history, rows, window) -> torch.Tensor:
+    """``dL/dalpha`` through the step coefficient and the weights (:func:`~spikede.solvers.adjoint.lag_gradient`);
+    ``rows``: the stored sequence ``u_0 .. u_{T-1}`` of the history."""
     steps = g_history.shape[0]
-    flat = potentials.reshape(steps + 1, -1)
-    if l1:  # u_0 = 0, u_k = v_k - v_{k-1}
-        rows = torch.cat([torch.zeros_like(flat[:1]), flat[1:steps] - flat[: steps - 1]])
-    else:  # u_k = v_k - v_rest
-        rows = flat[:steps] - flat[0]
-    g_weights = lag_gradient(g_history.reshape(steps, 1, -1), rows, scheme.weights.shape[1],
+    g_weights = lag_gradient(g_history.reshape(steps, 1, -1), rows.reshape(steps, -1), scheme.weights.shape[1],
                              window if isinstance(window, int) else None)[0]
     with torch.enable_grad():
         weights = scheme.weights[0]

@@ -54,7 +54,7 @@ class TrainConfig:
     learn_alpha: bool = False
     method: str = "gl"
     memory: int | str | None = None
-    adjoint: bool = False
+    adjoint: bool | None = None
     surrogate: str = "sigmoid"
     surrogate_scale: float | None = None
     tau: float = 2.0

@@ -77,8 +77,8 @@ def test_sigint_then_resume_equals_uninterrupted(tmp_path):
 
 def test_adjoint_training_gives_the_same_weights(tmp_path):
     common = ["--limit", "64", "--epochs", "1", "--timesteps", "8", "--hidden", "16", "--batch-size", "32"]
-    run_cli("train", *common, "--out", str(tmp_path / "autograd"), check=True)
-    run_cli("train", *common, "--adjoint", "--out", str(tmp_path / "adjoint"), check=True)
+    run_cli("train", *common, "--no-adjoint", "--out", str(tmp_path / "autograd"), check=True)
+    run_cli("train", *common, "--out", str(tmp_path / "adjoint"), check=True)  # the adjoint is the default
     assert_same_weights(weights(tmp_path / "autograd" / "checkpoint.pt"), weights(tmp_path / "adjoint" / "checkpoint.pt"),
                         1e-5)
 

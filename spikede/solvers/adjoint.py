@@ -2,7 +2,9 @@ r"""Discrete adjoint of :func:`~spikede.solvers.fdeint`: exact gradients of the 
 
 Every scheme is a step ``y_n = step(y_{n-1}, H_n)`` with ``H_n = sum_j W_j u_{n-j}``
 and a stored ``u_n = stored(y_n, y_{n-1}, f_n)``.  The forward pass runs without a graph
-and keeps the states ``y_n`` and history sums ``H_n``.  The backward pass runs
+and keeps the states ``y_n`` and history sums ``H_n`` (or, with ``checkpoint_every=k``, the
+state, ``f`` and a snapshot of the memory kernel every ``k`` steps, from which the backward
+pass solves each stretch again before sweeping it).  The backward pass runs
 ``n = N .. 1`` and, with autograd on *one* step at a time, takes the vector-Jacobian
 product of ``(y_{n-1}, H_n) -> (y_n, u_n)`` with the cotangents
 
@@ -43,20 +45,64 @@ class _ChannelWeights:
 class _Adjoint(torch.autograd.Function):
     @staticmethod
     def forward(ctx, setup, y0, *inputs):
-        build, integrate = setup["build"], setup["integrate"]
+        every, save_every = setup["checkpoint_every"], setup["save_every"]
         with torch.no_grad():
-            problem, scheme, kernel = build(y0.detach(), [a.detach() if isinstance(a, torch.Tensor) else a
-                                                           for a in setup["alphas"]])
-            histories: list[torch.Tensor] = []
-            states = integrate(problem, scheme, kernel, histories)
+            problem, scheme, kernel = setup["build"](y0.detach(), [a.detach() if isinstance(a, torch.Tensor) else a
+                                                                   for a in setup["alphas"]])
+            n_steps = problem.n_steps
+            y, f = setup["begin"](problem, scheme, kernel)
+            saved, histories = [y], []
+            if every is None:  # keep every state and history sum
+                def keep(n, y_n, history):
+                    saved.append(y_n)
+                    histories.append(history)
+
+                setup["march"](problem, scheme, kernel, y, f, 1, n_steps, keep)
+                ctx.checkpoints = None
+            else:  # keep the saved states and, every `every` steps, what restarts the solve
+                def keep(n, y_n, history):
+                    if n % save_every == 0 or n == n_steps:
+                        saved.append(y_n)
+
+                checkpoints = [(0, kernel.snapshot(), y, f)]
+                for a in range(0, n_steps, every):
+                    b = min(a + every, n_steps)
+                    y, f = setup["march"](problem, scheme, kernel, y, f, a + 1, b, keep)
+                    if b < n_steps:
+                        checkpoints.append((b, kernel.snapshot(), y, f))
+                ctx.checkpoints, ctx.solver = checkpoints, (problem, scheme, kernel)
+            states = torch.stack(saved)
+        setup["check_finite"](states, save_every, n_steps)
         ctx.setup = setup
-        ctx.save_for_backward(y0, states, torch.stack(histories), *inputs)
+        ctx.save_for_backward(y0, states, torch.stack(histories) if histories else None, *inputs)
         return states
+
+    @staticmethod
+    def _segments(ctx, states, histories):
+        """``(a, b, [y_a .. y_b], [H_{a+1} .. H_b])`` for the stretches of steps, last first;
+        with checkpoints each stretch is solved again from its checkpoint."""
+        if ctx.checkpoints is None:
+            yield 0, states.shape[0] - 1, states, histories
+            return
+        problem, scheme, kernel = ctx.solver
+        ends = [c[0] for c in ctx.checkpoints[1:]] + [problem.n_steps]
+        for (a, snapshot, y, f), b in reversed(list(zip(ctx.checkpoints, ends))):
+            kernel.restore(snapshot)
+            ys, hs = [y], []
+
+            def keep(n, y_n, history):
+                ys.append(y_n)
+                hs.append(history)
+
+            with torch.no_grad():
+                ctx.setup["march"](problem, scheme, kernel, y, f, a + 1, b, keep)
+            yield a, b, ys, hs
 
     @staticmethod
     def backward(ctx, grad_states):
         setup = ctx.setup
         y0, states, histories, *inputs = ctx.saved_tensors
+        save_every = setup["save_every"]
         n_alpha = setup["n_alpha_inputs"]
         alpha_inputs, params = inputs[:n_alpha], inputs[n_alpha:]
         with torch.enable_grad():
@@ -71,6 +117,12 @@ class _Adjoint(torch.autograd.Function):
                 f0_leaf = f0.detach().requires_grad_(True)
                 scheme.first_stored(y0_leaf, f0_leaf)
         n_steps = problem.n_steps
+
+        def grad_at(n: int) -> torch.Tensor | None:
+            if n % save_every == 0:
+                return grad_states[n // save_every]
+            return grad_states[-1] if n == n_steps else None
+
         channels = scheme.weights.shape[0]
         reverse = [make_kernel(_ChannelWeights(scheme, c), n_steps + 1, y0, setup["memory"], **setup["kernel_options"])
                    for c in range(channels)]
@@ -80,31 +132,35 @@ class _Adjoint(torch.autograd.Function):
         leaves = [y0_leaf] + ([f0_leaf] if f0_leaf is not None else []) + alpha_leaves + list(params)
         totals = [torch.zeros_like(x) for x in leaves]
         carry = torch.zeros_like(y0)
-        grad_hist, stored = [], []
-        for n in range(n_steps, 0, -1):
-            g_u = sum(k.read(n_steps + 1 - n)[0] for k in reverse)
-            with torch.enable_grad():
-                y_prev = states[n - 1].detach().requires_grad_(True)
-                history = histories[n - 1].detach().requires_grad_(True)
-                f_prev = problem.rhs(problem.t[n - 1], y_prev) if needs_f_prev else None
-                y = scheme.step(n, y_prev, history, f_prev)
-                outputs, cotangents = [y], [grad_states[n] + carry]
-                if n < n_steps:
-                    f = problem.rhs(problem.t[n], y) if scheme.stores_rhs else None
-                    u = scheme.stored(y, y_prev, f)
-                    outputs.append(u)
-                    cotangents.append(g_u)
-                    stored.append(u.detach())
-                grads = torch.autograd.grad(outputs, [y_prev, history] + leaves, cotangents, allow_unused=True,
-                                            retain_graph=True)  # the alpha-dependent coefficients are shared
-            carry = grads[0] if grads[0] is not None else torch.zeros_like(y0)
-            g_history = grads[1] if grads[1] is not None else torch.zeros_like(history)
-            for i, g in enumerate(grads[2:]):
-                if g is not None:
-                    totals[i] = totals[i] + g
-            grad_hist.append(g_history)
-            for c, k in enumerate(reverse):
-                k.append(g_history[c])
+        grad_hist, stored = [], []  # for alpha's weights only
+        for a, b, ys, hs in _Adjoint._segments(ctx, states, histories):
+            for n in range(b, a, -1):
+                g_u = sum(k.read(n_steps + 1 - n)[0] for k in reverse)
+                given = grad_at(n)
+                with torch.enable_grad():
+                    y_prev = ys[n - 1 - a].detach().requires_grad_(True)
+                    history = hs[n - 1 - a].detach().requires_grad_(True)
+                    f_prev = problem.rhs(problem.t[n - 1], y_prev) if needs_f_prev else None
+                    y = scheme.step(n, y_prev, history, f_prev)
+                    outputs, cotangents = [y], [carry if given is None else given + carry]
+                    if n < n_steps:
+                        f = problem.rhs(problem.t[n], y) if scheme.stores_rhs else None
+                        u = scheme.stored(y, y_prev, f)
+                        outputs.append(u)
+                        cotangents.append(g_u)
+                        if alpha_leaves:
+                            stored.append(u.detach())
+                    grads = torch.autograd.grad(outputs, [y_prev, history] + leaves, cotangents, allow_unused=True,
+                                                retain_graph=True)  # the alpha-dependent coefficients are shared
+                carry = grads[0] if grads[0] is not None else torch.zeros_like(y0)
+                g_history = grads[1] if grads[1] is not None else torch.zeros_like(history)
+                for i, g in enumerate(grads[2:]):
+                    if g is not None:
+                        totals[i] = totals[i] + g
+                if alpha_leaves:
+                    grad_hist.append(g_history)
+                for c, k in enumerate(reverse):
+                    k.append(g_history[c])
         g_u0 = sum(k.read(n_steps + 1)[0] for k in reverse)
         g_y0 = totals[0] + carry + grad_states[0]
         offset = 1

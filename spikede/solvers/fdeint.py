@@ -169,6 +169,7 @@ def fdeint(
     event: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
     adjoint: bool = False,
     adjoint_params: Sequence[torch.Tensor] | None = None,
+    checkpoint_every: int | None = None,
     options: dict | None = None,
 ) -> torch.Tensor:
     r"""Solve ``D^alpha y = f(t, y)``, ``y(t[0]) = y0`` (Caputo, ``0 < alpha <= 1``) on the grid ``t``.
@@ -199,6 +200,14 @@ def fdeint(
             the solve.  Gradients reach ``y0``, ``alpha`` and ``adjoint_params`` (by default
             the parameters of ``func`` if it is an ``nn.Module``).
         adjoint_params: the tensors ``func`` depends on that should receive gradients.
+        checkpoint_every: with ``adjoint=True``, keep the solver's state only every ``k``
+            steps (the state, ``f`` and a snapshot of the memory kernel) instead of every
+            history sum; the backward pass recomputes each stretch of ``k`` steps from its
+            checkpoint before sweeping it in reverse (about one more forward solve in time).
+            With ``memory='soe'`` and ``save_every > 1`` nothing then grows with the number
+            of steps but the returned states and ``O(N / k)`` snapshots of ``K + L0`` rows;
+            ``save_every`` may be any value here.  A multiple of ``block`` recomputes the
+            exact same sums, bit for bit.
         event: ``event(t_n, y_n)`` is called after every step with the state the scheme
             proposes and returns the state to keep (e.g. a spike reset); the kept state is
             what enters the history, so the memory remembers the events.  Only for the
@@ -265,11 +274,20 @@ def fdeint(
         scheme = scheme_cls(problem, orders, coefficients, bool(implicit))
         return problem, scheme, make_kernel(scheme, problem.n_steps, start, memory, **kernel_options) if kernel else None
 
+    if checkpoint_every is not None:
+        checkpoint_every = _check_positive_int(checkpoint_every, "checkpoint_every")
+        if not adjoint:
+            raise ValueError("checkpoint_every= is an option of the adjoint; pass adjoint=True with it")
     if not adjoint:
         problem, scheme, kernel = build(y0, alphas)
         return _integrate(problem, scheme, kernel, save_every, event)
-    if event is not None or save_every != 1:
-        raise ValueError("adjoint=True needs event=None and save_every=1 (the reverse sweep uses every state)")
+    if event is not None:
+        raise ValueError("adjoint=True needs event=None (the reverse sweep differentiates the plain scheme)")
+    if save_every != 1 and checkpoint_every is None:
+        raise ValueError(
+            f"adjoint=True with save_every={save_every} needs checkpoint_every= (the states between the saved "
+            "ones are then recomputed); without it the reverse sweep uses every state, so save_every must be 1"
+        )
     from .adjoint import solve_adjoint
 
     if adjoint_params is None:
@@ -278,7 +296,8 @@ def fdeint(
     setup = {
         "build": build, "alphas": alphas, "memory": memory, "kernel_options": kernel_options,
         "window": memory if isinstance(memory, int) else None,
-        "integrate": lambda problem, scheme, kernel, hs: _integrate(problem, scheme, kernel, 1, None, hs),
+        "begin": _begin, "march": _march, "save_every": save_every, "checkpoint_every": checkpoint_every,
+        "check_finite": _check_finite,
     }
     alpha_inputs = [a for a in alphas if isinstance(a, torch.Tensor) and a.requires_grad]
     return solve_adjoint(setup, y0, alpha_inputs, params)
@@ -290,30 +309,50 @@ def _check_soe_first_lag(value) -> int:
     return value
 
 
-def _integrate(problem: Problem, scheme, kernel, save_every: int, event=None, histories: list | None = None):
-    y0, ts = problem.y0, problem.t
-    needs_f_prev = not scheme.stores_rhs and not scheme.implicit
-    f = problem.rhs(ts[0], y0) if (scheme.stores_rhs or needs_f_prev) else None
+def _begin(problem: Problem, scheme, kernel):
+    """Store ``u_0`` and return ``(y_0, f_0)`` (``f_0`` where the scheme uses it, else ``None``)."""
+    y0 = problem.y0
+    f = problem.rhs(problem.t[0], y0) if (scheme.stores_rhs or _needs_f_prev(scheme)) else None
     kernel.append(scheme.first_stored(y0, f))
-    n_saved = problem.n_steps // save_every + 1 + (problem.n_steps % save_every != 0)
-    trajectory = _Trajectory(y0, n_saved)
-    y = y0
-    for n in range(1, problem.n_steps + 1):
+    return y0, f
+
+
+def _needs_f_prev(scheme) -> bool:
+    return not scheme.stores_rhs and not scheme.implicit
+
+
+def _march(problem: Problem, scheme, kernel, y, f, first: int, last: int, visit, event=None):
+    """Steps ``first .. last`` from ``y = y_{first-1}`` (and ``f = f_{first-1}`` where used), the
+    kernel holding rows ``0 .. first-1``; ``visit(n, y_n, H_n)`` sees every step.  Returns the
+    last ``(y, f)``; the kernel then holds rows ``0 .. last`` (but for the final step of the grid)."""
+    ts = problem.t
+    needs_f = scheme.stores_rhs or _needs_f_prev(scheme)
+    for n in range(first, last + 1):
         history = kernel.read(n)
-        if histories is not None:
-            histories.append(history)
         y_prev, y = y, scheme.step(n, y, history, f)
         if event is not None:
             y = event(ts[n], y)
-        if n % save_every == 0 or n == problem.n_steps:
-            trajectory.append(y)
+        visit(n, y, history)
         if n == problem.n_steps:
             break
-        if scheme.stores_rhs or needs_f_prev:
+        if needs_f:
             f = problem.rhs(ts[n], y)
         kernel.append(scheme.stored(y, y_prev, f))
+    return y, f
+
+
+def _integrate(problem: Problem, scheme, kernel, save_every: int, event=None):
+    y, f = _begin(problem, scheme, kernel)
+    n_steps = problem.n_steps
+    trajectory = _Trajectory(y, n_steps // save_every + 1 + (n_steps % save_every != 0))
+
+    def keep(n, y, history):
+        if n % save_every == 0 or n == n_steps:
+            trajectory.append(y)
+
+    _march(problem, scheme, kernel, y, f, 1, n_steps, keep, event)
     out = trajectory.result()
-    _check_finite(out, save_every, problem.n_steps)
+    _check_finite(out, save_every, n_steps)
     return out
 
 

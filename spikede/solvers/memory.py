@@ -158,6 +158,16 @@ class HistoryKernel:
             store.grad = grad
         self._set_weights(weights, n_steps)
 
+    def snapshot(self) -> int:
+        """What :meth:`restore` needs to go back to this point: the rows are kept, so their count."""
+        return self._n_stored
+
+    def restore(self, snapshot: int) -> None:
+        """Forget the rows appended after :meth:`snapshot`; the next :meth:`read` starts a new block
+        (the same sums, bit for bit, when the restored count is ``1`` modulo ``block``)."""
+        self._n_stored = snapshot
+        self._far, self._block_start = (), 0
+
     def _oldest_row(self, n: int) -> int:
         return 0 if self.window is None else max(0, n - self.window)
 
@@ -200,7 +210,7 @@ def make_kernel(scheme, n_steps: int, template: torch.Tensor, memory, *, block: 
     if memory != "soe" or n_steps < soe_first_lag:  # a horizon shorter than L0 is all exact lags
         window = None if memory == "soe" else memory
         return HistoryKernel(scheme.weights, n_steps, template, window=window, block=block)
-    from .soe import SOEKernel, compress, default_tolerance
+    from .soe import BlockedSOEKernel, SOEKernel, compress, default_tolerance
 
     from .weights import grunwald_letnikov
 
@@ -220,4 +230,7 @@ def make_kernel(scheme, n_steps: int, template: torch.Tensor, memory, *, block: 
         [(compress(seq, alpha, horizon, tol, soe_first_lag), scale, shift) for seq, alpha, scale, shift in channel]
         for channel in channels
     ]
-    return SOEKernel(scheme.weights[:, :soe_first_lag], terms, template, n_steps, correction)
+    exact = scheme.weights[:, :soe_first_lag].detach()
+    if not torch.is_grad_enabled():  # nothing can be differentiated: the faster blocked sweep, same sums
+        return BlockedSOEKernel(exact, terms, template, n_steps, correction, block)
+    return SOEKernel(exact, terms, template, n_steps, correction)

@@ -40,7 +40,7 @@ from scipy.special import gamma as gamma_fn
 
 from . import weights as wts
 
-__all__ = ["SumOfExponentials", "compress", "SEQUENCES"]
+__all__ = ["SumOfExponentials", "compress", "SEQUENCES", "SOEKernel", "BlockedSOEKernel"]
 
 SEQUENCES = ("gl", "glsum", "l1", "rect", "trap")
 
@@ -234,15 +234,8 @@ class SOEKernel:
         slot = torch.arange(self.first_lag, device=device)
         padded = torch.cat([lags, lags.new_zeros(self.channels, 1)], 1)  # lag L0 -> weight 0
         self.adjoint_weights = [padded[:, (slot - q - 1) % self.first_lag].t().reshape(-1) for q in range(self.first_lag)]
-        rates, coefs = [], []
-        for channel in terms:
-            rates.append(np.concatenate([soe.rates for soe, _, _ in channel] or [np.zeros(0)]))
-            coefs.append(
-                np.concatenate([soe.coefficients * sc / soe.rates**sh for soe, sc, sh in channel] or [np.zeros(0)])
-            )
-        width = max(len(r) for r in rates)
-        rates = np.stack([np.pad(r, (0, width - len(r)), constant_values=1.0) for r in rates])
-        coefs = np.stack([np.pad(c, (0, width - len(c))) for c in coefs])
+        rates, coefs = _channel_modes(terms)
+        width = rates.shape[1]
         self.decay = torch.tensor(-np.expm1(np.log(rates)), dtype=dtype, device=device)[..., None]  # 1 - r
         self.entry = torch.tensor(rates**self.first_lag, dtype=dtype, device=device)[..., None]
         self.coefficients = torch.tensor(coefs, dtype=dtype, device=device)[:, None, :]
@@ -261,6 +254,17 @@ class SOEKernel:
             f"memory='soe' was compressed for {self.n_steps} steps and cannot run longer; "
             "start a new run (reset) or use memory=None"
         )
+
+    def snapshot(self) -> tuple:
+        """A copy of the kernel's state (modes, exact window), O(K + L0) rows, for :meth:`restore`."""
+        return self._n_stored, self._modes.clone(), self._ring.clone(), self._left.clone()
+
+    def restore(self, snapshot: tuple) -> None:
+        """Go back to the state of :meth:`snapshot`."""
+        self._n_stored, modes, ring, left = snapshot
+        self._modes.copy_(modes)
+        self._ring.copy_(ring)
+        self._left.copy_(left)
 
     def _tracked(self, u: torch.Tensor | None = None) -> bool:
         """Whether autograd must see this step (otherwise the data path is called directly)."""
@@ -340,3 +344,129 @@ class SOEKernel:
         if m == 0:
             self._adjoint = None
         return grad
+
+
+def _channel_modes(terms: list) -> tuple[np.ndarray, np.ndarray]:
+    """Rates and coefficients ``[C, K]`` (float64) of every channel's modes, padded with empty modes."""
+    rates, coefs = [], []
+    for channel in terms:
+        rates.append(np.concatenate([soe.rates for soe, _, _ in channel] or [np.zeros(0)]))
+        coefs.append(np.concatenate([soe.coefficients * sc / soe.rates**sh for soe, sc, sh in channel] or [np.zeros(0)]))
+    width = max(len(r) for r in rates)
+    rates = np.stack([np.pad(r, (0, width - len(r)), constant_values=1.0) for r in rates])
+    coefs = np.stack([np.pad(c, (0, width - len(c))) for c in coefs])
+    return rates, coefs
+
+
+class BlockedSOEKernel:
+    """The ``'soe'`` history sums a block of ``b`` steps at a time, for runs without autograd.
+
+    At the start of a block (first step ``s``) the rows ``u_m``, ``m < p = s - L0``, are all in
+    the modes ``S_k = sum_{m<p} r_k^{p-m} u_m``; their contribution to step ``s + i`` is
+    ``sum_k c_k r_k^{L0+i} S_k`` for all ``i < b`` at once (one matrix product, lags
+    ``>= L0 + 1`` where the compression holds).  The rows from ``p`` on (lags ``1 .. L0 + i``)
+    are exact, one small product per step fused with the block's term.  At the next block
+    the ``b`` rows that left the exact range enter the modes by one more product:
+    ``S_k <- r_k^b S_k + sum_i r_k^{b-i} u_{p+i}``.  Grünwald–Letnikov weights are summed by
+    parts as in :class:`SOEKernel`: the modes carry ``d_m = u_m - u_{m-1}`` and the block
+    term gains ``-G_{L0+i} u_{p-1}``.  The exact rows of lags ``>= L0`` get the compressed
+    weights, so the sums are those of :class:`SOEKernel` (the same discrete scheme, so the
+    adjoint differentiates exactly what autograd does), in another order of summation.
+
+    Per step: one fused product over ``L0 + i`` rows instead of three passes over the
+    modes; the kernel holds ``L0 + b + 1`` rows and ``K`` modes.  No gradients pass through
+    it (:class:`SOEKernel` serves autograd); it is chosen where grad mode is off, e.g. in
+    the forward and reverse sweeps of the adjoints.  Same interface as :class:`SOEKernel`.
+    """
+
+    def __init__(self, exact: torch.Tensor, terms: list, template: torch.Tensor, n_steps: int,
+                 correction: torch.Tensor | None = None, block: int = 64):
+        """Arguments as for :class:`SOEKernel`; ``block``: steps per block."""
+        dtype, device = template.dtype, template.device
+        self.channels, first_lag = exact.shape
+        self.n_steps, self.first_lag, self.block = n_steps, first_lag, block
+        self.shape, self.width = template.shape, template.numel()
+        self.by_parts = correction is not None
+        span = first_lag + block
+        rates, coefs = _channel_modes(terms)
+        self.n_modes = rates.shape[1]
+        powers = rates[..., None] ** np.arange(span + 1)  # [C, K, e] = r^e
+        tail = np.einsum("ck,cke->ce", coefs, powers)  # the compressed sequence at lags 0 .. span
+        # The weights SOEKernel applies, by lag: exact below L0, compressed from L0 on (by parts:
+        # the compressed partial sums, differenced, with the exact G_{L0-1} before the first).
+        near = np.zeros((self.channels, span + 1))
+        near[:, :first_lag] = exact.detach().cpu().double().numpy()
+        if self.by_parts:
+            near[:, first_lag] = tail[:, first_lag] - correction.numpy()
+            near[:, first_lag + 1 :] = np.diff(tail[:, first_lag:], axis=1)
+        else:
+            near[:, first_lag:] = tail[:, first_lag:]
+        self._reversed = torch.tensor(near[:, ::-1].copy(), dtype=dtype, device=device)  # [c, span - lag]
+        far = coefs[:, None, :] * np.swapaxes(powers[:, :, first_lag:span], 1, 2)  # [C, i, K] = c_k r_k^{L0+i}
+        if self.by_parts:
+            far = np.concatenate([far, -tail[:, first_lag:span, None]], 2)
+        self._far_weights = torch.tensor(far, dtype=dtype, device=device)
+        self._powers = torch.tensor(powers, dtype=dtype, device=device)
+        self._entry = torch.tensor(powers[:, :, block:0:-1].copy(), dtype=dtype, device=device)  # r^b .. r^1
+        self._modes = template.new_zeros(self.channels, self.n_modes + self.by_parts, self.width)
+        self._rows = template.new_zeros(span + 1, self.width)
+        self._far = template.new_zeros(self.channels, block, self.width)
+        self._n_stored = 0
+        self._base = 0  # the first row held in _rows
+        self._split = 0  # p: rows before it are in the modes
+        self._block_start = 0
+
+    def extend(self, weights: torch.Tensor, n_steps: int) -> None:
+        raise ValueError(
+            f"memory='soe' was compressed for {self.n_steps} steps and cannot run longer; "
+            "start a new run (reset) or use memory=None"
+        )
+
+    def append(self, u: torch.Tensor) -> None:
+        if u.requires_grad and torch.is_grad_enabled():
+            raise RuntimeError("this 'soe' history was built with grad mode off; it cannot pass gradients")
+        self._rows[self._n_stored - self._base] = u.reshape(-1)
+        self._n_stored += 1
+
+    def read(self, n: int) -> torch.Tensor:
+        if self._n_stored != n:
+            raise RuntimeError(f"history holds {self._n_stored} rows; read({n}) needs exactly {n}")
+        if n >= self._block_start + self.block or self._block_start == 0:
+            self._start_block(n)
+        i, split = n - self._block_start, self._split
+        weights = self._reversed[:, self._reversed.shape[1] - 1 - (n - split) : -1]
+        rows = self._rows[split - self._base : n - self._base]
+        return torch.addmm(self._far[:, i], weights, rows).reshape(self.channels, *self.shape)
+
+    def _start_block(self, s: int) -> None:
+        split = max(0, s - self.first_lag)
+        entering = split - self._split
+        if entering:
+            lo = self._split - self._base
+            fresh = self._rows[lo : lo + entering]
+            if self.by_parts:
+                before = self._rows[lo - 1 : lo] if self._split > 0 else torch.zeros_like(fresh[:1])
+                fresh = torch.diff(fresh, dim=0, prepend=before)
+            modes = self._modes[:, : self.n_modes]
+            modes.mul_(self._powers[:, :, entering, None])
+            for c in range(self.channels):
+                modes[c].addmm_(self._entry[c, :, self.block - entering :], fresh)
+        base = max(0, split - 1)
+        kept = self._rows[base - self._base : s - self._base].clone()
+        self._rows[: kept.shape[0]] = kept
+        self._base, self._split, self._block_start = base, split, s
+        if split > 0:
+            if self.by_parts:
+                self._modes[:, self.n_modes] = self._rows[split - 1 - base]
+            torch.bmm(self._far_weights, self._modes, out=self._far)
+
+    def snapshot(self) -> tuple:
+        """A copy of the kernel's state (``O(K + L0 + b)`` rows), for :meth:`restore`."""
+        return (self._n_stored, self._base, self._split, self._block_start,
+                self._modes.clone(), self._rows.clone(), self._far.clone())
+
+    def restore(self, snapshot: tuple) -> None:
+        self._n_stored, self._base, self._split, self._block_start, modes, rows, far = snapshot
+        self._modes.copy_(modes)
+        self._rows.copy_(rows)
+        self._far.copy_(far)
