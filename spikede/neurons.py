@@ -48,6 +48,7 @@ NEURON_METHODS = ("gl", "l1")
 STEP_MODES = ("multi", "single")
 _INITIAL_CAPACITY = 64
 _SOE_SINGLE_STEP_HORIZON = 2**20
+_SOE_KERNEL_OPTIONS = {"soe_first_lag": 16, "block": 16}
 
 
 def _real(value, name: str) -> float:
@@ -388,12 +389,17 @@ class FractionalLIF(SpikingNeuron):
         )
         return SCHEMES[self.method](problem, [alpha], [1.0], implicit=False)
 
+    def _kernel_options(self) -> dict:
+        """For ``'soe'``: 16 exact lags and blocks of 16 steps.  A layer's state is wide (batch x
+        neurons), so a step is bound by memory traffic; these read the fewest rows per step."""
+        return _SOE_KERNEL_OPTIONS if self.memory == "soe" else {}
+
     def _start(self, template, horizon):
         v0 = torch.full_like(template, self.v_rest)
         if self.memory == "soe" and self.step_mode == "single":
             horizon = _SOE_SINGLE_STEP_HORIZON
         scheme = self._scheme(v0, horizon)
-        kernel = make_kernel(scheme, horizon, v0, self.memory)
+        kernel = make_kernel(scheme, horizon, v0, self.memory, **self._kernel_options())
         kernel.append(scheme.first_stored(v0, None))
         return FractionalState(v0, 0, kernel, scheme)
 
@@ -480,7 +486,7 @@ class _AdjointSequence(torch.autograd.Function):
                 return None, rest
             return apply_events(proposed[k - 1], theta, surrogate, events)
 
-        reversed_kernel = make_kernel(scheme, steps, rest, neuron.memory)
+        reversed_kernel = make_kernel(scheme, steps, rest, neuron.memory, **neuron._kernel_options())
         reversed_kernel.append(torch.zeros_like(rest))
         l1 = neuron.method == "l1"
         g_x = torch.empty_like(proposed)
