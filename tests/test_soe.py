@@ -210,3 +210,18 @@ def test_bad_soe_options():
     with pytest.raises(ValueError, match="memory must be"):
         fdeint(relaxation, torch.ones(1, dtype=F64), t, 0.5, memory="fast")
     assert math.isfinite(compress("gl", 0.5, 1000, 1e-8).max_rel_error)
+
+
+def test_single_step_soe_neuron_started_without_grad_can_continue_with_grad():
+    neuron = FractionalLIF(alpha=0.7, memory="soe", step_mode="single")
+    x = torch.rand(40, 2, 3, dtype=F64) * 2
+    with torch.no_grad():
+        first = [neuron(xi) for xi in x[:20].unbind(0)]
+    w = torch.ones((), dtype=F64, requires_grad=True)
+    rest = [neuron(xi * w) for xi in x[20:].unbind(0)]
+    torch.stack(rest).sum().backward()
+    assert w.grad is not None and torch.isfinite(w.grad)
+    neuron.reset()
+    whole = FractionalLIF(alpha=0.7, memory="soe", step_mode="single")
+    expected = [whole(xi) for xi in x.unbind(0)]
+    assert all(torch.equal(a, b.detach()) for a, b in zip(expected, first + rest))
