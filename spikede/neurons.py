@@ -399,10 +399,9 @@ class FractionalLIF(SpikingNeuron):
         if self.memory == "soe" and self.step_mode == "single":
             horizon = _SOE_SINGLE_STEP_HORIZON
         scheme = self._scheme(v0, horizon)
-        # A single-step history outlives this call, and later steps may need gradients: its kernel
-        # must be one that can pass them, whatever the grad mode of the first step.
-        with torch.set_grad_enabled(torch.is_grad_enabled() or self.step_mode == "single"):
-            kernel = make_kernel(scheme, horizon, v0, self.memory, **self._kernel_options())
+        # A single-step history outlives this call, and later steps may need gradients.
+        differentiable = torch.is_grad_enabled() or self.step_mode == "single"
+        kernel = make_kernel(scheme, horizon, v0, self.memory, differentiable=differentiable, **self._kernel_options())
         kernel.append(scheme.first_stored(v0, None))
         return FractionalState(v0, 0, kernel, scheme)
 

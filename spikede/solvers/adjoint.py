@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import torch
 
+from .fdeint import _begin, _check_finite, _march
 from .memory import make_kernel
 
 __all__ = ["solve_adjoint", "lag_gradient"]
@@ -50,29 +51,26 @@ class _Adjoint(torch.autograd.Function):
             problem, scheme, kernel = setup["build"](y0.detach(), [a.detach() if isinstance(a, torch.Tensor) else a
                                                                    for a in setup["alphas"]])
             n_steps = problem.n_steps
-            y, f = setup["begin"](problem, scheme, kernel)
+            y, f = _begin(problem, scheme, kernel)
             saved, histories = [y], []
-            if every is None:  # keep every state and history sum
-                def keep(n, y_n, history):
-                    saved.append(y_n)
+
+            def keep(n, y_n, history):  # every history sum, or (checkpointing) what restarts the solve
+                if every is None:
                     histories.append(history)
+                if n % save_every == 0 or n == n_steps:
+                    saved.append(y_n)
 
-                setup["march"](problem, scheme, kernel, y, f, 1, n_steps, keep)
-                ctx.checkpoints = None
-            else:  # keep the saved states and, every `every` steps, what restarts the solve
-                def keep(n, y_n, history):
-                    if n % save_every == 0 or n == n_steps:
-                        saved.append(y_n)
-
-                checkpoints = [(0, kernel.snapshot(), y, f)]
-                for a in range(0, n_steps, every):
-                    b = min(a + every, n_steps)
-                    y, f = setup["march"](problem, scheme, kernel, y, f, a + 1, b, keep)
-                    if b < n_steps:
-                        checkpoints.append((b, kernel.snapshot(), y, f))
-                ctx.checkpoints, ctx.solver = checkpoints, (problem, scheme, kernel)
+            checkpoints = None if every is None else [(0, kernel.snapshot(), y, f)]
+            stretch = every or n_steps
+            for a in range(0, n_steps, stretch):
+                b = min(a + stretch, n_steps)
+                y, f = _march(problem, scheme, kernel, y, f, a + 1, b, keep)
+                if checkpoints is not None and b < n_steps:
+                    checkpoints.append((b, kernel.snapshot(), y, f))
+            ctx.checkpoints = checkpoints
+            ctx.solver = None if checkpoints is None else (problem, scheme, kernel)  # the kernel restarts stretches
             states = torch.stack(saved)
-        setup["check_finite"](states, save_every, n_steps)
+        _check_finite(states, save_every, n_steps)
         ctx.setup = setup
         ctx.save_for_backward(y0, states, torch.stack(histories) if histories else None, *inputs)
         return states
@@ -95,7 +93,7 @@ class _Adjoint(torch.autograd.Function):
                 hs.append(history)
 
             with torch.no_grad():
-                ctx.setup["march"](problem, scheme, kernel, y, f, a + 1, b, keep)
+                _march(problem, scheme, kernel, y, f, a + 1, b, keep)
             yield a, b, ys, hs
 
     @staticmethod
@@ -128,7 +126,6 @@ class _Adjoint(torch.autograd.Function):
                    for c in range(channels)]
         for k in reverse:
             k.append(torch.zeros_like(y0))
-        needs_f_prev = not scheme.stores_rhs and not scheme.implicit
         leaves = [y0_leaf] + ([f0_leaf] if f0_leaf is not None else []) + alpha_leaves + list(params)
         totals = [torch.zeros_like(x) for x in leaves]
         carry = torch.zeros_like(y0)
@@ -140,7 +137,7 @@ class _Adjoint(torch.autograd.Function):
                 with torch.enable_grad():
                     y_prev = ys[n - 1 - a].detach().requires_grad_(True)
                     history = hs[n - 1 - a].detach().requires_grad_(True)
-                    f_prev = problem.rhs(problem.t[n - 1], y_prev) if needs_f_prev else None
+                    f_prev = problem.rhs(problem.t[n - 1], y_prev) if scheme.needs_f_prev else None
                     y = scheme.step(n, y_prev, history, f_prev)
                     outputs, cotangents = [y], [carry if given is None else given + carry]
                     if n < n_steps:

@@ -296,8 +296,7 @@ def fdeint(
     setup = {
         "build": build, "alphas": alphas, "memory": memory, "kernel_options": kernel_options,
         "window": memory if isinstance(memory, int) else None,
-        "begin": _begin, "march": _march, "save_every": save_every, "checkpoint_every": checkpoint_every,
-        "check_finite": _check_finite,
+        "save_every": save_every, "checkpoint_every": checkpoint_every,
     }
     alpha_inputs = [a for a in alphas if isinstance(a, torch.Tensor) and a.requires_grad]
     return solve_adjoint(setup, y0, alpha_inputs, params)
@@ -312,13 +311,9 @@ def _check_soe_first_lag(value) -> int:
 def _begin(problem: Problem, scheme, kernel):
     """Store ``u_0`` and return ``(y_0, f_0)`` (``f_0`` where the scheme uses it, else ``None``)."""
     y0 = problem.y0
-    f = problem.rhs(problem.t[0], y0) if (scheme.stores_rhs or _needs_f_prev(scheme)) else None
+    f = problem.rhs(problem.t[0], y0) if (scheme.stores_rhs or scheme.needs_f_prev) else None
     kernel.append(scheme.first_stored(y0, f))
     return y0, f
-
-
-def _needs_f_prev(scheme) -> bool:
-    return not scheme.stores_rhs and not scheme.implicit
 
 
 def _march(problem: Problem, scheme, kernel, y, f, first: int, last: int, visit, event=None):
@@ -326,7 +321,7 @@ def _march(problem: Problem, scheme, kernel, y, f, first: int, last: int, visit,
     kernel holding rows ``0 .. first-1``; ``visit(n, y_n, H_n)`` sees every step.  Returns the
     last ``(y, f)``; the kernel then holds rows ``0 .. last`` (but for the final step of the grid)."""
     ts = problem.t
-    needs_f = scheme.stores_rhs or _needs_f_prev(scheme)
+    needs_f = scheme.stores_rhs or scheme.needs_f_prev
     for n in range(first, last + 1):
         history = kernel.read(n)
         y_prev, y = y, scheme.step(n, y, history, f)

@@ -205,8 +205,12 @@ class HistoryKernel:
 
 
 def make_kernel(scheme, n_steps: int, template: torch.Tensor, memory, *, block: int = 64,
-                soe_tol: float | None = None, soe_first_lag: int = 32):
-    """The memory kernel for ``memory=`` (``None``, an int window or ``'soe'``) over ``scheme``'s weights."""
+                soe_tol: float | None = None, soe_first_lag: int = 32, differentiable: bool | None = None):
+    """The memory kernel for ``memory=`` (``None``, an int window or ``'soe'``) over ``scheme``'s weights.
+
+    ``differentiable``: whether gradients may have to pass through the kernel (default: whether
+    grad mode is on now); for ``'soe'`` a kernel that never passes them is the faster blocked one.
+    """
     if memory != "soe" or n_steps < soe_first_lag:  # a horizon shorter than L0 is all exact lags
         window = None if memory == "soe" else memory
         return HistoryKernel(scheme.weights, n_steps, template, window=window, block=block)
@@ -231,6 +235,6 @@ def make_kernel(scheme, n_steps: int, template: torch.Tensor, memory, *, block: 
         for channel in channels
     ]
     exact = scheme.weights[:, :soe_first_lag].detach()
-    if not torch.is_grad_enabled():  # nothing can be differentiated: the faster blocked sweep, same sums
+    if not (torch.is_grad_enabled() if differentiable is None else differentiable):  # same sums, blocked
         return BlockedSOEKernel(exact, terms, template, n_steps, correction, block)
     return SOEKernel(exact, terms, template, n_steps, correction)

@@ -52,6 +52,8 @@ class Scheme(ABC):
     def __init__(self, problem, alphas: list, coefficients: list[float], implicit: bool):
         self.problem = problem
         self.implicit = implicit
+        # explicit schemes that store the state step with f at the previous state
+        self.needs_f_prev = not self.stores_rhs and not implicit
         self.alpha = wts.as_alpha_tensor(alphas[0], problem.device)
         self.h = problem.h
         self.weights = self.build_weights(alphas, coefficients).to(problem.dtype)

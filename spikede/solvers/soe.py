@@ -190,7 +190,19 @@ class _SOERead(torch.autograd.Function):
         return grad_history.new_empty(0), None, None
 
 
-class SOEKernel:
+class _FixedHorizon:
+    """The compression is made for a fixed horizon: an ``'soe'`` kernel cannot grow."""
+
+    n_steps: int
+
+    def extend(self, weights: torch.Tensor, n_steps: int) -> None:
+        raise ValueError(
+            f"memory='soe' was compressed for {self.n_steps} steps and cannot run longer; "
+            "start a new run (reset) or use memory=None"
+        )
+
+
+class SOEKernel(_FixedHorizon):
     """History sums with lags ``j < L0`` exact and the tail ``j >= L0`` as exponential modes.
 
     Mode ``k`` of channel ``c`` keeps ``S_k(n) = sum_{j >= L0} r_k^j u_{n-j}``, updated in O(1)
@@ -247,13 +259,6 @@ class SOEKernel:
         self._n_stored = 0
         self._last_read = 0
         self._adjoint: dict | None = None
-
-    def extend(self, weights: torch.Tensor, n_steps: int) -> None:
-        """The compression is made for a fixed horizon: it cannot grow."""
-        raise ValueError(
-            f"memory='soe' was compressed for {self.n_steps} steps and cannot run longer; "
-            "start a new run (reset) or use memory=None"
-        )
 
     def snapshot(self) -> tuple:
         """A copy of the kernel's state (modes, exact window), O(K + L0) rows, for :meth:`restore`."""
@@ -358,7 +363,7 @@ def _channel_modes(terms: list) -> tuple[np.ndarray, np.ndarray]:
     return rates, coefs
 
 
-class BlockedSOEKernel:
+class BlockedSOEKernel(_FixedHorizon):
     """The ``'soe'`` history sums a block of ``b`` steps at a time, for runs without autograd.
 
     At the start of a block (first step ``s``) the rows ``u_m``, ``m < p = s - L0``, are all in
@@ -375,8 +380,8 @@ class BlockedSOEKernel:
 
     Per step: one fused product over ``L0 + i`` rows instead of three passes over the
     modes; the kernel holds ``L0 + b + 1`` rows and ``K`` modes.  No gradients pass through
-    it (:class:`SOEKernel` serves autograd); it is chosen where grad mode is off, e.g. in
-    the forward and reverse sweeps of the adjoints.  Same interface as :class:`SOEKernel`.
+    it (:class:`SOEKernel` serves autograd); :func:`~spikede.solvers.memory.make_kernel` picks it
+    where none can be needed (grad mode off: inference, both sweeps of the adjoints).  Same interface as :class:`SOEKernel`.
     """
 
     def __init__(self, exact: torch.Tensor, terms: list, template: torch.Tensor, n_steps: int,
@@ -415,12 +420,6 @@ class BlockedSOEKernel:
         self._base = 0  # the first row held in _rows
         self._split = 0  # p: rows before it are in the modes
         self._block_start = 0
-
-    def extend(self, weights: torch.Tensor, n_steps: int) -> None:
-        raise ValueError(
-            f"memory='soe' was compressed for {self.n_steps} steps and cannot run longer; "
-            "start a new run (reset) or use memory=None"
-        )
 
     def append(self, u: torch.Tensor) -> None:
         if u.requires_grad and torch.is_grad_enabled():
