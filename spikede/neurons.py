@@ -289,8 +289,9 @@ class FractionalLIF(SpikingNeuron):
         record: keep the post-reset potential in ``self.membrane``.
         adjoint: train through the discrete adjoint (one autograd Function over the sequence:
             the forward keeps no graph, the backward is a hand-written reverse sweep through
-            the transposed history): the same gradients as autograd in about a third of the
-            memory.  ``None`` (default): the adjoint wherever it applies, i.e. in
+            the transposed history): the same gradients as autograd; per layer it keeps the
+            history rows and the spikes as bits, about 0.6 of autograd's live tensors and a
+            third of its resident memory on CPU (``benchmarks/adjoint.py``).  ``None`` (default): the adjoint wherever it applies, i.e. in
             ``'multi'`` step mode with a deterministic spike and ``record=False`` (a recorded
             membrane keeps its autograd graph); ``True``: always (errors where it cannot
             apply; the recorded membrane is then detached); ``False``: plain autograd.
@@ -426,10 +427,14 @@ class FractionalLIF(SpikingNeuron):
 class _AdjointSequence(torch.autograd.Function):
     """Spikes of a multi-step :class:`FractionalLIF` with a discrete-adjoint backward.
 
-    Forward: the ordinary loop without a graph; saved are only the proposed potentials
-    ``p_n`` (spikes and post-reset potentials are recomputed from them exactly) and, where
-    ``tau`` or ``alpha`` needs the drive, the input.  Backward, for ``n = T .. 1`` (``g`` are
-    gradients, ``c`` the scheme's step coefficient, ``F_n = drive_n / tau``)::
+    Forward: the ordinary loop without a graph.  Saved are the history's stored rows ``u_n``
+    (for ``memory=None`` or a window the kernel's own buffer, so nothing is copied), the
+    spikes as bits (:class:`_SpikeBits`), the last potential and, only where it cannot be rebuilt, more:
+    the proposed potentials ``p_n`` for the ``'zero'`` reset, the input where ``tau`` or
+    ``alpha`` needs the drive.  Backward, for ``n = T .. 1`` the potentials are rebuilt from
+    the rows (:meth:`~spikede.solvers.schemes.GrunwaldLetnikov.previous`) and ``p_n`` from
+    ``v_n`` and ``s_n`` (``v_n + theta s_n`` for ``'subtract'``, ``v_n`` for ``'none'``);
+    with ``g`` the gradients, ``c`` the scheme's step coefficient, ``F_n = drive_n / tau``::
 
         g_v[n]    += sum_{j>=1} W_j g_H[n + j]            (transposed history, same kernel)
         g_p[n]     = g_s[n] sigma'(p_n - theta) + g_v[n] dv/dp      (p: proposed potential)
@@ -438,39 +443,55 @@ class _AdjointSequence(torch.autograd.Function):
 
     with ``dv/dp``, ``dv/dtheta`` of the reset (subtract, zero, none; the spike's part is
     dropped with ``detach_reset``), and for ``l1`` (``u_n = v_n - v_{n-1}``) the history term
-    moves to ``g_v[n-1]`` with a minus sign.  Gradients of ``tau`` and ``c`` are sums of the
-    local terms; ``alpha`` enters through ``c`` and the weights, ``g_W_j = sum_n <g_H[n], u_{n-j}>``.
+    moves to ``g_v[n-1]`` with a minus sign.  Since ``g_H[n] = -(tau / c) g_I[n-1]``, the
+    transposed history runs over the input gradient itself (a descending kernel writing
+    into it), so the sweep keeps no second sequence.  Gradients of ``tau`` and ``c`` are sums
+    of the local terms; ``alpha`` enters through ``c`` and the weights,
+    ``g_W_j = sum_n <g_H[n], u_{n-j}>``.
     """
 
     @staticmethod
     def forward(ctx, x, threshold, log_tau, alpha, neuron):
+        steps, zero_reset = x.shape[0], neuron.events.reset == "zero"
         with torch.no_grad():
             tau, theta = log_tau.exp().to(x.dtype), threshold.to(x.dtype)
-            state = neuron._start(x[0], x.shape[0])
-            out, proposed = torch.empty_like(x), torch.empty_like(x)
+            state = neuron._start(x[0], steps)
+            keeps_rows = isinstance(state.kernel, HistoryKernel)  # 'soe' keeps only a few
+            rows = None if keeps_rows else x.new_empty(steps + 1, *x.shape[1:])
+            if rows is not None:
+                rows[0] = state.scheme.first_stored(state.v, None)
+            out, spiked = torch.empty_like(x), _SpikeBits(steps, x[0])
+            proposed = torch.empty_like(x) if zero_reset else None
             membrane = torch.empty_like(x) if neuron.record else None
             for n, current in enumerate(x.unbind(0)):
                 p = neuron._step(state, current, tau)
                 s, v = apply_events(p, theta, neuron.surrogate, neuron.events)
+                if rows is not None:
+                    rows[n + 1] = state.scheme.stored(v, state.v, None)
                 state = neuron._commit(state, v)
-                proposed[n], out[n] = p, s
+                out[n] = s
+                spiked.write(n, s)
+                if proposed is not None:
+                    proposed[n] = p
                 if membrane is not None:
                     membrane[n] = v
+            if rows is None:
+                rows = state.kernel.stored()
         if membrane is not None:
             neuron.membrane = membrane
         ctx.neuron = neuron
-        # Spikes and post-reset potentials are functions of the proposed ones: only those are kept,
-        # and the input only where tau or alpha needs the drive.
         needs_drive = log_tau.requires_grad or alpha.requires_grad
-        ctx.save_for_backward(proposed, x if needs_drive else None, threshold, log_tau, alpha)
+        ctx.spike_shape = x.shape[1:]
+        ctx.save_for_backward(rows, spiked.bits, proposed, state.v, x if needs_drive else None, threshold, log_tau, alpha)
         return out
 
     @staticmethod
     def backward(ctx, grad_spikes):
-        proposed, x, threshold, log_tau, alpha = ctx.saved_tensors
+        rows, bits, proposed, v_last, x, threshold, log_tau, alpha = ctx.saved_tensors
         neuron = ctx.neuron
-        steps, dtype = proposed.shape[0], proposed.dtype
-        rest = torch.full_like(proposed[0], neuron.v_rest)
+        steps, dtype = bits.shape[0], rows.dtype
+        spiked = _SpikeBits(steps, rows[0], bits)
+        rest = torch.full_like(rows[0], neuron.v_rest)
         with torch.enable_grad():
             alpha_ = alpha.detach().requires_grad_(alpha.requires_grad)
             scheme = neuron._scheme_for_alpha(rest, steps, alpha_)
@@ -478,34 +499,34 @@ class _AdjointSequence(torch.autograd.Function):
         tau = log_tau.detach().exp().to(dtype)
         theta = threshold.detach().to(dtype)
         c = coef.detach()
+        to_history = -tau / c  # g_H[n] = to_history * g_I[n - 1]
         events, surrogate = neuron.events, neuron.surrogate
         needs_drive = ctx.needs_input_grad[2] or ctx.needs_input_grad[3]
 
-        def fired(k: int):
-            """``(s_k, v_k)``: the spike and post-reset potential of step ``k``, recomputed exactly
-            as the forward made them (``v_0`` is the rest potential)."""
-            if k == 0:
-                return None, rest
-            return apply_events(proposed[k - 1], theta, surrogate, events)
-
-        reversed_kernel = make_kernel(scheme, steps, rest, neuron.memory, **neuron._kernel_options())
-        reversed_kernel.append(torch.zeros_like(rest))
+        # g_I[n-1] is row n-1 of the input gradient; row `steps` is the zero the sweep starts from.
+        g_rows = rows.new_empty(rows.shape)
+        if neuron.memory == "soe":
+            kernel = make_kernel(scheme, steps, rest, "soe", **neuron._kernel_options())
+        else:
+            kernel = HistoryKernel(scheme.weights, steps, rest, window=neuron.memory, storage=g_rows, descending=True)
+        kernel.append(torch.zeros_like(rest))
         l1 = neuron.method == "l1"
-        g_x = torch.empty_like(proposed)
-        wants_alpha = ctx.needs_input_grad[3]
-        if wants_alpha:  # the history gradients and the stored rows, for the weights' part of dL/dalpha
-            g_history, rows = torch.empty_like(proposed), torch.empty_like(proposed)
-        g_theta = torch.zeros((), dtype=dtype, device=proposed.device)
+        g_theta = torch.zeros((), dtype=dtype, device=rows.device)
         g_tau = torch.zeros_like(g_theta)
         g_coef = torch.zeros_like(g_theta)
         carry = torch.zeros_like(rest)  # gradient reaching v_n from later steps
         with torch.no_grad():
-            s, v = fired(steps)
+            v = v_last
+            v_prev = scheme.previous(v, rows, steps)
             for n in range(steps, 0, -1):
-                mu = reversed_kernel.read(steps + 1 - n)[0]  # sum_j W_j g_H[n + j]
+                mu = to_history * kernel.read(steps + 1 - n)[0]  # sum_j W_j g_H[n + j]
                 g_v = carry + mu
                 carry = -mu if l1 else torch.zeros_like(mu)
-                p = proposed[n - 1]
+                s = spiked.read(n - 1)
+                if proposed is not None:
+                    p = proposed[n - 1]
+                else:
+                    p = v + theta * s if events.reset == "subtract" else v
                 bump = surrogate.derivative(p - theta)
                 g_s = grad_spikes[n - 1]
                 if events.reset == "subtract":
@@ -518,38 +539,59 @@ class _AdjointSequence(torch.autograd.Function):
                 g_p = g_v * dv_dp + g_spike * bump
                 g_theta = g_theta - (g_spike * bump).sum() + (g_v * dv_dtheta).sum()
                 g_f = c * g_p  # F = drive / tau
-                g_x[n - 1] = g_f / tau
-                s, v_prev = fired(n - 1)
+                g_input = g_f / tau
                 if needs_drive:
                     drive = x[n - 1] - (v_prev - neuron.v_rest) if neuron.leak else x[n - 1]
                     g_tau = g_tau - (g_f * drive).sum() / tau**2
                     g_coef = g_coef + (g_p * drive).sum() / tau
-                carry = carry + (g_p if l1 else 0.0) - (g_f / tau if neuron.leak else 0.0)
-                g_h = -g_p
-                if wants_alpha:
-                    g_history[n - 1] = g_h
-                    if n < steps:
-                        rows[n] = scheme.stored(v, v_prev, None)
-                reversed_kernel.append(g_h)
-                v = v_prev
+                carry = carry + (g_p if l1 else 0.0) - (g_input if neuron.leak else 0.0)
+                kernel.append(g_input)
+                if neuron.memory == "soe":
+                    g_rows[n - 1] = g_input
+                if n > 1:
+                    v, v_prev = v_prev, scheme.previous(v_prev, rows, n - 1)
+        g_x = g_rows[:steps]
         g_log_tau = g_tau * tau if ctx.needs_input_grad[2] else None
         g_alpha = None
-        if wants_alpha:
-            rows[0] = scheme.first_stored(rest, None)
-            g_alpha = _alpha_gradient(scheme, alpha_, coef, g_coef, g_history, rows, neuron.memory)
+        if ctx.needs_input_grad[3]:
+            g_alpha = _alpha_gradient(scheme, alpha_, coef, g_coef, to_history, g_x, rows[:steps], neuron.memory)
         g_threshold = g_theta.to(threshold.dtype) if ctx.needs_input_grad[1] else None
         return g_x, g_threshold, None if g_log_tau is None else g_log_tau.to(log_tau.dtype), g_alpha, None
 
 
-def _alpha_gradient(scheme, alpha, coef, g_coef, g_history, rows, window) -> torch.Tensor:
-    """``dL/dalpha`` through the step coefficient and the weights (:func:`~spikede.solvers.adjoint.lag_gradient`);
-    ``rows``: the stored sequence ``u_0 .. u_{T-1}`` of the history."""
-    steps = g_history.shape[0]
-    g_weights = lag_gradient(g_history.reshape(steps, 1, -1), rows.reshape(steps, -1), scheme.weights.shape[1],
+class _SpikeBits:
+    """Binary spike trains kept eight to a byte: ``[T, ceil(m / 8)]`` ``uint8`` for ``T`` steps of
+    ``m`` neurons (1/32 of the float32 trains).  ``template``: one step's shape, dtype and device."""
+
+    def __init__(self, steps: int, template: torch.Tensor, bits: torch.Tensor | None = None):
+        self.shape, self.dtype, self.size = template.shape, template.dtype, template.numel()
+        self.bits = template.new_empty(steps, -(-self.size // 8), dtype=torch.uint8) if bits is None else bits
+        self._masks = 2 ** torch.arange(8, device=template.device, dtype=torch.uint8)
+        self._weights = self._masks.to(template.dtype)
+
+    def write(self, n: int, spikes: torch.Tensor) -> None:
+        """Keep step ``n``'s spikes (exactly 0 or 1)."""
+        flat = spikes.reshape(-1)
+        if self.size % 8:
+            flat = torch.cat([flat, flat.new_zeros(8 - self.size % 8)])
+        self.bits[n] = flat.view(-1, 8) @ self._weights
+
+    def read(self, n: int) -> torch.Tensor:
+        """Step ``n``'s spikes, 0 or 1 in the template's dtype."""
+        flat = (self.bits[n, :, None] & self._masks) != 0
+        return flat.reshape(-1)[: self.size].view(self.shape).to(self.dtype)
+
+
+def _alpha_gradient(scheme, alpha, coef, g_coef, to_history, g_input, rows, window) -> torch.Tensor:
+    """``dL/dalpha`` through the step coefficient and the weights (:func:`~spikede.solvers.adjoint.lag_gradient`),
+    with ``g_H[n] = to_history * g_input[n - 1]`` and ``rows`` the stored ``u_0 .. u_{T-1}``."""
+    steps = g_input.shape[0]
+    g_weights = lag_gradient(g_input.reshape(steps, 1, -1), rows.reshape(steps, -1), scheme.weights.shape[1],
                              window if isinstance(window, int) else None)[0]
     with torch.enable_grad():
         weights = scheme.weights[0]
-    (g_alpha,) = torch.autograd.grad((weights, coef), alpha, (g_weights.to(weights.dtype), g_coef.to(coef.dtype)))
+    g_weights = (to_history * g_weights).to(weights.dtype)
+    (g_alpha,) = torch.autograd.grad((weights, coef), alpha, (g_weights, g_coef.to(coef.dtype)))
     return g_alpha
 
 

@@ -79,12 +79,37 @@ def test_adjoint_is_the_default_where_it_applies():
     assert type(FractionalLIF(record=True)(x).grad_fn).__name__ != "_AdjointSequenceBackward"
 
 
+@pytest.mark.parametrize("memory", [None, 5, "soe"])
+@pytest.mark.parametrize("reset", ["subtract", "zero"])
 @pytest.mark.parametrize("learn", [(), ("learn_tau",), ("learn_alpha",)])
-def test_adjoint_saves_the_proposed_potentials_and_the_input_only_for_tau_and_alpha(learn):
-    x = torch.rand(40, 2, 3, requires_grad=True)
-    out = FractionalLIF(alpha=0.7, **{name: True for name in learn})(x)
-    big = [t for t in out.grad_fn.saved_tensors if t is not None and t.shape == x.shape]
-    assert len(big) == (2 if learn else 1)
+def test_adjoint_saves_the_rows_and_spike_bits_and_only_what_cannot_be_rebuilt(learn, reset, memory):
+    """Per step of 20 neurons: the stored row (20 floats) and 3 bytes of spikes; one more float
+    sequence for the 'zero' reset (the potential a spike was reset from) and one (the input)
+    where tau or alpha needs the drive."""
+    if memory == "soe" and learn == ("learn_alpha",):
+        return  # soe cannot learn alpha
+    steps, x = 40, torch.rand(40, 4, 5, requires_grad=True)
+    out = FractionalLIF(alpha=0.7, reset=reset, memory=memory, **{name: True for name in learn})(x)
+    saved = [t for t in out.grad_fn.saved_tensors if t is not None and t.dim() == 3 - (t.dtype == torch.uint8)]
+    floats = sorted(t.shape[0] for t in saved if t.dtype == torch.float32)
+    assert floats == sorted([steps + 1] + [steps] * ((reset == "zero") + bool(learn)))
+    (bits,) = [t for t in saved if t.dtype == torch.uint8]
+    assert bits.shape == (steps, 3)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("shape", [(4, 5), (2, 8), (3,)])
+def test_spike_bits_round_trip(dtype, shape):
+    from spikede.neurons import _SpikeBits
+
+    torch.manual_seed(0)
+    trains = (torch.rand(6, *shape) > 0.5).to(dtype)
+    bits = _SpikeBits(6, trains[0])
+    for n, spikes in enumerate(trains):
+        bits.write(n, spikes)
+    assert bits.bits.dtype == torch.uint8 and bits.bits.shape == (6, -(-trains[0].numel() // 8))
+    again = _SpikeBits(6, trains[0], bits.bits)
+    assert torch.equal(torch.stack([again.read(n) for n in range(6)]), trains)
 
 
 class Rhs(nn.Module):

@@ -150,6 +150,40 @@ def test_history_kernel_matches_naive_loop(window, block):
     assert torch.allclose(got, want, rtol=0, atol=1e-13)
 
 
+@pytest.mark.parametrize("window", [None, 7])
+@pytest.mark.parametrize("block", [1, 5, 64])
+def test_descending_kernel_over_given_storage_gives_the_same_sums_and_gradients(window, block):
+    from spikede.solvers import HistoryKernel
+
+    torch.manual_seed(0)
+    n = 50
+    weights = torch.randn(2, n + 1, dtype=F64, requires_grad=True)
+    rows = torch.randn(n + 1, 3, 4, dtype=F64, requires_grad=True)
+    storage = torch.full((n + 1, 3, 4), float("nan"), dtype=F64)
+    kernels = [HistoryKernel(weights, n, rows[0], window=window, block=block),
+               HistoryKernel(weights, n, rows[0], window=window, block=block, storage=storage, descending=True)]
+    sums = [[], []]
+    for k in range(n + 1):
+        for kernel, out in zip(kernels, sums):
+            if k:
+                out.append(kernel.read(k))
+            kernel.append(rows[k])
+    ascending, descending = torch.stack(sums[0]), torch.stack(sums[1])
+    assert (ascending - descending).abs().max() <= 1e-13 * ascending.abs().max()
+    assert torch.equal(storage.flip(0), rows.detach())  # row k at storage[n - k]
+    assert torch.equal(kernels[0].stored(), rows.detach())
+    probe = torch.randn_like(ascending)
+    grads = [torch.autograd.grad((out * probe).sum(), [weights, rows]) for out in (ascending, descending)]
+    for a, b in zip(*grads):
+        assert (a - b).abs().max() <= 1e-13 * a.abs().max()
+    with pytest.raises(ValueError, match="ascending kernel"):
+        kernels[1].stored()
+    with pytest.raises(ValueError, match="its own ascending storage"):
+        kernels[1].extend(weights, n)
+    with pytest.raises(ValueError, match="storage must be a contiguous"):
+        HistoryKernel(weights, n, rows[0], storage=storage[:-1])
+
+
 def test_alpha_one_is_forward_euler_of_torchdiffeq():
     w = torch.tensor([[-1.0, 2.0], [-2.0, -0.5]], dtype=F64)
     f = lambda t, y: w @ y + torch.cos(t)  # noqa: E731

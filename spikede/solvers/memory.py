@@ -48,22 +48,35 @@ def check_memory(memory: object) -> int | str | None:
 
 
 class _RowStore:
-    """Detached rows ``u_k`` (flattened) and, during backward, their gradient accumulators."""
+    """Detached rows ``u_k`` (flattened) and, during backward, their gradient accumulators.
 
-    def __init__(self, n_rows: int, width: int, dtype: torch.dtype, device: torch.device):
-        self.data = torch.empty(n_rows, width, dtype=dtype, device=device)
+    ``descending``: row ``k`` lives at ``data[R - 1 - k]`` (``R`` rows), so that a sweep
+    backwards in time fills its buffer in natural time order.
+    """
+
+    def __init__(self, data: torch.Tensor, descending: bool = False):
+        self.data = data
+        self.descending = descending
         self.grad: torch.Tensor | None = None
+
+    def _span(self, lo: int, hi: int) -> slice:
+        """Where rows ``[lo, hi)`` are (in reverse order when descending)."""
+        size = self.data.shape[0]
+        return slice(size - hi, size - lo) if self.descending else slice(lo, hi)
+
+    def rows(self, lo: int, hi: int) -> torch.Tensor:
+        return self.data[self._span(lo, hi)]
 
     def grad_rows(self, lo: int, hi: int) -> torch.Tensor:
         if self.grad is None:
             self.grad = torch.zeros_like(self.data)
-        return self.grad[lo:hi]
+        return self.grad[self._span(lo, hi)]
 
 
 class _Append(torch.autograd.Function):
     @staticmethod
     def forward(ctx, token, u, store: _RowStore, k: int):
-        store.data[k].copy_(u.detach().reshape(-1))
+        store.rows(k, k + 1)[0].copy_(u.detach().reshape(-1))
         ctx.store, ctx.k, ctx.shape = store, k, u.shape
         return token.new_empty(0)
 
@@ -72,19 +85,20 @@ class _Append(torch.autograd.Function):
         store, k = ctx.store, ctx.k
         if store.grad is None:  # no contraction asked for the rows' gradient
             return grad_token, None, None, None
-        grad_u = store.grad[k].clone().reshape(ctx.shape)
-        store.grad[k].zero_()
+        row = store.grad_rows(k, k + 1)[0]
+        grad_u = row.clone().reshape(ctx.shape)
+        row.zero_()
         return grad_token, grad_u, None, None
 
 
 class _Contract(torch.autograd.Function):
-    """``out[c, i] = sum_k weights[c, i, k] * rows[lo + k]``."""
+    """``out[c, i] = sum_k weights[c, i, k] * rows[k]`` over the stored rows ``[lo, hi)`` as they lie."""
 
     @staticmethod
     def forward(ctx, token, weights, store: _RowStore, lo: int, hi: int):
         ctx.store, ctx.lo, ctx.hi = store, lo, hi
         ctx.save_for_backward(weights)
-        return weights @ store.data[lo:hi]
+        return weights @ store.rows(lo, hi)
 
     @staticmethod
     def backward(ctx, grad_out):
@@ -96,7 +110,7 @@ class _Contract(torch.autograd.Function):
             flat_w = weights.permute(2, 0, 1).reshape(k, c * m)
             store.grad_rows(lo, hi).addmm_(flat_w, grad_out.reshape(c * m, -1))
         if ctx.needs_input_grad[1]:
-            grad_weights = grad_out @ store.data[lo:hi].t()
+            grad_weights = grad_out @ store.rows(lo, hi).t()
         return grad_out.new_empty(0), grad_weights, None, None, None
 
 
@@ -106,6 +120,9 @@ class HistoryKernel:
     ``weights``: tensor ``[C, N + 1]`` indexed by lag (lag 0 unused), in the state's
     dtype; it may require grad.  ``n_steps``: the largest ``n`` that will be read.
     ``block``: the number of steps whose far history is computed together.
+    ``storage``: a contiguous tensor of ``n_steps + 1`` rows of ``template``'s size, dtype and
+    device to keep the rows in (default: a new one); ``descending=True`` puts row ``k`` at
+    ``storage[n_steps - k]``, so a sweep backwards in time leaves its rows in natural time order.
     """
 
     def __init__(
@@ -115,12 +132,23 @@ class HistoryKernel:
         template: torch.Tensor,
         window: int | None = None,
         block: int = 64,
+        storage: torch.Tensor | None = None,
+        descending: bool = False,
     ):
         self.window = window
         self.channels = weights.shape[0]
         self.shape = template.shape
         self.block = max(1, int(block))
-        self._store = _RowStore(n_steps + 1, template.numel(), template.dtype, template.device)
+        self._own_storage = storage is None
+        if storage is None:
+            storage = template.new_empty(n_steps + 1, template.numel())
+        elif (storage.shape[:1] != (n_steps + 1,) or storage[0].numel() != template.numel()
+              or storage.dtype != template.dtype or storage.device != template.device or not storage.is_contiguous()):
+            raise ValueError(
+                f"storage must be a contiguous {template.dtype} tensor on {template.device} with {n_steps + 1} rows "
+                f"of {template.numel()} elements, got {storage.dtype} {tuple(storage.shape)} on {storage.device}"
+            )
+        self._store = _RowStore(storage.view(n_steps + 1, -1), descending)
         self._set_weights(weights, n_steps)
         self._token = template.new_empty(0)
         self._n_stored = 0
@@ -132,6 +160,12 @@ class HistoryKernel:
         """The largest ``n`` that :meth:`read` accepts."""
         return self._store.data.shape[0] - 1
 
+    def stored(self) -> torch.Tensor:
+        """The rows appended so far, ``[k, *shape]`` (a view, not a copy; ascending kernels only)."""
+        if self._store.descending:
+            raise ValueError("stored() lists the rows of an ascending kernel; this one was built with descending=True")
+        return self._store.data[: self._n_stored].view(self._n_stored, *self.shape)
+
     def _set_weights(self, weights: torch.Tensor, n_steps: int) -> None:
         if weights.dim() != 2 or weights.shape[0] != self.channels or weights.shape[1] < n_steps + 1:
             raise ValueError(f"weights must be [{self.channels}, >= {n_steps + 1}], got {tuple(weights.shape)}")
@@ -139,7 +173,8 @@ class HistoryKernel:
             keep = torch.arange(weights.shape[1], device=weights.device) <= self.window
             weights = weights * keep.to(weights.dtype)
         self.n_lags = weights.shape[1] - 1
-        self.reversed_weights = weights.flip(-1)
+        # Paired with rows in storage order: reversed lags for ascending rows, as they are for descending.
+        self._lag_weights = weights if self._store.descending else weights.flip(-1)
 
     def extend(self, weights: torch.Tensor, n_steps: int) -> None:
         """Raise the horizon to ``n_steps`` with the longer ``weights``; stored rows are kept.
@@ -147,6 +182,8 @@ class HistoryKernel:
         This is how an open-ended (single-step) simulation grows its history.
         """
         store = self._store
+        if not self._own_storage or store.descending:
+            raise ValueError("extend() needs a kernel over its own ascending storage (built without storage= or descending=)")
         if n_steps < self.n_steps:
             raise ValueError(f"extend() cannot shrink the horizon from {self.n_steps} to {n_steps}")
         data = store.data.new_empty(n_steps + 1, store.data.shape[1])
@@ -172,16 +209,21 @@ class HistoryKernel:
         return 0 if self.window is None else max(0, n - self.window)
 
     def _weight_rows(self, n0: int, m: int, lo: int, hi: int) -> torch.Tensor:
-        """``[C, m, hi - lo]`` with entry ``[c, i', k] = W[c, n0 + (m-1-i') - (lo + k)]``."""
-        start = self.n_lags - n0 - (m - 1) + lo
-        span = self.reversed_weights[:, start : start + m - 1 + hi - lo]
+        """``[C, m, hi - lo]``: the weights pairing rows ``[lo, hi)``, in storage order, with steps
+        ``n0 .. n0+m-1``; ascending: entry ``[c, i', k] = W[c, n0 + (m-1-i') - (lo + k)]`` (steps
+        reversed), descending: entry ``[c, i, k] = W[c, n0 + i - (hi - 1 - k)]``."""
+        if self._store.descending:
+            start = n0 - hi + 1
+        else:
+            start = self.n_lags - n0 - (m - 1) + lo
+        span = self._lag_weights[:, start : start + m - 1 + hi - lo]
         return span.unfold(-1, hi - lo, 1)
 
     def _contract(self, n0: int, m: int, lo: int, hi: int) -> torch.Tensor:
         """History contributions of rows ``[lo, hi)`` to steps ``n0 .. n0+m-1``: ``[C, m, width]``."""
         w = self._weight_rows(n0, m, lo, hi)
         out = _Contract.apply(self._token, w, self._store, lo, hi)
-        return out.flip(1)
+        return out if self._store.descending else out.flip(1)
 
     def append(self, u: torch.Tensor) -> None:
         """Store the next element ``u_k`` of the sequence."""

@@ -41,7 +41,9 @@ class Scheme(ABC):
     ``weights`` (``[C, N + 1]`` by lag, state dtype) feed the memory kernel;
     :meth:`first_stored` is ``u_0``; :meth:`step` returns ``y_n`` from the history
     sums ``H_n`` (``[C, *shape]``); :meth:`stored` is ``u_n``, computed from the state
-    that is finally kept (after an event layer's reset, for spiking states).
+    that is finally kept (after an event layer's reset, for spiking states).  The schemes
+    whose rows are the state's own history (``gl``, ``l1``) also give it back:
+    ``previous(y_n, rows, n)`` is ``y_{n-1}`` (the neuron adjoint rebuilds potentials so).
     """
 
     name: ClassVar[str]
@@ -129,6 +131,10 @@ class GrunwaldLetnikov(Scheme):
     def stored(self, y, y_prev, f):
         return y - self.problem.y0
 
+    def previous(self, y, rows, n):
+        """``y_{n-1}`` from ``y_n`` and the stored rows ``u_0 .. u_n``: ``y0 + u_{n-1}``."""
+        return self.problem.y0 + rows[n - 1]
+
 
 class L1(Scheme):
     """L1 scheme for the Caputo derivative (order 2 - alpha for smooth solutions with implicit f)."""
@@ -154,6 +160,10 @@ class L1(Scheme):
 
     def stored(self, y, y_prev, f):
         return y - y_prev
+
+    def previous(self, y, rows, n):
+        """``y_{n-1}`` from ``y_n`` and the stored rows ``u_0 .. u_n``: ``y_n - u_n``."""
+        return y - rows[n]
 
 
 class ProductRectangle(Scheme):
