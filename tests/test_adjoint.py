@@ -65,6 +65,26 @@ def test_adjoint_float32_and_errors():
         FractionalLIF(adjoint=True, surrogate="noisy")(torch.rand(5, 2, requires_grad=True))
 
 
+@pytest.mark.parametrize("method", ["gl", "l1"])
+def test_float32_adjoint_rebuilds_potentials_to_rounding(method):
+    """The backward rebuilds v from the rows (l1 sums them back over all T steps) and p from v
+    and the spike bits; in float32 over 1000 steps with v_rest != 0 the gradients stay within
+    1e-5 of autograd's (measured: 7e-7 for gl, 3e-6 for l1 at 2000 steps)."""
+    torch.manual_seed(0)
+    x = torch.rand(1000, 4, 8) * 3
+    results = []
+    for adjoint in (False, True):
+        xi = x.clone().requires_grad_(True)
+        neuron = FractionalLIF(alpha=0.7, method=method, v_rest=-0.3, learn_tau=True, adjoint=adjoint)
+        out = neuron(xi)
+        (out * torch.linspace(0, 1, 1000)[:, None, None]).sum().backward()
+        results.append((out, xi.grad, neuron.log_tau.grad))
+    (out_a, g_a, tau_a), (out_b, g_b, tau_b) = results
+    assert torch.equal(out_a, out_b) and out_a.sum() > 100
+    assert (g_a - g_b).abs().max() <= 1e-5 * g_a.abs().max()
+    assert (tau_a - tau_b).abs() <= 1e-5 * tau_a.abs()
+
+
 def test_adjoint_is_the_default_where_it_applies():
     assert FractionalLIF().uses_adjoint()
     assert not FractionalLIF(record=True).uses_adjoint()  # the recorded membrane keeps its graph
