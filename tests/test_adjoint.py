@@ -85,6 +85,14 @@ def test_float32_adjoint_rebuilds_potentials_to_rounding(method):
     assert (tau_a - tau_b).abs() <= 1e-5 * tau_a.abs()
 
 
+def test_adjoint_backward_can_run_twice_on_a_retained_graph():
+    x = (torch.rand(50, 2, 3) * 3).requires_grad_(True)
+    loss = (FractionalLIF(alpha=0.7, memory=None)(x) * torch.rand(50, 2, 3)).sum()
+    (first,) = torch.autograd.grad(loss, x, retain_graph=True)
+    (second,) = torch.autograd.grad(loss, x)
+    assert torch.equal(first, second) and first.abs().sum() > 0
+
+
 def test_adjoint_is_the_default_where_it_applies():
     assert FractionalLIF().uses_adjoint()
     assert not FractionalLIF(record=True).uses_adjoint()  # the recorded membrane keeps its graph
