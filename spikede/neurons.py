@@ -291,10 +291,11 @@ class FractionalLIF(SpikingNeuron):
             the forward keeps no graph, the backward is a hand-written reverse sweep through
             the transposed history): the same gradients as autograd; per layer it keeps the
             history rows and the spikes as bits, about 0.6 of autograd's live tensors and a
-            third of its resident memory on CPU (``benchmarks/adjoint.py``).  ``None`` (default): the adjoint wherever it applies, i.e. in
-            ``'multi'`` step mode with a deterministic spike and ``record=False`` (a recorded
-            membrane keeps its autograd graph); ``True``: always (errors where it cannot
-            apply; the recorded membrane is then detached); ``False``: plain autograd.
+            third of its resident memory on CPU (``benchmarks/adjoint.py``).  ``None``
+            (default): the adjoint wherever it applies, i.e. in ``'multi'`` step mode with a
+            deterministic spike and ``record=False`` (a recorded membrane keeps its autograd
+            graph); ``True``: always (errors where it cannot apply; the recorded membrane is
+            then detached); ``False``: plain autograd.
     """
 
     _leaky = True
@@ -452,16 +453,16 @@ class _AdjointSequence(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, threshold, log_tau, alpha, neuron):
-        steps, zero_reset = x.shape[0], neuron.events.reset == "zero"
+        steps = x.shape[0]
         with torch.no_grad():
             tau, theta = log_tau.exp().to(x.dtype), threshold.to(x.dtype)
             state = neuron._start(x[0], steps)
-            keeps_rows = isinstance(state.kernel, HistoryKernel)  # 'soe' keeps only a few
-            rows = None if keeps_rows else x.new_empty(steps + 1, *x.shape[1:])
-            if rows is not None:
+            rows = None  # the kernel's own rows, unless it keeps only a few ('soe')
+            if not isinstance(state.kernel, HistoryKernel):
+                rows = x.new_empty(steps + 1, *x.shape[1:])
                 rows[0] = state.scheme.first_stored(state.v, None)
             out, spiked = torch.empty_like(x), _SpikeBits(steps, x[0])
-            proposed = torch.empty_like(x) if zero_reset else None
+            proposed = torch.empty_like(x) if neuron.events.reset == "zero" else None
             membrane = torch.empty_like(x) if neuron.record else None
             for n, current in enumerate(x.unbind(0)):
                 p = neuron._step(state, current, tau)
@@ -481,8 +482,8 @@ class _AdjointSequence(torch.autograd.Function):
             neuron.membrane = membrane
         ctx.neuron = neuron
         needs_drive = log_tau.requires_grad or alpha.requires_grad
-        ctx.spike_shape = x.shape[1:]
-        ctx.save_for_backward(rows, spiked.bits, proposed, state.v, x if needs_drive else None, threshold, log_tau, alpha)
+        drive_input = x if needs_drive else None
+        ctx.save_for_backward(rows, spiked.bits, proposed, state.v, drive_input, threshold, log_tau, alpha)
         return out
 
     @staticmethod
@@ -523,18 +524,17 @@ class _AdjointSequence(torch.autograd.Function):
                 g_v = carry + mu
                 carry = -mu if l1 else torch.zeros_like(mu)
                 s = spiked.read(n - 1)
-                if proposed is not None:
-                    p = proposed[n - 1]
-                else:
-                    p = v + theta * s if events.reset == "subtract" else v
-                bump = surrogate.derivative(p - theta)
-                g_s = grad_spikes[n - 1]
-                if events.reset == "subtract":
+                if events.reset == "subtract":  # p: the proposed potential, rebuilt or (zero) kept
+                    p = v + theta * s
                     dv_dp, dv_ds, dv_dtheta = 1.0, -theta, -s
                 elif events.reset == "zero":
+                    p = proposed[n - 1]
                     dv_dp, dv_ds, dv_dtheta = 1.0 - s, events.v_reset - p, 0.0
                 else:
+                    p = v
                     dv_dp, dv_ds, dv_dtheta = 1.0, 0.0, 0.0
+                bump = surrogate.derivative(p - theta)
+                g_s = grad_spikes[n - 1]
                 g_spike = g_s if events.detach_reset else g_s + g_v * dv_ds
                 g_p = g_v * dv_dp + g_spike * bump
                 g_theta = g_theta - (g_spike * bump).sum() + (g_v * dv_dtheta).sum()

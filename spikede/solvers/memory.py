@@ -183,7 +183,9 @@ class HistoryKernel:
         """
         store = self._store
         if not self._own_storage or store.descending:
-            raise ValueError("extend() needs a kernel over its own ascending storage (built without storage= or descending=)")
+            raise ValueError(
+                "extend() needs a kernel over its own ascending storage (built without storage= or descending=)"
+            )
         if n_steps < self.n_steps:
             raise ValueError(f"extend() cannot shrink the horizon from {self.n_steps} to {n_steps}")
         data = store.data.new_empty(n_steps + 1, store.data.shape[1])
