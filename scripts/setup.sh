@@ -1,12 +1,19 @@
 #!/usr/bin/env bash
 # Create .venv with the CPU build of torch first (so pip never resolves a CUDA
-# wheel), then install spikede with its test and plot extras in editable mode.
+# wheel), then install spikede in editable mode.
+#   bash scripts/setup.sh        runtime only (what `spikede train` needs)
+#   bash scripts/setup.sh test   runtime + test and docs tools (what `pytest` needs)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+case "${1:-}" in
+    "") extras="" ;;
+    test) extras="[test,docs]" ;;
+    *) echo "usage: bash scripts/setup.sh [test]" >&2; exit 2 ;;
+esac
 PY=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
     "$PY" -m venv .venv
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet "torch==2.13.0"
-.venv/bin/python -m pip install --quiet -e ".[test,docs]"
+.venv/bin/python -m pip install --quiet -e ".${extras}"

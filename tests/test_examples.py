@@ -13,6 +13,7 @@ def test_all_examples_are_listed():
             "custom_fractional_model", "train_fractional_snn"} <= names
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("script", EXAMPLES, ids=[p.stem for p in EXAMPLES])
 def test_example_runs_in_quick_mode(script, tmp_path):
     out = subprocess.run([sys.executable, str(script), "--quick", "--out", str(tmp_path)],

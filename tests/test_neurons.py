@@ -48,8 +48,10 @@ def test_fractional_alpha_one_is_lif(reset):
     x = random_input()
     lif = LIFNeuron(tau=3.0, reset=reset, v_reset=-0.2, record=True)
     frac = FractionalLIF(alpha=1.0, tau=3.0, reset=reset, v_reset=-0.2, record=True)
-    assert torch.equal(lif(x), frac(x))
-    assert torch.equal(lif.membrane, frac.membrane)
+    assert torch.equal(lif(x), frac(x))  # 0/1 spike trains: equal
+    # Two code paths (Euler update vs. the GL step with weights 1, -1, 0, ...): the same arithmetic up to
+    # the order of exact zero terms, so the potentials agree to a few ulps of O(1) values.
+    assert torch.allclose(lif.membrane, frac.membrane, rtol=0, atol=1e-14)
     assert torch.equal(IFNeuron()(x), FractionalIF(alpha=1.0)(x))
 
 
@@ -70,8 +72,11 @@ def test_multi_and_single_step_agree(cls):
     single = cls(step_mode="single", record=True, **kwargs)
     s_multi = multi(x)
     s_single = torch.stack([single(xt) for xt in x.unbind(0)])
-    assert torch.equal(s_multi, s_single)
-    assert torch.equal(multi.membrane, single.membrane)
+    assert torch.equal(s_multi, s_single)  # 0/1 spike trains: equal
+    # The single-step history grows its buffer (capacity 64, then 128, ...) and so sums the same
+    # lags in other blocks than the multi-step run: BLAS may round differently (2.2e-16 seen from
+    # step 128 on).  A relative error of a few eps per step over 150 steps stays far below 1e-12.
+    assert torch.allclose(multi.membrane, single.membrane, rtol=0, atol=1e-12)
     spikede.reset(single)
     assert single.membrane is None
     assert torch.equal(torch.stack([single(xt) for xt in x.unbind(0)]), s_multi)

@@ -30,6 +30,7 @@ def measured_error(soe, sequence, alpha, horizon):
     return worst
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("alpha", ALPHAS)
 def test_gl_compression_over_a_million_lags(alpha):
     soe = compress("gl", alpha, 10**6, 1e-8, 32)
@@ -56,6 +57,7 @@ def relaxation(t, y):
     return -y
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("alpha", [0.3, 0.5, 0.7, 0.9])
 def test_end_to_end_against_full_history(alpha):
     t = torch.linspace(0.0, 10.0, 10001, dtype=F64)

@@ -53,6 +53,7 @@ def test_distributed_two_processes_equal_one_process(tmp_path):
     assert_same_weights(weights(tmp_path / "one" / "checkpoint.pt"), weights(tmp_path / "two" / "checkpoint.pt"), 1e-6)
 
 
+@pytest.mark.slow
 def test_sigint_then_resume_equals_uninterrupted(tmp_path):
     common = ["--limit", "512", "--epochs", "4", "--timesteps", "16", "--hidden", "64", "--batch-size", "16"]
     reference = run_cli("train", *common, "--out", str(tmp_path / "ref"))
@@ -75,6 +76,7 @@ def test_sigint_then_resume_equals_uninterrupted(tmp_path):
     assert_same_weights(weights(tmp_path / "ref" / "checkpoint.pt"), weights(out / "checkpoint.pt"), 1e-6)
 
 
+@pytest.mark.slow
 def test_adjoint_training_gives_the_same_weights(tmp_path):
     common = ["--limit", "64", "--epochs", "1", "--timesteps", "8", "--hidden", "16", "--batch-size", "32"]
     run_cli("train", *common, "--no-adjoint", "--out", str(tmp_path / "autograd"), check=True)
