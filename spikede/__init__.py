@@ -3,7 +3,7 @@
 from .events import RESET_MODES, EventParams, apply_events, check_reset, fire_and_reset
 from . import solvers, special
 from .solvers import ConvergenceError, fdeint, fdeint_adjoint
-from .network import TimeDistributed, fractionalize, latency_encode, rate_encode, reset
+from .network import TimeDistributed, fractionalize, latency_encode, rate_encode, reset, reset_net
 from .neurons import FractionalIF, FractionalLIF, IFNeuron, LIFNeuron
 from .special import mittag_leffler
 from .surrogate import (
@@ -43,6 +43,7 @@ __all__ = [
     "rate_encode",
     "register_surrogate",
     "reset",
+    "reset_net",
     "solvers",
     "special",
     "spike",

@@ -11,7 +11,7 @@ from torch import nn
 
 from .neurons import FractionalLIF, LIFNeuron, SpikingNeuron
 
-__all__ = ["reset", "TimeDistributed", "fractionalize", "rate_encode", "latency_encode"]
+__all__ = ["reset", "reset_net", "TimeDistributed", "fractionalize", "rate_encode", "latency_encode"]
 
 
 def reset(model: nn.Module) -> nn.Module:
@@ -20,6 +20,9 @@ def reset(model: nn.Module) -> nn.Module:
         if isinstance(module, SpikingNeuron):
             module.reset()
     return model
+
+
+reset_net = reset  # SpikingJelly's name (`spikingjelly.activation_based.functional.reset_net`)
 
 
 class TimeDistributed(nn.Module):
@@ -81,7 +84,7 @@ def fractionalize(model: nn.Module, alpha: float | Sequence[float] = 0.8, **opti
             raise ValueError(f"alpha has {len(alphas)} entries but the model has {len(targets)} LIFNeuron layers")
     for (parent, name, child), a in zip(targets, alphas):
         neuron = FractionalLIF(alpha=a, **{**_neuron_kwargs(child), **options})
-        neuron.to(device=child.log_tau.device)
+        neuron.to(device=child.threshold.device)
         setattr(parent, name, neuron)
     return model
 

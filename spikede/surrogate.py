@@ -167,7 +167,7 @@ class _StepWithSurrogate(torch.autograd.Function):
 
     @staticmethod
     def forward(x: torch.Tensor, derivative: Derivative, scale: float) -> torch.Tensor:
-        return (x >= 0).to(x.dtype)
+        return heaviside(x)
 
     @staticmethod
     def setup_context(ctx, inputs, output) -> None:
@@ -183,8 +183,12 @@ class _StepWithSurrogate(torch.autograd.Function):
 
 
 def heaviside(x: torch.Tensor) -> torch.Tensor:
-    """The exact step ``H(x)`` with ``H(0) = 1`` in ``x``'s dtype (no gradient)."""
-    return (x >= 0).to(x.dtype)
+    """The exact step $H(x)$ with $H(0) = 1$ in `x`'s dtype (no gradient).
+
+    `NaN` stays `NaN` (a potential that is not a number neither fires nor stays silent:
+    the spike train shows where the state broke).
+    """
+    return torch.where(torch.isnan(x), x, (x >= 0).to(x.dtype))
 
 
 def _noisy_soft_spike(x: torch.Tensor, kappa: float, noise: bool) -> torch.Tensor:

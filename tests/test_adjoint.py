@@ -103,8 +103,8 @@ def test_adjoint_is_the_default_where_it_applies():
     with pytest.raises(TypeError, match="adjoint must be None"):
         FractionalLIF(adjoint="yes")
     x = torch.rand(40, 2, 3, requires_grad=True)
-    assert type(FractionalLIF()(x).grad_fn).__name__ == "_AdjointSequenceBackward"
-    assert type(FractionalLIF(record=True)(x).grad_fn).__name__ != "_AdjointSequenceBackward"
+    assert type(FractionalLIF()(x).grad_fn).__name__ == "SequenceAdjointBackward"
+    assert type(FractionalLIF(record=True)(x).grad_fn).__name__ != "SequenceAdjointBackward"
 
 
 @pytest.mark.parametrize("memory", [None, 5, "soe"])
@@ -128,15 +128,15 @@ def test_adjoint_saves_the_rows_and_spike_bits_and_only_what_cannot_be_rebuilt(l
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("shape", [(4, 5), (2, 8), (3,)])
 def test_spike_bits_round_trip(dtype, shape):
-    from spikede.neurons import _SpikeBits
+    from spikede.neuron_adjoint import SpikeBits
 
     torch.manual_seed(0)
     trains = (torch.rand(6, *shape) > 0.5).to(dtype)
-    bits = _SpikeBits(6, trains[0])
+    bits = SpikeBits(6, trains[0])
     for n, spikes in enumerate(trains):
         bits.write(n, spikes)
     assert bits.bits.dtype == torch.uint8 and bits.bits.shape == (6, -(-trains[0].numel() // 8))
-    again = _SpikeBits(6, trains[0], bits.bits)
+    again = SpikeBits(6, trains[0], bits.bits)
     assert torch.equal(torch.stack([again.read(n) for n in range(6)]), trains)
 
 

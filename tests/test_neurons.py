@@ -344,3 +344,133 @@ def test_seed_snippet_runs():
 
     neuron = SeedLIF(tau=2.0, threshold=1.0, surrogate="arctan", surrogate_scale=2.0)
     assert neuron.surrogate.name == "arctan" and neuron.surrogate.scale == 2.0
+
+
+NEURON_CLASSES = [LIFNeuron, IFNeuron, FractionalLIF, FractionalIF]
+
+
+@pytest.mark.parametrize("cls", NEURON_CLASSES)
+def test_factory_dtype_keeps_parameters_exact(cls):
+    neuron = cls(tau=0.3, threshold=0.7, learn_threshold=True, dtype=F64)
+    assert neuron.threshold.dtype == F64 and neuron.threshold.item() == 0.7
+    assert neuron.tau.dtype == F64 and neuron.tau.item() == 0.3  # stored as given, not exp(log(0.3))
+    learned = cls(tau=2.0, learn_tau=True, dtype=F64)
+    assert learned.log_tau.dtype == F64 and learned.log_tau.item() == math.log(2.0)
+    assert cls(dtype=torch.float32).threshold.dtype == torch.float32
+    assert cls(device="cpu").threshold.device.type == "cpu"
+    with pytest.raises(TypeError, match="dtype"):
+        cls(dtype="float64")
+
+
+def test_fractional_factory_dtype_for_alpha():
+    neuron = FractionalLIF(alpha=0.7, learn_alpha=True, dtype=F64)
+    assert neuron.alpha_logit.dtype == F64
+    assert neuron.alpha.item() == pytest.approx(0.7, rel=2e-16, abs=0)  # sigmoid(logit(0.7)): one rounding
+    assert FractionalLIF(alpha=0.7, dtype=torch.float32).alpha.dtype == F64  # the order is a float64 constant
+
+
+class _IndependentSigmoidSpike(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return (x >= 0).to(x.dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        s = 1.0 / (1.0 + torch.exp(-5.0 * x))
+        return grad * 5.0 * s * (1.0 - s)
+
+
+def test_lif_float64_gradients_equal_an_independent_lif():
+    """SpikingJelly's LIFNode (decay_input=True, soft reset, v_reset=None) written out: v <- v + (x - v) / tau,
+    s = H(v - theta), v <- v - theta s, with the sigmoid surrogate (kappa = 5) of the seed document."""
+    g = torch.Generator().manual_seed(3)
+    x = (torch.rand(40, 4, 6, generator=g, dtype=F64) * 2.5).requires_grad_(True)
+    weights = torch.randn(40, 4, 6, generator=g, dtype=F64)
+    neuron = LIFNeuron(tau=2.0, threshold=1.0, surrogate="sigmoid", dtype=F64)
+    spikes = neuron(x)
+    (ours,) = torch.autograd.grad((spikes * weights).sum(), x)
+    v = torch.zeros_like(x[0])
+    reference = []
+    for xt in x.unbind(0):
+        v = v + (xt - v) / 2.0
+        s = _IndependentSigmoidSpike.apply(v - 1.0)
+        v = v - 1.0 * s
+        reference.append(s)
+    reference = torch.stack(reference)
+    (theirs,) = torch.autograd.grad((reference * weights).sum(), x)
+    assert torch.equal(spikes, reference) and spikes.sum() > 50  # 0/1 spike trains
+    assert (ours - theirs).abs().max() <= 1e-15
+
+
+@pytest.mark.parametrize("cls", NEURON_CLASSES)
+def test_habits_from_snntorch_and_spikingjelly(cls):
+    x = random_input(steps=30)
+    multi = cls(step_mode="m", return_membrane=True)
+    single = cls(step_mode="S", return_membrane=True)
+    assert multi.step_mode == "multi" and single.step_mode == "single"
+    spikes, membrane = multi(x)
+    assert spikes.shape == membrane.shape == x.shape
+    assert torch.equal(multi.v, membrane[-1]) and multi.mem is not None and torch.equal(multi.mem, multi.v)
+    steps = [single(xt) for xt in x.unbind(0)]
+    assert all(isinstance(out, tuple) and len(out) == 2 for out in steps)
+    assert torch.equal(torch.stack([s for s, _ in steps]), spikes)
+    # different drivers of the same update (see test_multi_and_single_step_agree)
+    assert torch.allclose(torch.stack([m for _, m in steps]), membrane, rtol=0, atol=1e-12)
+    assert torch.allclose(single.v, membrane[-1], rtol=0, atol=1e-12)
+    spikede.reset_net(single)
+    assert single.v is None and spikede.reset_net is spikede.reset
+    with pytest.raises(ValueError, match="'multi' \\(or 'm'\\) and 'single' \\(or 's'\\)"):
+        cls(step_mode="x")
+
+
+def test_method_names_are_case_insensitive():
+    x = random_input(steps=40)
+    assert FractionalLIF(method="L1").method == "l1"
+    assert torch.equal(FractionalLIF(method="GL")(x), FractionalLIF(method="gl")(x))
+
+
+def test_return_membrane_carries_gradients():
+    x = random_input(steps=20).requires_grad_(True)
+    spikes, membrane = FractionalLIF(alpha=0.7, return_membrane=True)(x)
+    (g,) = torch.autograd.grad(membrane.sum(), x)
+    assert g.abs().sum() > 0
+
+
+@pytest.mark.parametrize("cls", NEURON_CLASSES)
+def test_empty_sequence_gives_empty_spikes(cls):
+    x = torch.rand(0, 3, 4, dtype=F64, requires_grad=True)
+    out = cls()(x)
+    assert out.shape == (0, 3, 4) and out.dtype == F64
+    spikes, membrane = cls(return_membrane=True)(x)
+    assert spikes.shape == membrane.shape == (0, 3, 4)
+
+
+@pytest.mark.parametrize("cls", NEURON_CLASSES)
+@pytest.mark.parametrize("bad", [math.nan, math.inf])
+def test_non_finite_input_propagates_as_nan_spikes(cls, bad):
+    x = torch.full((6, 1, 2), 0.3, dtype=F64)
+    x[2, 0, 0] = bad
+    s = cls()(x)
+    after = s[2:, 0, 0]
+    if math.isnan(bad):
+        assert torch.isnan(after).all()
+    else:  # an infinite potential fires, then stays infinite (IF) or becomes inf - inf = NaN
+        assert after[0] == 1 and ((after == 1) | torch.isnan(after)).all()
+    assert not torch.isnan(s[:, 0, 1]).any()  # the other neuron is untouched
+
+
+def test_nan_order_gives_nan_spikes():
+    neuron = FractionalLIF(alpha=0.7, learn_alpha=True)
+    with torch.no_grad():
+        neuron.alpha_logit.fill_(math.nan)
+    assert torch.isnan(neuron(random_input(steps=5).float())).all()
+
+
+@pytest.mark.parametrize("name", ["threshold", "v_rest", "v_reset"])
+def test_nan_parameters_are_value_errors(name):
+    with pytest.raises(ValueError, match=f"{name} must be finite, got nan"):
+        FractionalLIF(**{name: math.nan})
+    with pytest.raises(TypeError, match=f"{name} must be a real number"):
+        LIFNeuron(**{name: "1.0"})

@@ -1,0 +1,191 @@
+"""The discrete adjoint of a multi-step fractional LIF layer.
+
+One autograd Function runs the whole sequence without a graph and differentiates it by a
+hand-written reverse sweep through the transposed history (see `SequenceAdjoint`).  The
+layer ([FractionalLIF][spikede.FractionalLIF]) chooses it; nothing here depends on the
+module class: the neuron is used through its `_start`, `_step`, `_commit`, `_scheme_for_alpha`
+and `_kernel_options` methods and its `events`, `surrogate`, `memory`, `method`, `leak` and
+`v_rest` attributes.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .events import apply_events
+from .solvers.adjoint import lag_gradient
+from .solvers.memory import HistoryKernel, make_kernel
+
+__all__ = ["SequenceAdjoint", "SpikeBits"]
+
+
+class SequenceAdjoint(torch.autograd.Function):
+    """Spikes of a multi-step :class:`FractionalLIF` with a discrete-adjoint backward.
+
+    Forward: the ordinary loop without a graph.  Saved are the history's stored rows ``u_n``
+    (for ``memory=None`` or a window the kernel's own buffer, so nothing is copied), the
+    spikes as bits (:class:`SpikeBits`), the last potential and, only where it cannot be rebuilt, more:
+    the proposed potentials ``p_n`` for the ``'zero'`` reset, the input where ``tau`` or
+    ``alpha`` needs the drive.  Backward, for ``n = T .. 1`` the potentials are rebuilt from
+    the rows (:meth:`~spikede.solvers.schemes.GrunwaldLetnikov.previous`) and ``p_n`` from
+    ``v_n`` and ``s_n`` (``v_n + theta s_n`` for ``'subtract'``, ``v_n`` for ``'none'``);
+    with ``g`` the gradients, ``c`` the scheme's step coefficient, ``F_n = drive_n / tau``::
+
+        g_v[n]    += sum_{j>=1} W_j g_H[n + j]            (transposed history, same kernel)
+        g_p[n]     = g_s[n] sigma'(p_n - theta) + g_v[n] dv/dp      (p: proposed potential)
+        g_theta   += -g_s[n] sigma' + g_v[n] dv/dtheta
+        g_H[n]     = -g_p[n];  g_I[n] = c g_p[n] / tau;  g_v[n-1] += -c g_p[n] / tau (+ g_p[n] for l1)
+
+    with ``dv/dp``, ``dv/dtheta`` of the reset (subtract, zero, none; the spike's part is
+    dropped with ``detach_reset``), and for ``l1`` (``u_n = v_n - v_{n-1}``) the history term
+    moves to ``g_v[n-1]`` with a minus sign.  Since ``g_H[n] = -(tau / c) g_I[n-1]``, the
+    transposed history runs over the input gradient itself (a descending kernel writing
+    into it), so the sweep keeps no second sequence.  Gradients of ``tau`` and ``c`` are sums
+    of the local terms; ``alpha`` enters through ``c`` and the weights,
+    ``g_W_j = sum_n <g_H[n], u_{n-j}>``.
+    """
+
+    @staticmethod
+    def forward(ctx, x, threshold, tau, alpha, neuron):
+        steps = x.shape[0]
+        with torch.no_grad():
+            tau_, theta = tau.to(x.dtype), threshold.to(x.dtype)
+            state = neuron._start(x[0], steps)
+            rows = None  # the kernel's own rows, unless it keeps only a few ('soe')
+            if not isinstance(state.kernel, HistoryKernel):
+                rows = x.new_empty(steps + 1, *x.shape[1:])
+                rows[0] = state.scheme.first_stored(state.v, None)
+            out, spiked = torch.empty_like(x), SpikeBits(steps, x[0])
+            proposed = torch.empty_like(x) if neuron.events.reset == "zero" else None
+            membrane = torch.empty_like(x) if (neuron.record or neuron.return_membrane) else x.new_empty(0)
+            for n, current in enumerate(x.unbind(0)):
+                p = neuron._step(state, current, tau_)
+                s, v = apply_events(p, theta, neuron.surrogate, neuron.events)
+                if rows is not None:
+                    rows[n + 1] = state.scheme.stored(v, state.v, None)
+                state = neuron._commit(state, v)
+                out[n] = s
+                spiked.write(n, s)
+                if proposed is not None:
+                    proposed[n] = p
+                if membrane.numel():
+                    membrane[n] = v
+            if rows is None:
+                rows = state.kernel.stored()
+        if neuron.record:
+            neuron.membrane = membrane
+        neuron._last_v = state.v.detach()
+        ctx.neuron = neuron
+        needs_drive = tau.requires_grad or alpha.requires_grad
+        drive_input = x if needs_drive else None
+        ctx.save_for_backward(rows, spiked.bits, proposed, state.v, drive_input, threshold, tau, alpha)
+        ctx.mark_non_differentiable(membrane)
+        return out, membrane
+
+    @staticmethod
+    def backward(ctx, grad_spikes, grad_membrane):
+        rows, bits, proposed, v_last, x, threshold, tau_in, alpha = ctx.saved_tensors
+        neuron = ctx.neuron
+        steps, dtype = bits.shape[0], rows.dtype
+        spiked = SpikeBits(steps, rows[0], bits)
+        rest = torch.full_like(rows[0], neuron.v_rest)
+        with torch.enable_grad():
+            alpha_ = alpha.detach().requires_grad_(alpha.requires_grad)
+            scheme = neuron._scheme_for_alpha(rest, steps, alpha_)
+            coef = scheme.step_coef
+        tau = tau_in.detach().to(dtype)
+        theta = threshold.detach().to(dtype)
+        c = coef.detach()
+        to_history = -tau / c  # g_H[n] = to_history * g_I[n - 1]
+        events, surrogate = neuron.events, neuron.surrogate
+        needs_drive = ctx.needs_input_grad[2] or ctx.needs_input_grad[3]
+
+        # g_I[n-1] is row n-1 of the input gradient; row `steps` is the zero the sweep starts from.
+        g_rows = rows.new_empty(rows.shape)
+        if neuron.memory == "soe":
+            kernel = make_kernel(scheme, steps, rest, "soe", **neuron._kernel_options())
+        else:
+            kernel = HistoryKernel(scheme.weights, steps, rest, window=neuron.memory, storage=g_rows, descending=True)
+        kernel.append(torch.zeros_like(rest))
+        l1 = neuron.method == "l1"
+        g_theta = torch.zeros((), dtype=dtype, device=rows.device)
+        g_tau = torch.zeros_like(g_theta)
+        g_coef = torch.zeros_like(g_theta)
+        carry = torch.zeros_like(rest)  # gradient reaching v_n from later steps
+        with torch.no_grad():
+            v = v_last
+            v_prev = scheme.previous(v, rows, steps)
+            for n in range(steps, 0, -1):
+                mu = to_history * kernel.read(steps + 1 - n)[0]  # sum_j W_j g_H[n + j]
+                g_v = carry + mu
+                carry = -mu if l1 else torch.zeros_like(mu)
+                s = spiked.read(n - 1)
+                if events.reset == "subtract":  # p: the proposed potential, rebuilt or (zero) kept
+                    p = v + theta * s
+                    dv_dp, dv_ds, dv_dtheta = 1.0, -theta, -s
+                elif events.reset == "zero":
+                    p = proposed[n - 1]
+                    dv_dp, dv_ds, dv_dtheta = 1.0 - s, events.v_reset - p, 0.0
+                else:
+                    p = v
+                    dv_dp, dv_ds, dv_dtheta = 1.0, 0.0, 0.0
+                bump = surrogate.derivative(p - theta)
+                g_s = grad_spikes[n - 1]
+                g_spike = g_s if events.detach_reset else g_s + g_v * dv_ds
+                g_p = g_v * dv_dp + g_spike * bump
+                g_theta = g_theta - (g_spike * bump).sum() + (g_v * dv_dtheta).sum()
+                g_f = c * g_p  # F = drive / tau
+                g_input = g_f / tau
+                if needs_drive:
+                    drive = x[n - 1] - (v_prev - neuron.v_rest) if neuron.leak else x[n - 1]
+                    g_tau = g_tau - (g_f * drive).sum() / tau**2
+                    g_coef = g_coef + (g_p * drive).sum() / tau
+                carry = carry + (g_p if l1 else 0.0) - (g_input if neuron.leak else 0.0)
+                kernel.append(g_input)
+                if neuron.memory == "soe":
+                    g_rows[n - 1] = g_input
+                if n > 1:
+                    v, v_prev = v_prev, scheme.previous(v_prev, rows, n - 1)
+        g_x = g_rows[:steps]
+        g_alpha = None
+        if ctx.needs_input_grad[3]:
+            g_alpha = alpha_gradient(scheme, alpha_, coef, g_coef, to_history, g_x, rows[:steps], neuron.memory)
+        g_threshold = g_theta.to(threshold.dtype) if ctx.needs_input_grad[1] else None
+        g_tau_in = g_tau.to(tau_in.dtype) if ctx.needs_input_grad[2] else None
+        return g_x, g_threshold, g_tau_in, g_alpha, None
+
+
+class SpikeBits:
+    """Binary spike trains kept eight to a byte: ``[T, ceil(m / 8)]`` ``uint8`` for ``T`` steps of
+    ``m`` neurons (1/32 of the float32 trains).  ``template``: one step's shape, dtype and device."""
+
+    def __init__(self, steps: int, template: torch.Tensor, bits: torch.Tensor | None = None):
+        self.shape, self.dtype, self.size = template.shape, template.dtype, template.numel()
+        self.bits = template.new_empty(steps, -(-self.size // 8), dtype=torch.uint8) if bits is None else bits
+        self._masks = 2 ** torch.arange(8, device=template.device, dtype=torch.uint8)
+        self._weights = self._masks.to(template.dtype)
+
+    def write(self, n: int, spikes: torch.Tensor) -> None:
+        """Keep step ``n``'s spikes (exactly 0 or 1)."""
+        flat = spikes.reshape(-1)
+        if self.size % 8:
+            flat = torch.cat([flat, flat.new_zeros(8 - self.size % 8)])
+        self.bits[n] = flat.view(-1, 8) @ self._weights
+
+    def read(self, n: int) -> torch.Tensor:
+        """Step ``n``'s spikes, 0 or 1 in the template's dtype."""
+        flat = (self.bits[n, :, None] & self._masks) != 0
+        return flat.reshape(-1)[: self.size].view(self.shape).to(self.dtype)
+
+
+def alpha_gradient(scheme, alpha, coef, g_coef, to_history, g_input, rows, window) -> torch.Tensor:
+    """``dL/dalpha`` through the step coefficient and the weights (:func:`~spikede.solvers.adjoint.lag_gradient`),
+    with ``g_H[n] = to_history * g_input[n - 1]`` and ``rows`` the stored ``u_0 .. u_{T-1}``."""
+    steps = g_input.shape[0]
+    g_weights = lag_gradient(g_input.reshape(steps, 1, -1), rows.reshape(steps, -1), scheme.weights.shape[1],
+                             window if isinstance(window, int) else None)[0]
+    with torch.enable_grad():
+        weights = scheme.weights[0]
+    g_weights = (to_history * g_weights).to(weights.dtype)
+    (g_alpha,) = torch.autograd.grad((weights, coef), alpha, (g_weights, g_coef.to(coef.dtype)))
+    return g_alpha
