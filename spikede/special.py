@@ -88,7 +88,10 @@ def mittag_leffler(z: torch.Tensor, alpha: float, beta: float = 1.0) -> torch.Te
     computed in float64 and rounded); where the value is exponentially small
     (``alpha = 1``, ``beta != 1``, large negative ``z``) the error is about 1e-16
     absolute.  ``E_{1,1}(z)`` is ``exp(z)`` exactly.  Large positive ``z`` overflows to ``inf``
-    where ``exp(z^(1/alpha))/alpha`` does.
+    where ``exp(z^(1/alpha))/alpha`` does.  An empty ``z`` gives an empty result; on the real axis
+    ``E(+inf) = inf`` and ``E(-inf) = 0`` (for ``alpha < 2``, or ``alpha = 2`` with ``beta > 1``;
+    otherwise ``E_{2,beta}(-x)`` keeps oscillating and the answer is NaN), complex infinities and
+    NaN give NaN.
     """
     alpha, beta = _check_order(alpha, beta)
     if not isinstance(z, torch.Tensor):
@@ -97,6 +100,11 @@ def mittag_leffler(z: torch.Tensor, alpha: float, beta: float = 1.0) -> torch.Te
         raise TypeError(f"z must be a floating-point or complex tensor, got dtype {z.dtype}")
     if alpha == 1.0 and beta == 1.0:
         return torch.exp(z)
+    if z.numel() == 0:
+        return torch.empty_like(z)
+    finite = torch.isfinite(z)
+    if not bool(finite.all()):
+        return _with_limits(z, finite, alpha, beta)
     zc = z.to(torch.complex128)
     with torch.no_grad():
         mu, h, half_width, outside = _contour(zc.detach(), alpha)
@@ -119,6 +127,21 @@ def mittag_leffler(z: torch.Tensor, alpha: float, beta: float = 1.0) -> torch.Te
     if z.is_complex():
         return value.to(z.dtype)
     return value.real.to(z.dtype)
+
+
+def _with_limits(z: torch.Tensor, finite: torch.Tensor, alpha: float, beta: float) -> torch.Tensor:
+    r"""`mittag_leffler` where some `z` are infinite or NaN: the finite ones as usual, and the limits
+    $E_{\alpha,\beta}(+\infty) = +\infty$ and $E_{\alpha,\beta}(-\infty) = 0$ on the real axis
+    (the latter for $\alpha < 2$, or $\beta > 1$ at $\alpha = 2$, where the oscillation of
+    $E_{2,\beta}(-x)$ dies out); `NaN` where there is no limit (complex infinities, $\alpha = 2$ with
+    $\beta \le 1$) or `z` is `NaN`."""
+    value = mittag_leffler(torch.where(finite, z, torch.zeros_like(z)), alpha, beta)
+    limit = torch.full_like(value, math.nan)
+    if not z.is_complex():
+        limit = torch.where(z == math.inf, torch.full_like(value, math.inf), limit)
+        if alpha < 2.0 or beta > 1.0:
+            limit = torch.where(z == -math.inf, torch.zeros_like(value), limit)
+    return torch.where(finite, value, limit)
 
 
 def relaxation(t: torch.Tensor, alpha: float, lam: float = 1.0, y0: float = 1.0) -> torch.Tensor:

@@ -1,4 +1,5 @@
 import math
+import re
 
 import numpy as np
 import pytest
@@ -363,3 +364,32 @@ def test_parameter_gradients_converge_to_exact_derivatives(alpha, d_lam, d_alpha
     orders = np.log(errors[:-1] / errors[1:]) / np.log(4.0)
     assert errors[-1].max() < 5e-6
     assert np.all(orders > 1.2), orders  # PECE: about 1 + alpha
+
+
+@pytest.mark.parametrize("bad_t,where", [([0.0, math.nan, 1.0], "t\\[1\\] = nan"), ([0.0, 0.5, math.inf], "t\\[2\\] = inf")])
+def test_non_finite_grid_is_rejected(bad_t, where):
+    with pytest.raises(ValueError, match=f"t must hold finite time points; {where}"):
+        fdeint(lambda t, y: -y, torch.ones(1, dtype=torch.float64), torch.tensor(bad_t, dtype=torch.float64), 0.5)
+
+
+def test_non_finite_initial_value_is_rejected():
+    t = torch.linspace(0, 1, 11, dtype=torch.float64)
+    for bad in (math.nan, math.inf):
+        with pytest.raises(ValueError, match="y0 must be finite"):
+            fdeint(lambda t, y: -y, torch.tensor([0.0, bad], dtype=torch.float64), t, 0.5)
+
+
+@pytest.mark.parametrize("name,value,message", [
+    ("soe_tol", -1.0, "soe_tol must be > 0 and < 1, got -1.0"),
+    ("soe_tol", math.nan, "soe_tol must be > 0 and < 1, got nan"),
+    ("soe_tol", 2.0, "soe_tol must be > 0 and < 1, got 2.0"),
+    ("newton_tol", -1.0, "newton_tol must be > 0, got -1.0"),
+    ("newton_tol", math.nan, "newton_tol must be > 0, got nan"),
+])
+def test_bad_tolerances_are_rejected_up_front(name, value, message):
+    t = torch.linspace(0, 1, 201, dtype=torch.float64)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        fdeint(lambda t, y: -y, torch.ones(1, dtype=torch.float64), t, 0.5, memory="soe", implicit=True,
+               method="gl", **{name: value})
+    with pytest.raises(TypeError, match=name):
+        fdeint(lambda t, y: -y, torch.ones(1, dtype=torch.float64), t, 0.5, **{name: "1e-8"})

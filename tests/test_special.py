@@ -105,3 +105,17 @@ def test_exact_solutions_solve_their_equations():
     assert torch.allclose(caputo_power(t, 2.0, 0.5), 2.0 / math.gamma(2.5) * t**1.5, rtol=1e-14)
     func, exact = diethelm_problem(0.5)
     assert exact(torch.tensor(1.0)).item() == pytest.approx(1 - 3 + 2.25)
+
+
+def test_empty_and_non_finite_arguments():
+    empty = mittag_leffler(torch.empty(0, 3, dtype=torch.float64), 0.5)
+    assert empty.shape == (0, 3) and empty.dtype == torch.float64
+    inf, nan = math.inf, math.nan
+    z = torch.tensor([inf, -inf, nan, -1.0], dtype=torch.float64)
+    value = mittag_leffler(z, 0.5)
+    assert value[0] == inf and value[1] == 0.0 and math.isnan(value[2])
+    assert value[3].item() == pytest.approx(mittag_leffler_mp(-1.0, 0.5), rel=1e-13)
+    # E_2(-x) = cos(sqrt(x)) has no limit; E_{2,2}(-x) = sin(sqrt(x))/sqrt(x) tends to 0
+    assert math.isnan(mittag_leffler(torch.tensor([-inf], dtype=torch.float64), 2.0).item())
+    assert mittag_leffler(torch.tensor([-inf], dtype=torch.float64), 2.0, 2.0).item() == 0.0
+    assert math.isnan(mittag_leffler(torch.tensor([complex(inf, 0.0)]), 0.5).abs().item())

@@ -2,6 +2,7 @@ r"""``fdeint``: solve Caputo fractional ODEs ``D^alpha y = f(t, y)`` on a unifor
 
 from __future__ import annotations
 
+import math
 import numbers
 from dataclasses import dataclass
 from typing import Callable, Sequence
@@ -73,6 +74,9 @@ def _check_grid(t: torch.Tensor, device: torch.device) -> tuple[torch.Tensor, fl
     if not t.is_floating_point():
         raise TypeError(f"t must be a floating-point tensor, got dtype {t.dtype}")
     t64 = t.detach().to(torch.float64)
+    if not bool(torch.isfinite(t64).all()):
+        k = int(torch.nonzero(~torch.isfinite(t64))[0])
+        raise ValueError(f"t must hold finite time points; t[{k}] = {t64[k].item()}")
     steps = torch.diff(t64)
     if not bool((steps > 0).all()):
         k = int(torch.nonzero(steps <= 0)[0])
@@ -94,7 +98,22 @@ def _check_y0(y0) -> torch.Tensor:
         raise TypeError(f"y0 must be a floating-point tensor, got {type(y0).__name__}")
     if not y0.is_floating_point():
         raise TypeError(f"y0 must be a floating-point tensor, got dtype {y0.dtype}; use y0.double() or y0.float()")
+    if not bool(torch.isfinite(y0.detach()).all()):
+        bad = y0.detach().reshape(-1)[~torch.isfinite(y0.detach().reshape(-1))][0].item()
+        raise ValueError(f"y0 must be finite, got a value {bad}")
     return y0
+
+
+def _check_tolerance(value, name: str, upper: float = math.inf) -> float | None:
+    """``None`` (the default tolerance) or a finite number in ``(0, upper)``."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be None or a positive number, got {type(value).__name__}: {value!r}")
+    if not (0.0 < float(value) < upper):
+        bound = "" if upper == math.inf else f" and < {upper:g}"
+        raise ValueError(f"{name} must be > 0{bound}, got {value!r}")
+    return float(value)
 
 
 def _check_positive_int(value, name: str) -> int:
@@ -258,7 +277,8 @@ def fdeint(
         raise ValueError(f"method {method!r} has no implicit variant; it is a predictor-corrector (see corrector_iters)")
     corrector_iters = _check_positive_int(corrector_iters, "corrector_iters")
     newton_max_iters = _check_positive_int(newton_max_iters, "newton_max_iters")
-    kernel_options = dict(block=_check_positive_int(block, "block"), soe_tol=soe_tol,
+    newton_tol = _check_tolerance(newton_tol, "newton_tol")
+    kernel_options = dict(block=_check_positive_int(block, "block"), soe_tol=_check_tolerance(soe_tol, "soe_tol", 1.0),
                           soe_first_lag=_check_soe_first_lag(soe_first_lag))
     save_every = _check_positive_int(save_every, "save_every")
     rhs = _checked_rhs(func, y0)
