@@ -96,43 +96,48 @@ def _train(args: argparse.Namespace) -> int:
 
     config = _train_config(args)
     if not args.compare_alpha:
+        if args.seeds is not None:
+            raise ValueError("--seeds goes with --compare-alpha (a single run takes --seed)")
         summary = train(config, resume=args.resume)
         if summary:
             print(_summary_line(summary))
-            print(f"outputs in {config.out}: checkpoint.pt, metrics.csv, metrics.json, curves.png, raster.png"
-                  + (", alpha.png" if config.learn_alpha else ""))
+            print(f"outputs in {config.out}: {', '.join(summary['files'])}")
         return 0
+    from .compare import compare_alphas, table_lines
+
     if args.resume:
         raise ValueError("--resume cannot be combined with --compare-alpha")
-    rows = []
-    for alpha in args.compare_alpha:
-        run = _train_config(args)
-        run.alpha, run.out = [alpha], str(Path(args.out) / f"alpha-{alpha:g}")
-        print(f"== alpha {alpha:g} ==")
-        summary = train(run)
-        if summary:
-            rows.append((alpha, summary))
+    rows = compare_alphas(config, args.compare_alpha, 3 if args.seeds is None else args.seeds)
     if rows:
-        print(f"\n{'alpha':>6} {'test acc':>9} {'firing rate':>12}")
-        for alpha, summary in rows:
-            print(f"{alpha:>6g} {summary['test_acc']:>9.4f} {summary['firing_rate']:>12.4f}")
+        print("\n" + "\n".join(table_lines(rows)))
+        print(f"outputs in {config.out}: compare.csv, compare.json, compare.png and one folder per alpha and seed")
     return 0
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from .training import evaluate_checkpoint
+    from .training import CHECKPOINT, evaluate_checkpoint
 
-    result = evaluate_checkpoint(args.checkpoint, device=args.device)
-    print(f"{args.checkpoint} (epoch {result['epoch']}): " + _summary_line(result))
+    path = Path(args.checkpoint)
+    if path.is_dir():
+        path = path / CHECKPOINT
+    result = evaluate_checkpoint(path, device=args.device)
+    print(f"{path} (epoch {result['epoch']}): " + _summary_line(result))
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """Errors in one line that names the option (no usage dump); `--help` shows the usage."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="spikede",
         description="Fractional-order differential equations with spiking events, in PyTorch.",
     )
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     demo = sub.add_parser("demo", help="print the surrogate gradients and an event-layer trace")
     demo.set_defaults(handler=_demo)
     conv = sub.add_parser(
@@ -181,13 +186,15 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--device", default="cpu", help="torch device (default: cpu)")
     tr.add_argument("--out", default="spikede-out/train", help="output folder (default: spikede-out/train)")
     tr.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
-    tr.add_argument("--compare-alpha", type=_float_value, nargs="+", default=None, metavar="ALPHA",
-                    help="train once per alpha (same seed) and print a table")
+    tr.add_argument("--compare-alpha", type=_alpha_value, nargs="+", default=None, metavar="ALPHA",
+                    help="train once per alpha and seed; print mean +- std per alpha and write compare.png")
+    tr.add_argument("--seeds", type=_positive_int, default=None,
+                    help="with --compare-alpha: seeds per alpha, from --seed on (default: 3)")
     tr.add_argument("--limit", type=_int_value, default=None, help="use only the first N training samples")
     tr.set_defaults(handler=_train)
 
     ev = sub.add_parser("evaluate", help="test accuracy of a checkpoint written by spikede train")
-    ev.add_argument("checkpoint", help="path to checkpoint.pt")
+    ev.add_argument("checkpoint", help="checkpoint.pt, or the folder spikede train wrote it to")
     ev.add_argument("--device", default="cpu")
     ev.set_defaults(handler=_evaluate)
     return parser

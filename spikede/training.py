@@ -5,7 +5,8 @@ functions of ``(seed, epoch, sample index)``, checkpoints hold everything the lo
 (model, optimizer, epoch, batch position, metrics), and a resumed or interrupted run
 therefore ends with exactly the weights of an uninterrupted one.  Under ``torchrun`` the
 loop runs with ``torch.distributed`` (gloo on CPU, nccl on CUDA), DistributedDataParallel
-and a DistributedSampler; rank 0 alone writes files and shows progress.
+and each global batch split between the processes (`epoch_batches`), so that two processes train
+the same weights as one; rank 0 alone writes files and shows progress.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import math
 import os
 import re
 import signal
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -25,10 +27,10 @@ from torch import nn
 
 from .data import Dataset, encode, load_dataset
 from .network import TimeDistributed
-from .neurons import FractionalLIF, LIFNeuron
+from .neurons import FractionalLIF, LIFNeuron, SpikingNeuron
 
 __all__ = ["TrainConfig", "SpikingMLP", "build_model", "train", "evaluate_checkpoint", "load_checkpoint",
-           "CheckpointError", "Interrupted"]
+           "epoch_batches", "CheckpointError", "Interrupted"]
 
 CHECKPOINT = "checkpoint.pt"
 
@@ -83,8 +85,12 @@ class TrainConfig:
         for name in ("timesteps", "hidden", "batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
-        if not (self.lr > 0 and math.isfinite(self.lr)):
-            raise ValueError(f"--lr must be > 0, got {self.lr}")
+        for name in ("lr", "tau"):
+            value = getattr(self, name)
+            if not (value > 0 and math.isfinite(value)):
+                raise ValueError(f"--{name} must be a finite number > 0, got {value}")
+        if self.surrogate_scale is not None and not (self.surrogate_scale > 0 and math.isfinite(self.surrogate_scale)):
+            raise ValueError(f"--surrogate-scale must be a finite number > 0, got {self.surrogate_scale}")
         if self.limit is not None and self.limit < 1:
             raise ValueError(f"--limit must be >= 1, got {self.limit}")
         check_device(self.device)
@@ -220,10 +226,69 @@ def _distributed() -> tuple[int, int]:
     return 0, 1
 
 
-def train(config: TrainConfig, resume: bool = False, log=print) -> dict:
-    """Train, writing checkpoints, metrics and plots to ``config.out`` (rank 0); return the summary."""
-    from torch.utils.data import DistributedSampler
+def epoch_batches(n_samples: int, batch_size: int, seed: int, epoch: int, rank: int = 0, world: int = 1):
+    """The samples of each batch that process `rank` of `world` trains on in `epoch`.
 
+    One global order (a permutation seeded by `seed + epoch`) is cut into global batches of
+    `batch_size`, the last one shorter; each global batch is then split into `world`
+    contiguous parts (sizes differing by at most one).  Every process therefore sees its
+    share of exactly the batches a single process would train on, and no sample is
+    repeated to even out the last batch.
+    """
+    generator = torch.Generator()
+    generator.manual_seed(seed + epoch)
+    order = torch.randperm(n_samples, generator=generator)
+    return [batch.tensor_split(world)[rank] for batch in order.split(batch_size)]
+
+
+class _SpikeCounter:
+    """Counts the spikes of every spiking layer while training (forward hooks, no device sync)."""
+
+    def __init__(self, model: nn.Module):
+        self.layers = [(name, m) for name, m in model.named_modules() if isinstance(m, SpikingNeuron)]
+        self.counts = None
+        self._handles = [m.register_forward_hook(self._hook(i)) for i, (_, m) in enumerate(self.layers)]
+
+    def _hook(self, index: int):
+        def count(module, inputs, output):
+            if module.training:
+                spikes = output[0] if isinstance(output, tuple) else output
+                self.counts[index] += spikes.detach().sum().to(self.counts.dtype)
+
+        return count
+
+    def start(self, device) -> None:
+        self.counts = torch.zeros(len(self.layers), dtype=torch.float64, device=device)
+
+    def silent(self, world: int) -> list[str]:
+        """Names of the layers that fired no spike since `start` (summed over all processes)."""
+        if world > 1:
+            dist.all_reduce(self.counts)
+        return [f"{name} ({type(m).__name__})" for (name, m), c in zip(self.layers, self.counts.tolist()) if c == 0]
+
+    def remove(self) -> None:
+        for handle in self._handles:
+            handle.remove()
+
+
+SILENT_ADVICE = ("no spike means no forward signal, and the surrogate gradient only reaches potentials near the "
+                 "threshold: lower --tau (the potential follows its input faster), use a broader surrogate "
+                 "(e.g. --surrogate arctan or a larger --surrogate-scale), or raise --lr")
+
+
+def _warn(message: str) -> None:
+    print(f"spikede: warning: {message}", file=sys.stderr, flush=True)
+
+
+def train(config: TrainConfig, resume: bool = False, log=print, warn=_warn) -> dict:
+    """Train, writing checkpoints, metrics and plots to `config.out` (rank 0); return the summary.
+
+    The summary holds the test accuracy, firing rate and alphas, and `files`: the names of the
+    files written to `config.out`.  Under torchrun the gradients, the printed loss and the
+    accuracy are those of the whole global batch (see `epoch_batches`): two processes train
+    the same weights as one.  `warn(message)` is told of every spiking layer that stayed
+    silent for a whole epoch.
+    """
     from tqdm import tqdm
 
     config.validate()
@@ -238,9 +303,6 @@ def train(config: TrainConfig, resume: bool = False, log=print) -> dict:
     data = load_dataset(config.dataset, config.data_dir)
     if config.limit is not None:
         data = Dataset(data.name, data.x_train[: config.limit], data.y_train[: config.limit], data.x_test, data.y_test)
-    if config.batch_size % world:
-        raise ValueError(f"--batch-size {config.batch_size} must be divisible by the number of processes ({world})")
-    local_batch = config.batch_size // world
     model = build_model(config, data).to(config.device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     metrics, alpha_history, start_epoch, start_batch = [], [model.alphas()], 0, 0
@@ -252,22 +314,21 @@ def train(config: TrainConfig, resume: bool = False, log=print) -> dict:
             raise CheckpointError(f"checkpoint does not match the model: {str(err).splitlines()[0]}") from None
         metrics, alpha_history = state["metrics"], state["alpha_history"]
         start_epoch, start_batch = state["epoch"], state["batch"]
+    counter = _SpikeCounter(model)
     if world > 1:
         model = nn.parallel.DistributedDataParallel(model)
-    sampler = DistributedSampler(range(len(data.x_train)), num_replicas=world, rank=rank, shuffle=True,
-                                 seed=config.seed, drop_last=False)
     steps = _steps(config, data)
     stop = {"now": False}
     previous = signal.signal(signal.SIGINT, lambda *_: stop.update(now=True)) if rank == 0 else None
+    written = set()
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
     try:
         for epoch in range(start_epoch, config.epochs):
-            sampler.set_epoch(epoch)
-            order = torch.tensor(list(sampler))
-            batches = order.split(local_batch)
+            batches = epoch_batches(len(data.x_train), config.batch_size, config.seed, epoch, rank, world)
             started = time.perf_counter()
-            loss_sum = correct = seen = 0
+            totals = torch.zeros(3, dtype=torch.float64)  # loss sum, correct, seen
+            counter.start(config.device)
             bar = tqdm(total=len(batches), desc=f"epoch {epoch + 1}/{config.epochs}", disable=rank != 0,
                        leave=False, dynamic_ncols=True)
             bar.update(start_batch)
@@ -276,14 +337,17 @@ def train(config: TrainConfig, resume: bool = False, log=print) -> dict:
                 x = encode(data.x_train[idx], idx, config.encoding, steps, config.seed, epoch).to(config.device)
                 y = data.y_train[idx].to(config.device)
                 logits = _logits(model, x)
-                loss = nn.functional.cross_entropy(logits, y)
+                # DDP averages the gradients of the `world` processes: scaling each local sum by
+                # world / (global batch size) makes that average the gradient of the global mean.
+                loss_sum = nn.functional.cross_entropy(logits, y, reduction="sum")
+                global_size = min(config.batch_size, len(data.x_train) - b * config.batch_size)
+                loss = loss_sum * (world / global_size)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
-                loss_sum += loss.item() * len(idx)
-                correct += (logits.argmax(1) == y).sum().item()
-                seen += len(idx)
-                bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
+                totals += torch.tensor([loss_sum.item(), (logits.argmax(1) == y).sum().item(), len(idx)],
+                                       dtype=torch.float64)
+                bar.set_postfix(loss=f"{totals[0] / max(totals[2], 1):.3f}", acc=f"{totals[1] / max(totals[2], 1):.3f}")
                 bar.update(1)
                 if _should_stop(stop, world, config.device):
                     if rank == 0:
@@ -294,12 +358,17 @@ def train(config: TrainConfig, resume: bool = False, log=print) -> dict:
                                       f"(epoch {epoch + 1}, batch {b + 1}); continue with --resume")
             bar.close()
             start_batch = 0
+            totals = _sum_over_processes(totals, world, config.device)
+            silent = counter.silent(world)
             if rank == 0:
+                for layer in silent:
+                    warn(f"spiking layer {layer} fired no spike in epoch {epoch + 1}; {SILENT_ADVICE}")
                 core = model.module if world > 1 else model
                 test_acc, rate = evaluate(core, config, data)
                 alpha_history.append(core.alphas())
-                record = {"epoch": epoch + 1, "train_loss": loss_sum / max(seen, 1),
-                          "train_acc": correct / max(seen, 1), "test_acc": test_acc, "firing_rate": rate,
+                seen = max(totals[2].item(), 1.0)
+                record = {"epoch": epoch + 1, "train_loss": totals[0].item() / seen,
+                          "train_acc": totals[1].item() / seen, "test_acc": test_acc, "firing_rate": rate,
                           "alphas": core.alphas(), "seconds": time.perf_counter() - started}
                 metrics.append(record)
                 log(f"epoch {epoch + 1}/{config.epochs}: loss {record['train_loss']:.4f} "
@@ -307,18 +376,29 @@ def train(config: TrainConfig, resume: bool = False, log=print) -> dict:
                     f"alpha {', '.join(f'{a:.3f}' for a in record['alphas'])} ({record['seconds']:.1f} s)")
                 _atomic_save(_checkpoint(model, optimizer, config, epoch + 1, 0, metrics, alpha_history),
                              out / CHECKPOINT)
+                written.add(CHECKPOINT)
     finally:
+        counter.remove()
         if previous is not None:
             signal.signal(signal.SIGINT, previous)
     core = model.module if world > 1 else model
     summary = {}
     if rank == 0:
         test_acc, rate = evaluate(core, config, data)
-        summary = {"test_acc": test_acc, "firing_rate": rate, "alphas": core.alphas(), "epochs": config.epochs}
-        _write_reports(out, metrics, alpha_history, core, config, data)
+        written |= set(_write_reports(out, metrics, alpha_history, core, config, data))
+        summary = {"test_acc": test_acc, "firing_rate": rate, "alphas": core.alphas(), "epochs": config.epochs,
+                   "files": sorted(written)}
     if world > 1:
         dist.barrier()
     return summary
+
+
+def _sum_over_processes(values: torch.Tensor, world: int, device: str) -> torch.Tensor:
+    if world == 1:
+        return values
+    values = values.to(device)
+    dist.all_reduce(values)
+    return values.cpu()
 
 
 def _should_stop(stop: dict, world: int, device: str) -> bool:
@@ -329,7 +409,20 @@ def _should_stop(stop: dict, world: int, device: str) -> bool:
     return bool(flag.item() > 0)
 
 
-def _write_reports(out: Path, metrics, alpha_history, model, config, data) -> None:
+def _alpha_label(config: TrainConfig) -> str:
+    alphas = config.layer_alphas()
+    text = f"{alphas[0]:g}" if len(set(alphas)) == 1 else ", ".join(f"{a:g}" for a in alphas)
+    return ("initial alpha " if config.learn_alpha else "alpha ") + text
+
+
+def _integer_ticks(axis) -> None:
+    from matplotlib.ticker import MaxNLocator
+
+    axis.set_major_locator(MaxNLocator(integer=True))
+
+
+def _write_reports(out: Path, metrics, alpha_history, model, config, data) -> list[str]:
+    """Write the metrics and figures; return the names of the files written."""
     import csv
 
     import matplotlib
@@ -337,6 +430,7 @@ def _write_reports(out: Path, metrics, alpha_history, model, config, data) -> No
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    written = ["metrics.json", "metrics.csv"]
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     with open(out / "metrics.csv", "w", newline="") as fh:
         writer = csv.writer(fh)
@@ -356,10 +450,13 @@ def _write_reports(out: Path, metrics, alpha_history, model, config, data) -> No
         ax2.set_xlabel("epoch")
         ax2.set_ylabel("accuracy")
         ax2.legend()
-        fig.suptitle(f"{config.dataset}: alpha {config.alpha}, {config.encoding} coding, T = {_steps(config, data)}")
+        for ax in (ax1, ax2):
+            _integer_ticks(ax.xaxis)
+        fig.suptitle(f"{config.dataset}: {_alpha_label(config)}, {config.encoding} coding, T = {_steps(config, data)}")
         fig.tight_layout()
         fig.savefig(out / "curves.png", dpi=110)
         plt.close(fig)
+        written.append("curves.png")
     with torch.no_grad():
         idx = torch.arange(1)
         x = encode(data.x_test[idx], idx, config.encoding, _steps(config, data), config.seed, TEST_EPOCH_KEY)
@@ -374,12 +471,15 @@ def _write_reports(out: Path, metrics, alpha_history, model, config, data) -> No
         ax.set_title(title)
         ax.set_xlim(-0.5, spikes.shape[0] - 0.5)
         ax.set_ylim(-0.5, spikes.shape[1] - 0.5)
+        _integer_ticks(ax.xaxis)
+        _integer_ticks(ax.yaxis)
     axes[2].legend(loc="upper right", fontsize=8)
     fig.suptitle(f"spike raster of test sample 0 (label {int(data.y_test[0])}, "
                  f"predicted {int(output.mean(0).argmax())})")
     fig.tight_layout()
     fig.savefig(out / "raster.png", dpi=110)
     plt.close(fig)
+    written.append("raster.png")
     if config.learn_alpha and len(alpha_history) > 1:
         history = torch.tensor(alpha_history)
         fig, ax = plt.subplots(figsize=(5, 3.6))
@@ -388,10 +488,13 @@ def _write_reports(out: Path, metrics, alpha_history, model, config, data) -> No
         ax.set_xlabel("epoch")
         ax.set_ylabel("alpha")
         ax.set_title("learned fractional orders")
+        _integer_ticks(ax.xaxis)
         ax.legend()
         fig.tight_layout()
         fig.savefig(out / "alpha.png", dpi=110)
         plt.close(fig)
+        written.append("alpha.png")
+    return written
 
 
 def evaluate_checkpoint(path: str | Path, device: str = "cpu") -> dict:

@@ -1,3 +1,4 @@
+import json
 import os
 import signal
 import subprocess
@@ -41,16 +42,38 @@ def test_train_writes_reports_and_evaluate_reproduces(tmp_path):
     assert f"test accuracy {accuracy:.4f}" in ev.stdout
 
 
+@pytest.mark.slow
 def test_distributed_two_processes_equal_one_process(tmp_path):
-    common = ["--limit", "128", "--epochs", "2", "--timesteps", "6", "--hidden", "16", "--batch-size", "32"]
-    single = run_cli("train", *common, "--out", str(tmp_path / "one"))
+    """The default data set (1347 training images: the last global batch of 32 holds 3, split 2 + 1)."""
+    common = ["--epochs", "2", "--timesteps", "8", "--hidden", "32"]
+    single = run_cli("train", *common, "--out", str(tmp_path / "one"), env={"OMP_NUM_THREADS": "1"})
     assert single.returncode == 0, single.stderr
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
            "-m", "spikede", "train", *common, "--out", str(tmp_path / "two")]
     double = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "SPIKEDE_BACKEND": "gloo",
                                                                         "OMP_NUM_THREADS": "1"})
     assert double.returncode == 0, double.stderr[-2000:]
+    # The same arithmetic but for the order of the sums over the batch (gradients all-reduced over
+    # two halves): float32 rounding, amplified by two epochs of Adam, stays near 1e-7.
     assert_same_weights(weights(tmp_path / "one" / "checkpoint.pt"), weights(tmp_path / "two" / "checkpoint.pt"), 1e-6)
+    one = load_checkpoint(tmp_path / "one" / "checkpoint.pt")["metrics"]
+    two = load_checkpoint(tmp_path / "two" / "checkpoint.pt")["metrics"]
+    for a, b in zip(one, two):  # the printed metrics are those of the whole data set, not rank 0's half
+        assert b["train_loss"] == pytest.approx(a["train_loss"], abs=1e-5)
+        assert b["train_acc"] == pytest.approx(a["train_acc"], abs=1e-9)
+        assert b["test_acc"] == a["test_acc"]
+
+
+def test_epoch_batches_split_each_global_batch():
+    from spikede.training import epoch_batches
+
+    one = epoch_batches(103, 32, seed=4, epoch=2)
+    assert [len(b) for b in one] == [32, 32, 32, 7]
+    halves = [epoch_batches(103, 32, seed=4, epoch=2, rank=r, world=2) for r in range(2)]
+    for b, (first, second) in enumerate(zip(*halves)):
+        assert torch.equal(torch.cat([first, second]), one[b])  # integer indices
+    assert [len(b) for b in halves[1]] == [16, 16, 16, 3]
+    assert torch.equal(torch.sort(torch.cat(one)).values, torch.arange(103))  # every sample once
 
 
 @pytest.mark.slow
@@ -101,13 +124,21 @@ def test_checkpoint_with_code_is_refused(tmp_path):
         (["train", "--alpha", "1.5"], "--alpha must be in (0, 1]"),
         (["train", "--alpha", "0"], "--alpha must be in (0, 1]"),
         (["train", "--epochs", "-1"], "--epochs must be >= 0"),
+        (["train", "--tau", "0"], "--tau must be a finite number > 0, got 0.0"),
+        (["train", "--surrogate-scale", "-1"], "--surrogate-scale must be a finite number > 0"),
+        (["train", "--compare-alpha", "0.8", "2.0"], "argument --compare-alpha: expected alpha in (0, 1], got 2.0"),
+        (["train", "--compare-alpha", "0.8", "--seeds", "0"], "argument --seeds: expected a positive integer"),
+        (["train", "--seeds", "2"], "--seeds goes with --compare-alpha"),
+        (["train", "--compare-alpha", "0.8", "0.9", "--memory", "soe", "--learn-alpha"], "cannot learn it"),
         (["train", "--device", "foo"], "is not a torch device"),
         (["train", "--memory", "soe", "--learn-alpha"], "cannot learn it"),
         (["evaluate", "/nonexistent/checkpoint.pt"], "does not exist"),
+        (["evaluate", "/"], "checkpoint /checkpoint.pt does not exist"),
     ],
 )
-def test_bad_input_is_one_clear_line(args, message):
-    out = run_cli(*args)
+def test_bad_input_is_one_clear_line(args, message, tmp_path):
+    out = run_cli(*args, "--out", str(tmp_path)) if args[0] == "train" else run_cli(*args)
+    assert not any(tmp_path.iterdir())  # rejected before any training or output
     assert out.returncode != 0
     assert message in out.stderr and "Traceback" not in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1
@@ -153,3 +184,43 @@ def test_incompatible_checkpoint(tmp_path):
     out = run_cli("evaluate", str(tmp_path / "checkpoint.pt"))
     assert out.returncode == 2 and "does not match its model" in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1
+
+
+def test_evaluate_takes_the_output_folder(tmp_path):
+    run_cli("train", *QUICK, "--out", str(tmp_path), check=True)
+    by_folder = run_cli("evaluate", str(tmp_path), check=True)
+    by_file = run_cli("evaluate", str(tmp_path / "checkpoint.pt"), check=True)
+    assert by_folder.stdout == by_file.stdout and "test accuracy" in by_folder.stdout
+
+
+def test_zero_epochs_lists_only_what_it_wrote(tmp_path):
+    out = run_cli("train", "--epochs", "0", "--limit", "64", "--out", str(tmp_path), check=True)
+    line = next(l for l in out.stdout.splitlines() if l.startswith("outputs in"))
+    listed = set(line.split(": ", 1)[1].split(", "))
+    assert listed == {p.name for p in tmp_path.iterdir()} == {"metrics.csv", "metrics.json", "raster.png"}
+
+
+def test_silent_layer_is_reported_with_advice(tmp_path):
+    out = run_cli("train", *QUICK, "--tau", "1000", "--out", str(tmp_path), check=True)
+    warnings = [l for l in out.stderr.splitlines() if l.startswith("spikede: warning:")]
+    assert len(warnings) == 4  # two layers, two epochs
+    assert "layers.1 (FractionalLIF) fired no spike in epoch 1" in warnings[0] and "lower --tau" in warnings[0]
+    loud = run_cli("train", *QUICK, "--tau", "0.5", "--out", str(tmp_path / "loud"), check=True)
+    assert "warning" not in loud.stderr
+
+
+def test_compare_alpha_over_seeds(tmp_path):
+    out = run_cli("train", "--compare-alpha", "1.0", "0.7", "--seeds", "2", "--limit", "64", "--epochs", "2",
+                  "--timesteps", "6", "--hidden", "16", "--tau", "0.5", "--out", str(tmp_path), check=True)
+    rows = json.loads((tmp_path / "compare.json").read_text())
+    assert [r["alpha"] for r in rows] == [1.0, 0.7] and all(r["seeds"] == [0, 1] for r in rows)
+    for row in rows:
+        accs = [r["test_acc"] for r in row["runs"]]
+        assert row["test_acc_mean"] == pytest.approx(sum(accs) / 2)
+        assert row["test_acc_std"] == pytest.approx(abs(accs[0] - accs[1]) / 2**0.5)
+        for r in row["runs"]:  # each run is a full training run of its own
+            state = load_checkpoint(tmp_path / f"alpha-{row['alpha']:g}" / f"seed-{r['seed']}" / "checkpoint.pt")
+            assert state["config"]["seed"] == r["seed"] and state["metrics"][-1]["test_acc"] == r["test_acc"]
+        assert f"{row['test_acc_mean']:.4f} +- {row['test_acc_std']:.4f}" in out.stdout
+    assert (tmp_path / "compare.png").stat().st_size > 10000
+    assert len((tmp_path / "compare.csv").read_text().splitlines()) == 1 + 4
