@@ -1,4 +1,4 @@
-"""The ``spikede`` command line."""
+"""The `spikede` command line."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _number(cast, check=None, rule: str = ""):
-    """An argparse type: ``cast(text)``, then ``check(value)``; ``rule`` says what is allowed."""
+    """An argparse type: `cast(text)`, then `check(value)`; `rule` says what is allowed."""
     rule = rule or ("a number" if cast is float else "an integer")
 
     def parse(text: str):

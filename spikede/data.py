@@ -1,16 +1,16 @@
 """Offline real datasets as spike trains: scikit-learn's digits and Fashion-MNIST (IDX files).
 
-Nothing is downloaded.  ``digits`` is scikit-learn's bundled copy of the UCI handwritten
+Nothing is downloaded.  `digits` is scikit-learn's bundled copy of the UCI handwritten
 digits (1,797 images of 8x8 pixels, 16 grey levels); Fashion-MNIST is read from the IDX
-files that Debian's ``dataset-fashion-mnist`` package installs.
+files that Debian's `dataset-fashion-mnist` package installs.
 
-Encodings (``[T, B, features]``):
+Encodings (`[T, B, features]`):
 
-* ``rate``: pixel intensity ``x`` in [0, 1] fires with probability ``x`` at every step.
-  The noise of sample ``i`` in a given epoch is drawn from a generator seeded by
-  ``(seed, epoch, i)``, so an encoding does not depend on how samples are batched or
+* `rate`: pixel intensity `x` in [0, 1] fires with probability `x` at every step.
+  The noise of sample `i` in a given epoch is drawn from a generator seeded by
+  `(seed, epoch, i)`, so an encoding does not depend on how samples are batched or
   split across processes (which makes resumed and distributed runs exactly reproducible).
-* ``rows``: the image's rows are the time steps (``T`` = image height), a sequence task.
+* `rows`: the image's rows are the time steps (`T` = image height), a sequence task.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ class DataError(ValueError):
 
 @dataclass(frozen=True)
 class Dataset:
-    """Images scaled to [0, 1] (``[N, H, W]`` float32) and integer labels, split into train and test."""
+    """Images scaled to [0, 1] (`[N, H, W]` float32) and integer labels, split into train and test."""
 
     name: str
     x_train: torch.Tensor
@@ -111,7 +111,7 @@ def _fashion_mnist(data_dir: str | Path | None) -> Dataset:
 
 
 def load_dataset(name: str, data_dir: str | Path | None = None) -> Dataset:
-    """Load ``'digits'`` (fixed stratified 75/25 split) or ``'fashion-mnist'`` (its own split)."""
+    """Load `'digits'` (fixed stratified 75/25 split) or `'fashion-mnist'` (its own split)."""
     if name == "digits":
         return _digits()
     if name == "fashion-mnist":
@@ -120,7 +120,7 @@ def load_dataset(name: str, data_dir: str | Path | None = None) -> Dataset:
 
 
 def encode(images: torch.Tensor, indices: torch.Tensor, encoding: str, steps: int, seed: int, epoch: int) -> torch.Tensor:
-    """Spike trains ``[T, B, features]`` for images ``[B, H, W]`` whose dataset indices are ``indices``."""
+    """Spike trains `[T, B, features]` for images `[B, H, W]` whose dataset indices are `indices`."""
     if encoding == "rows":
         return images.permute(1, 0, 2).contiguous()
     if encoding != "rate":

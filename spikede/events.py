@@ -1,19 +1,19 @@
 r"""The event layer: threshold crossing and reset after every solver step.
 
-Given the potential ``v`` that the integrator proposes for step n,
+Given the potential `v` that the integrator proposes for step n,
 
-.. math::
+$$
+s_n = H(v_n - \theta), \qquad
+v_n^{+} = \begin{cases}
+    v_n - \theta s_n & \text{reset = 'subtract'}\\
+    (1 - s_n) v_n + s_n v_{reset} & \text{reset = 'zero'}\\
+    v_n & \text{reset = 'none'}
+\end{cases}
+$$
 
-    s_n = H(v_n - \theta), \qquad
-    v_n^{+} = \begin{cases}
-        v_n - \theta s_n & \text{reset = 'subtract'}\\
-        (1 - s_n) v_n + s_n v_{reset} & \text{reset = 'zero'}\\
-        v_n & \text{reset = 'none'}
-    \end{cases}
-
-The forward of ``H`` is the exact step (``H(0) = 1``); its backward is the
-chosen surrogate.  ``v_n^{+}`` is what the solver stores in the history, so a
-fractional kernel remembers the resets.  ``detach_reset=True`` uses ``s_n``
+The forward of `H` is the exact step (`H(0) = 1`); its backward is the
+chosen surrogate.  `v_n^{+}` is what the solver stores in the history, so a
+fractional kernel remembers the resets.  `detach_reset=True` uses `s_n`
 detached inside the reset, so no gradient flows through the reset path.
 """
 
@@ -31,7 +31,7 @@ RESET_MODES = ("subtract", "zero", "none")
 
 
 def check_reset(reset: object) -> str:
-    """Return ``reset`` if it is a valid reset mode, else raise ``ValueError``."""
+    """Return `reset` if it is a valid reset mode, else raise `ValueError`."""
     if reset not in RESET_MODES:
         valid = ", ".join(repr(m) for m in RESET_MODES)
         raise ValueError(f"unknown reset {reset!r}; valid reset modes are {valid}")
@@ -63,12 +63,12 @@ def fire_and_reset(
     detach_reset: bool = False,
     training: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Fire ``s = H(v - threshold)`` and apply the reset; return ``(s, v_after_reset)``.
+    """Fire `s = H(v - threshold)` and apply the reset; return `(s, v_after_reset)`.
 
-    ``threshold`` and ``v_reset`` may be tensors broadcastable to ``v`` (learnable
+    `threshold` and `v_reset` may be tensors broadcastable to `v` (learnable
     thresholds receive gradients through the surrogate and, unless
-    ``detach_reset``, through the reset).  ``surrogate`` is a registered name
-    (with ``surrogate_scale``) or a :class:`~spikede.surrogate.Surrogate` module,
+    `detach_reset`, through the reset).  `surrogate` is a registered name
+    (with `surrogate_scale`) or a `Surrogate` module,
     whose own scale and train/eval state are then used.
     """
     check_reset(reset)
@@ -92,7 +92,7 @@ def fire_and_reset(
 
 
 def apply_events(v: torch.Tensor, threshold, surrogate: Surrogate, params: EventParams):
-    """:func:`fire_and_reset` with the reset described by an :class:`EventParams` record."""
+    """`fire_and_reset` with the reset described by an `EventParams` record."""
     return fire_and_reset(
         v,
         threshold,

@@ -1,15 +1,15 @@
-"""The solver-accuracy experiment behind ``spikede convergence``.
+"""The solver-accuracy experiment behind `spikede convergence`.
 
 For every method (explicit and implicit variants) and order alpha, solve three
-test problems on ``[0, 1]`` with ``N = n0, 2 n0, ..., 2^halvings n0`` steps and
-record the error and the observed order ``log2(e(h) / e(h/2))``:
+test problems on `[0, 1]` with `N = n0, 2 n0, ..., 2^halvings n0` steps and
+record the error and the observed order `log2(e(h) / e(h/2))`:
 
-* ``smooth``: ``D^a y = Gamma(4)/Gamma(4-a) t^(3-a) + t^3 - y``, ``y(0) = 0``, exact
-  ``y = t^3``; error = max over the grid.  Theory: ``gl``, ``pred``, explicit ``l1``: 1;
-  implicit ``l1``: ``2 - a``; ``trap``: ``min(2, 1 + a)``.
-* ``nonlinear``: Diethelm, Ford & Freed's ``y = t^8 - 3 t^(4+a/2) + 9/4 t^a``
-  (:func:`spikede.special.diethelm_problem`); error at ``t = 1``.
-* ``relaxation``: ``D^a y = -y``, ``y(0) = 1``, exact ``E_a(-t^a)``; error at ``t = 1``.
+* `smooth`: `D^a y = Gamma(4)/Gamma(4-a) t^(3-a) + t^3 - y`, `y(0) = 0`, exact
+  `y = t^3`; error = max over the grid.  Theory: `gl`, `pred`, explicit `l1`: 1;
+  implicit `l1`: `2 - a`; `trap`: `min(2, 1 + a)`.
+* `nonlinear`: Diethelm, Ford & Freed's `y = t^8 - 3 t^(4+a/2) + 9/4 t^a`
+  (`spikede.special.diethelm_problem`); error at `t = 1`.
+* `relaxation`: `D^a y = -y`, `y(0) = 1`, exact `E_a(-t^a)`; error at `t = 1`.
 """
 
 from __future__ import annotations
@@ -30,14 +30,14 @@ __all__ = ["Variant", "VARIANTS", "PROBLEMS", "ConvergenceRow", "convergence_stu
 
 @dataclass(frozen=True)
 class Variant:
-    """A method of :func:`~spikede.solvers.fdeint` with its options and its theoretical order."""
+    """A method of `fdeint` with its options and its theoretical order."""
 
     label: str
     method: str
     implicit: bool
 
     def theory(self, alpha: float) -> float:
-        """Order on a smooth solution (the ``smooth`` problem)."""
+        """Order on a smooth solution (the `smooth` problem)."""
         if self.method == "trap":
             return min(2.0, 1.0 + alpha)
         if self.method == "l1" and self.implicit:
@@ -92,7 +92,7 @@ def convergence_study(
     n0: int = 16,
     halvings: int = 5,
 ) -> list[ConvergenceRow]:
-    """Run every (problem, variant, alpha) on ``halvings + 1`` grids; return one row per grid."""
+    """Run every (problem, variant, alpha) on `halvings + 1` grids; return one row per grid."""
     rows = []
     for problem in problems:
         for variant in variants:
@@ -134,7 +134,7 @@ def summary_lines(rows: list[ConvergenceRow]) -> list[str]:
 
 
 def write_report(rows: list[ConvergenceRow], out_dir: str | Path) -> dict[str, Path]:
-    """Write ``convergence.csv``, ``convergence.md`` and ``convergence.png`` into ``out_dir``."""
+    """Write `convergence.csv`, `convergence.md` and `convergence.png` into `out_dir`."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {"csv": out / "convergence.csv", "md": out / "convergence.md", "png": out / "convergence.png"}

@@ -15,7 +15,7 @@ __all__ = ["reset", "reset_net", "TimeDistributed", "fractionalize", "rate_encod
 
 
 def reset(model: nn.Module) -> nn.Module:
-    """Clear the state of every spiking neuron in ``model`` (potentials, histories, records)."""
+    """Clear the state of every spiking neuron in `model` (potentials, histories, records)."""
     for module in model.modules():
         if isinstance(module, SpikingNeuron):
             module.reset()
@@ -26,10 +26,10 @@ reset_net = reset  # SpikingJelly's name (`spikingjelly.activation_based.functio
 
 
 class TimeDistributed(nn.Module):
-    """Apply a stateless layer to every time step of ``[T, B, ...]`` by folding time into batch.
+    """Apply a stateless layer to every time step of `[T, B, ...]` by folding time into batch.
 
-    ``TimeDistributed(nn.Linear(784, 256))(x)`` with ``x`` of shape ``[T, B, 784]``
-    returns ``[T, B, 256]`` in one call of the layer on ``[T * B, 784]``.
+    `TimeDistributed(nn.Linear(784, 256))(x)` with `x` of shape `[T, B, 784]`
+    returns `[T, B, 256]` in one call of the layer on `[T * B, 784]`.
     """
 
     def __init__(self, layer: nn.Module):
@@ -62,12 +62,12 @@ def _neuron_kwargs(neuron: LIFNeuron) -> dict:
 
 
 def fractionalize(model: nn.Module, alpha: float | Sequence[float] = 0.8, **options) -> nn.Module:
-    """A copy of ``model`` with every :class:`LIFNeuron` replaced by a :class:`FractionalLIF`.
+    """A copy of `model` with every `LIFNeuron` replaced by a `FractionalLIF`.
 
-    ``alpha``: one order for all, or one per neuron layer in ``model.modules()`` order.
+    `alpha`: one order for all, or one per neuron layer in `model.modules()` order.
     The new neurons keep tau, threshold, surrogate, reset, dt and step mode;
-    ``options`` (e.g. ``method='l1'``, ``memory=64``, ``learn_alpha=True``) go to
-    every :class:`FractionalLIF`.  ``IFNeuron`` layers are left as they are.
+    `options` (e.g. `method='l1'`, `memory=64`, `learn_alpha=True`) go to
+    every `FractionalLIF`.  `IFNeuron` layers are left as they are.
     """
     model = copy.deepcopy(model)
     targets = [
@@ -106,7 +106,7 @@ def _check_steps(steps) -> int:
 
 
 def rate_encode(x: torch.Tensor, steps: int, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Poisson/Bernoulli rate code: ``s[t] ~ Bernoulli(x)`` independently per step; ``[steps, *x.shape]``."""
+    """Poisson/Bernoulli rate code: `s[t] ~ Bernoulli(x)` independently per step; `[steps, *x.shape]`."""
     _check_unit_interval(x, "x")
     steps = _check_steps(steps)
     u = torch.rand((steps, *x.shape), dtype=x.dtype, device=x.device, generator=generator)
@@ -114,7 +114,7 @@ def rate_encode(x: torch.Tensor, steps: int, generator: torch.Generator | None =
 
 
 def latency_encode(x: torch.Tensor, steps: int) -> torch.Tensor:
-    """Latency code: one spike at step ``round((1 - x) (steps - 1))``; ``x = 0`` never fires."""
+    """Latency code: one spike at step `round((1 - x) (steps - 1))`; `x = 0` never fires."""
     _check_unit_interval(x, "x")
     steps = _check_steps(steps)
     when = torch.round((1.0 - x) * (steps - 1)).long()

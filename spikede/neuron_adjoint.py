@@ -2,7 +2,7 @@
 
 One autograd Function runs the whole sequence without a graph and differentiates it by a
 hand-written reverse sweep through the transposed history (see `SequenceAdjoint`).  The
-layer ([FractionalLIF][spikede.FractionalLIF]) chooses it; nothing here depends on the
+layer ([FractionalLIF][spikede.neurons.FractionalLIF]) chooses it; nothing here depends on the
 module class: the neuron is used through its `_start`, `_step`, `_commit`, `_scheme_for_alpha`
 and `_kernel_options` methods and its `events`, `surrogate`, `memory`, `method`, `leak` and
 `v_rest` attributes.
@@ -20,29 +20,31 @@ __all__ = ["SequenceAdjoint", "SpikeBits"]
 
 
 class SequenceAdjoint(torch.autograd.Function):
-    """Spikes of a multi-step :class:`FractionalLIF` with a discrete-adjoint backward.
+    """Spikes of a multi-step `FractionalLIF` with a discrete-adjoint backward.
 
-    Forward: the ordinary loop without a graph.  Saved are the history's stored rows ``u_n``
-    (for ``memory=None`` or a window the kernel's own buffer, so nothing is copied), the
-    spikes as bits (:class:`SpikeBits`), the last potential and, only where it cannot be rebuilt, more:
-    the proposed potentials ``p_n`` for the ``'zero'`` reset, the input where ``tau`` or
-    ``alpha`` needs the drive.  Backward, for ``n = T .. 1`` the potentials are rebuilt from
-    the rows (:meth:`~spikede.solvers.schemes.GrunwaldLetnikov.previous`) and ``p_n`` from
-    ``v_n`` and ``s_n`` (``v_n + theta s_n`` for ``'subtract'``, ``v_n`` for ``'none'``);
-    with ``g`` the gradients, ``c`` the scheme's step coefficient, ``F_n = drive_n / tau``::
+    Forward: the ordinary loop without a graph.  Saved are the history's stored rows `u_n`
+    (for `memory=None` or a window the kernel's own buffer, so nothing is copied), the
+    spikes as bits (`SpikeBits`), the last potential and, only where it cannot be rebuilt, more:
+    the proposed potentials `p_n` for the `'zero'` reset, the input where `tau` or
+    `alpha` needs the drive.  Backward, for `n = T .. 1` the potentials are rebuilt from
+    the rows (`previous`) and `p_n` from
+    `v_n` and `s_n` (`v_n + theta s_n` for `'subtract'`, `v_n` for `'none'`);
+    with `g` the gradients, `c` the scheme's step coefficient, `F_n = drive_n / tau`:
 
-        g_v[n]    += sum_{j>=1} W_j g_H[n + j]            (transposed history, same kernel)
-        g_p[n]     = g_s[n] sigma'(p_n - theta) + g_v[n] dv/dp      (p: proposed potential)
-        g_theta   += -g_s[n] sigma' + g_v[n] dv/dtheta
-        g_H[n]     = -g_p[n];  g_I[n] = c g_p[n] / tau;  g_v[n-1] += -c g_p[n] / tau (+ g_p[n] for l1)
+    ```text
+    g_v[n]    += sum_{j>=1} W_j g_H[n + j]            (transposed history, same kernel)
+    g_p[n]     = g_s[n] sigma'(p_n - theta) + g_v[n] dv/dp      (p: proposed potential)
+    g_theta   += -g_s[n] sigma' + g_v[n] dv/dtheta
+    g_H[n]     = -g_p[n];  g_I[n] = c g_p[n] / tau;  g_v[n-1] += -c g_p[n] / tau (+ g_p[n] for l1)
+    ```
 
-    with ``dv/dp``, ``dv/dtheta`` of the reset (subtract, zero, none; the spike's part is
-    dropped with ``detach_reset``), and for ``l1`` (``u_n = v_n - v_{n-1}``) the history term
-    moves to ``g_v[n-1]`` with a minus sign.  Since ``g_H[n] = -(tau / c) g_I[n-1]``, the
+    with `dv/dp`, `dv/dtheta` of the reset (subtract, zero, none; the spike's part is
+    dropped with `detach_reset`), and for `l1` (`u_n = v_n - v_{n-1}`) the history term
+    moves to `g_v[n-1]` with a minus sign.  Since `g_H[n] = -(tau / c) g_I[n-1]`, the
     transposed history runs over the input gradient itself (a descending kernel writing
-    into it), so the sweep keeps no second sequence.  Gradients of ``tau`` and ``c`` are sums
-    of the local terms; ``alpha`` enters through ``c`` and the weights,
-    ``g_W_j = sum_n <g_H[n], u_{n-j}>``.
+    into it), so the sweep keeps no second sequence.  Gradients of `tau` and `c` are sums
+    of the local terms; `alpha` enters through `c` and the weights,
+    `g_W_j = sum_n <g_H[n], u_{n-j}>`.
     """
 
     @staticmethod
@@ -156,8 +158,8 @@ class SequenceAdjoint(torch.autograd.Function):
 
 
 class SpikeBits:
-    """Binary spike trains kept eight to a byte: ``[T, ceil(m / 8)]`` ``uint8`` for ``T`` steps of
-    ``m`` neurons (1/32 of the float32 trains).  ``template``: one step's shape, dtype and device."""
+    """Binary spike trains kept eight to a byte: `[T, ceil(m / 8)]` `uint8` for `T` steps of
+    `m` neurons (1/32 of the float32 trains).  `template`: one step's shape, dtype and device."""
 
     def __init__(self, steps: int, template: torch.Tensor, bits: torch.Tensor | None = None):
         self.shape, self.dtype, self.size = template.shape, template.dtype, template.numel()
@@ -166,21 +168,21 @@ class SpikeBits:
         self._weights = self._masks.to(template.dtype)
 
     def write(self, n: int, spikes: torch.Tensor) -> None:
-        """Keep step ``n``'s spikes (exactly 0 or 1)."""
+        """Keep step `n`'s spikes (exactly 0 or 1)."""
         flat = spikes.reshape(-1)
         if self.size % 8:
             flat = torch.cat([flat, flat.new_zeros(8 - self.size % 8)])
         self.bits[n] = flat.view(-1, 8) @ self._weights
 
     def read(self, n: int) -> torch.Tensor:
-        """Step ``n``'s spikes, 0 or 1 in the template's dtype."""
+        """Step `n`'s spikes, 0 or 1 in the template's dtype."""
         flat = (self.bits[n, :, None] & self._masks) != 0
         return flat.reshape(-1)[: self.size].view(self.shape).to(self.dtype)
 
 
 def alpha_gradient(scheme, alpha, coef, g_coef, to_history, g_input, rows, window) -> torch.Tensor:
-    """``dL/dalpha`` through the step coefficient and the weights (:func:`~spikede.solvers.adjoint.lag_gradient`),
-    with ``g_H[n] = to_history * g_input[n - 1]`` and ``rows`` the stored ``u_0 .. u_{T-1}``."""
+    """`dL/dalpha` through the step coefficient and the weights (`lag_gradient`),
+    with `g_H[n] = to_history * g_input[n - 1]` and `rows` the stored `u_0 .. u_{T-1}`."""
     steps = g_input.shape[0]
     g_weights = lag_gradient(g_input.reshape(steps, 1, -1), rows.reshape(steps, -1), scheme.weights.shape[1],
                              window if isinstance(window, int) else None)[0]

@@ -18,11 +18,11 @@ $$
 then $s_n = H(v_n - \theta)$ and the reset; the post-reset potential enters the
 history, so the kernel remembers every reset.  For $\alpha = 1$ this is
 $v_n = v_{n-1} + \frac{dt}{\tau}(-(v_{n-1} - v_{rest}) + I_n)$:
-[LIFNeuron][spikede.LIFNeuron], which keeps no history.  The IF variants drop the leak,
+[LIFNeuron][spikede.neurons.LIFNeuron], which keeps no history.  The IF variants drop the leak,
 $\tau D^\alpha v = I$.
 
 The step is the solver's own ([spikede.solvers.schemes][]) over the solver's memory
-kernel ([HistoryKernel][spikede.solvers.HistoryKernel]); no weights or history sums are
+kernel ([HistoryKernel][spikede.solvers.memory.HistoryKernel]); no weights or history sums are
 duplicated here.  Parameters follow `nn.Linear`'s factory convention: `device=` and
 `dtype=` place them, and a float64 neuron holds exactly the float64 numbers it was given.
 """
@@ -105,7 +105,7 @@ class SpikingNeuron(nn.Module, ABC):
     call is a new sequence starting at rest (`T = 0` gives empty spikes).
     `step_mode='single'` (or `'s'`): input `[B, ...]`; the state (potential and, for
     fractional neurons, the history) is kept between calls until `reset()` (or
-    [spikede.reset][]).  `record=True` keeps the post-reset potential of the last call in
+    [spikede.reset][spikede.network.reset]).  `record=True` keeps the post-reset potential of the last call in
     `self.membrane`; `return_membrane=True` makes every call return `(spikes, membrane)`
     (snnTorch's `(spk, mem)`).  `v` (alias `mem`) is the potential after the last step.
     A `NaN` potential gives `NaN` spikes from that step on (it is never silently read as
@@ -129,8 +129,8 @@ class SpikingNeuron(nn.Module, ABC):
         record: bool,
         return_membrane: bool,
         leak: bool,
-        device=None,
-        dtype=None,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
     ):
         super().__init__()
         factory = {"device": device, "dtype": dtype}
@@ -267,31 +267,12 @@ class SpikingNeuron(nn.Module, ABC):
         )
 
 
-_COMMON_ARGS = """
-        tau: time constant (units of time$^\\alpha$), > 0.
-        threshold: firing threshold $\\theta$.
-        v_rest: resting potential, also the initial potential.
-        surrogate: spike function by name, or a [Surrogate][spikede.Surrogate] module.
-        surrogate_scale: the surrogate's hyper-parameter (`None`: its default).
-        dt: time step.
-        reset: `'subtract'`, `'zero'` or `'none'` (see [spikede.events][]).
-        v_reset: the potential after a `'zero'` reset.
-        detach_reset: stop gradients through the reset path.
-        learn_tau: learn $\\tau = \\exp(b)$ (parameter `log_tau`).
-        learn_threshold: learn the threshold.
-        step_mode: `'multi'`/`'m'` (`[T, B, ...]` per call) or `'single'`/`'s'` (`[B, ...]`, stateful).
-        record: keep the post-reset potential in `self.membrane`.
-        return_membrane: return `(spikes, membrane)` instead of the spikes alone.
-        device: where the parameters live (`nn.Linear`'s factory keyword).
-        dtype: the parameters' dtype (`nn.Linear`'s factory keyword; default: torch's default dtype)."""
-
-
 class LIFNeuron(SpikingNeuron):
-    __doc__ = f"""Integer-order leaky integrate-and-fire: $v_n = v_{{n-1}} + \\frac{{dt}}{{\\tau}}(-(v_{{n-1}} - v_{{rest}}) + I_n)$.
+    r"""Integer-order leaky integrate-and-fire: $v_n = v_{n-1} + \frac{dt}{\tau}(-(v_{n-1} - v_{rest}) + I_n)$.
 
-    No history is kept (forward Euler; SpikingJelly's `LIFNode` with `decay_input=True`).
-
-    Args:{_COMMON_ARGS}
+    No history is kept (forward Euler; SpikingJelly's `LIFNode` with `decay_input=True`).  The
+    keywords are those of [FractionalLIF][spikede.neurons.FractionalLIF] without `alpha`,
+    `method`, `memory`, `learn_alpha` and `adjoint`.
     """
 
     def __init__(
@@ -310,8 +291,8 @@ class LIFNeuron(SpikingNeuron):
         step_mode: str = "multi",
         record: bool = False,
         return_membrane: bool = False,
-        device=None,
-        dtype=None,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
     ):
         super().__init__(
             tau, threshold, v_rest, surrogate, surrogate_scale, dt, reset, v_reset, detach_reset,
@@ -334,7 +315,7 @@ class LIFNeuron(SpikingNeuron):
 class IFNeuron(LIFNeuron):
     """Integer-order integrate-and-fire (no leak): $v_n = v_{n-1} + \\frac{dt}{\\tau} I_n$ (`tau` defaults to 1).
 
-    Takes the keywords of [LIFNeuron][spikede.LIFNeuron].
+    Takes the keywords of [LIFNeuron][spikede.neurons.LIFNeuron].
     """
 
     _leaky = False
@@ -344,15 +325,31 @@ class IFNeuron(LIFNeuron):
 
 
 class FractionalLIF(SpikingNeuron):
-    __doc__ = f"""Fractional-order leaky integrate-and-fire: $\\tau D^\\alpha v = -(v - v_{{rest}}) + I$ (Caputo).
+    r"""Fractional-order leaky integrate-and-fire: $\tau D^\alpha v = -(v - v_{rest}) + I$ (Caputo).
 
     Args:
-        alpha: order in $(0, 1]$; `alpha = 1` reproduces [LIFNeuron][spikede.LIFNeuron].{_COMMON_ARGS}
+        alpha: order in $(0, 1]$; `alpha = 1` reproduces [LIFNeuron][spikede.neurons.LIFNeuron].
+        tau: time constant (units of $\mathrm{time}^\alpha$), > 0.
+        threshold: firing threshold $\theta$.
+        v_rest: resting potential, also the initial potential.
+        surrogate: spike function by name, or a [Surrogate][spikede.surrogate.Surrogate] module.
+        surrogate_scale: the surrogate's hyper-parameter (`None`: its default).
+        dt: time step.
+        reset: `'subtract'`, `'zero'` or `'none'` (see [spikede.events][]).
+        v_reset: the potential after a `'zero'` reset.
+        detach_reset: stop gradients through the reset path.
+        learn_tau: learn $\tau = \exp(b)$ (parameter `log_tau`).
+        learn_threshold: learn the threshold.
+        step_mode: `'multi'`/`'m'` (`[T, B, ...]` per call) or `'single'`/`'s'` (`[B, ...]`, stateful).
+        record: keep the post-reset potential in `self.membrane`.
+        return_membrane: return `(spikes, membrane)` instead of the spikes alone.
+        device: where the parameters live (`nn.Linear`'s factory keyword).
+        dtype: the parameters' dtype (`nn.Linear`'s factory keyword; default: torch's default dtype).
         method: `'gl'` (Grünwald–Letnikov) or `'l1'` (any case): the schemes whose history is
             the potential itself, so that resets are remembered.
         memory: `None` (full history), an int window of lags, or `'soe'` (sum of
-            exponentials, O(1) per step; single-step runs up to $2^{{20}}$ steps).
-        learn_alpha: learn $\\alpha = \\mathrm{{sigmoid}}(a)$ (parameter `alpha_logit`; stays in
+            exponentials, O(1) per step; single-step runs up to $2^{20}$ steps).
+        learn_alpha: learn $\alpha = \mathrm{sigmoid}(a)$ (parameter `alpha_logit`; stays in
             $(0, 1)$; needs `alpha < 1`).
         adjoint: train through the discrete adjoint (one autograd Function over the sequence:
             the forward keeps no graph, the backward is a hand-written reverse sweep through
@@ -390,8 +387,8 @@ class FractionalLIF(SpikingNeuron):
         record: bool = False,
         return_membrane: bool = False,
         adjoint: bool | None = None,
-        device=None,
-        dtype=None,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
     ):
         super().__init__(
             tau, threshold, v_rest, surrogate, surrogate_scale, dt, reset, v_reset, detach_reset,
@@ -503,7 +500,7 @@ class FractionalLIF(SpikingNeuron):
 class FractionalIF(FractionalLIF):
     """Fractional integrate-and-fire (no leak): $\\tau D^\\alpha v = I$ (`tau` defaults to 1).
 
-    Takes the keywords of [FractionalLIF][spikede.FractionalLIF].
+    Takes the keywords of [FractionalLIF][spikede.neurons.FractionalLIF].
     """
 
     _leaky = False

@@ -1,20 +1,20 @@
 r"""Mittag-Leffler function and exact solutions used to test the solvers.
 
-``E_{a,b}(z) = sum_k z^k / Gamma(a k + b)`` is computed from its Laplace-transform
+`E_{a,b}(z) = sum_k z^k / Gamma(a k + b)` is computed from its Laplace-transform
 representation (the method of Garrappa, SIAM J. Numer. Anal. 53 (2015), with the
 parabolic contour of Weideman & Trefethen, Math. Comp. 76 (2007)):
 
-.. math::
+$$
+E_{a,b}(z) = \frac{1}{2\pi i}\int_C \frac{e^s s^{a-b}}{s^a - z}\,ds
+             + \sum_{s_k \text{ right of } C} \frac{1}{a} s_k^{1-b} e^{s_k},
+\qquad s_k = |z|^{1/a} e^{i(\arg z + 2\pi k)/a},\ |\arg z + 2\pi k| < a\pi,
+$$
 
-    E_{a,b}(z) = \frac{1}{2\pi i}\int_C \frac{e^s s^{a-b}}{s^a - z}\,ds
-                 + \sum_{s_k \text{ right of } C} \frac{1}{a} s_k^{1-b} e^{s_k},
-    \qquad s_k = |z|^{1/a} e^{i(\arg z + 2\pi k)/a},\ |\arg z + 2\pi k| < a\pi,
-
-with ``C: s(u) = mu (1 + i u)^2`` and the trapezoidal rule in ``u``.  ``mu`` puts
-every pole ``s_k`` either well inside the parabola or well outside it (then its
+with `C: s(u) = mu (1 + i u)^2` and the trapezoidal rule in `u`.  `mu` puts
+every pole `s_k` either well inside the parabola or well outside it (then its
 residue is added), and the step is chosen for about 1e-15 relative accuracy.  Unlike
-the power series, this stays accurate for large ``|z|`` (the series' terms grow like
-``exp(|z|^(1/a))``).
+the power series, this stays accurate for large `|z|` (the series' terms grow like
+`exp(|z|^(1/a))`).
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ def _check_order(alpha, beta) -> tuple[float, float]:
 
 
 def _poles(z: torch.Tensor, alpha: float) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """Candidate poles ``s_k`` and masks of where they lie on the principal sheet."""
+    """Candidate poles `s_k` and masks of where they lie on the principal sheet."""
     radius = z.abs() ** (1.0 / alpha)
     angle = torch.angle(z)
     out = []
@@ -56,8 +56,8 @@ def _poles(z: torch.Tensor, alpha: float) -> list[tuple[torch.Tensor, torch.Tens
 
 
 def _contour(z: torch.Tensor, alpha: float):
-    """Per element: ``mu``, the trapezoid step ``h``, the half-width in ``u`` and, for each
-    candidate pole of :func:`_poles`, where it lies outside the contour (residue added)."""
+    """Per element: `mu`, the trapezoid step `h`, the half-width in `u` and, for each
+    candidate pole of `_poles`, where it lies outside the contour (residue added)."""
     poles = _poles(z, alpha)
     real_sqrt = [torch.where(valid, torch.sqrt(s).real, torch.zeros_like(z.real)) for s, valid in poles]
     r_max = torch.stack(real_sqrt).max(0).values
@@ -80,17 +80,17 @@ def _contour(z: torch.Tensor, alpha: float):
 
 
 def mittag_leffler(z: torch.Tensor, alpha: float, beta: float = 1.0) -> torch.Tensor:
-    """Two-parameter Mittag-Leffler function ``E_{alpha,beta}(z)``, elementwise.
+    """Two-parameter Mittag-Leffler function `E_{alpha,beta}(z)`, elementwise.
 
-    ``z``: real or complex tensor (any shape, any device); the result has ``z``'s
-    dtype and device and is differentiable in ``z``.  ``0 < alpha <= 2``,
-    ``beta > 0``.  Accuracy about 1e-13 relative in float64 (float32 inputs are
+    `z`: real or complex tensor (any shape, any device); the result has `z`'s
+    dtype and device and is differentiable in `z`.  `0 < alpha <= 2`,
+    `beta > 0`.  Accuracy about 1e-13 relative in float64 (float32 inputs are
     computed in float64 and rounded); where the value is exponentially small
-    (``alpha = 1``, ``beta != 1``, large negative ``z``) the error is about 1e-16
-    absolute.  ``E_{1,1}(z)`` is ``exp(z)`` exactly.  Large positive ``z`` overflows to ``inf``
-    where ``exp(z^(1/alpha))/alpha`` does.  An empty ``z`` gives an empty result; on the real axis
-    ``E(+inf) = inf`` and ``E(-inf) = 0`` (for ``alpha < 2``, or ``alpha = 2`` with ``beta > 1``;
-    otherwise ``E_{2,beta}(-x)`` keeps oscillating and the answer is NaN), complex infinities and
+    (`alpha = 1`, `beta != 1`, large negative `z`) the error is about 1e-16
+    absolute.  `E_{1,1}(z)` is `exp(z)` exactly.  Large positive `z` overflows to `inf`
+    where `exp(z^(1/alpha))/alpha` does.  An empty `z` gives an empty result; on the real axis
+    `E(+inf) = inf` and `E(-inf) = 0` (for `alpha < 2`, or `alpha = 2` with `beta > 1`;
+    otherwise `E_{2,beta}(-x)` keeps oscillating and the answer is NaN), complex infinities and
     NaN give NaN.
     """
     alpha, beta = _check_order(alpha, beta)
@@ -145,23 +145,23 @@ def _with_limits(z: torch.Tensor, finite: torch.Tensor, alpha: float, beta: floa
 
 
 def relaxation(t: torch.Tensor, alpha: float, lam: float = 1.0, y0: float = 1.0) -> torch.Tensor:
-    """Exact solution ``y = y0 E_alpha(-lam t^alpha)`` of ``D^alpha y = -lam y`` (Caputo)."""
+    """Exact solution `y = y0 E_alpha(-lam t^alpha)` of `D^alpha y = -lam y` (Caputo)."""
     return y0 * mittag_leffler(-lam * t**alpha, alpha)
 
 
 def caputo_power(t: torch.Tensor, p: float, alpha) -> torch.Tensor:
-    """``D^alpha t^p = Gamma(p+1)/Gamma(p+1-alpha) t^(p-alpha)`` (Caputo, ``p > 0``)."""
+    """`D^alpha t^p = Gamma(p+1)/Gamma(p+1-alpha) t^(p-alpha)` (Caputo, `p > 0`)."""
     a = as_alpha_tensor(alpha, t.device)
     c = gamma(torch.tensor(p + 1.0, dtype=torch.float64)) / gamma(p + 1.0 - a)
     return (c * t.to(torch.float64) ** (p - a)).to(t.dtype)
 
 
 def diethelm_problem(alpha: float):
-    """Nonlinear test problem of Diethelm, Ford & Freed (2002), exact ``y = t^8 - 3 t^(4+a/2) + 9/4 t^a``.
+    """Nonlinear test problem of Diethelm, Ford & Freed (2002), exact `y = t^8 - 3 t^(4+a/2) + 9/4 t^a`.
 
-    ``D^a y = 40320/Gamma(9-a) t^(8-a) - 3 Gamma(5+a/2)/Gamma(5-a/2) t^(4-a/2)
-    + 9/4 Gamma(a+1) + (3/2 t^(a/2) - t^4)^3 - y^(3/2)``, ``y(0) = 0``.
-    Returns ``(func, exact)``.
+    `D^a y = 40320/Gamma(9-a) t^(8-a) - 3 Gamma(5+a/2)/Gamma(5-a/2) t^(4-a/2)
+    + 9/4 Gamma(a+1) + (3/2 t^(a/2) - t^4)^3 - y^(3/2)`, `y(0) = 0`.
+    Returns `(func, exact)`.
     """
     a = float(alpha)
     c8 = 40320.0 / math.gamma(9.0 - a)

@@ -1,28 +1,26 @@
 r"""Surrogate spike functions.
 
-A spike is the Heaviside step of the distance to threshold, ``S = H(x)`` with
-``x = U - theta`` and ``H(0) = 1``.  Its derivative is zero almost everywhere, so
-the backward pass replaces ``dS/dx`` by a smooth unit-area bump ``sigma'(x)``
+A spike is the Heaviside step of the distance to threshold, `S = H(x)` with
+`x = U - theta` and `H(0) = 1`.  Its derivative is zero almost everywhere, so
+the backward pass replaces `dS/dx` by a smooth unit-area bump `sigma'(x)`
 (surrogate-gradient learning).  The built-in bumps are the ones of the spikeDE
 surrogate-gradient document, each with one hyper-parameter (the *scale*):
 
-=============  ==========  =======  ==========================================================
-name           parameter   default  ``sigma'(x)``
-=============  ==========  =======  ==========================================================
-``sigmoid``    kappa       5.0      ``kappa * sig(kappa x) * (1 - sig(kappa x))``
-``arctan``     kappa       2.0      ``kappa / (2 * (1 + (pi/2 * kappa * x)^2))`` (unit area)
-``linear``     gamma       1.0      ``1 / (2 gamma)`` on ``|x| <= gamma``, else 0
-``gaussian``   sigma       1.0      ``exp(-x^2 / (2 sigma^2)) / (sigma sqrt(2 pi))``
-``noisy``      kappa       5.0      training forward ``sig(kappa x + eps)``, ``eps ~ Logistic(0, 1)``
-=============  ==========  =======  ==========================================================
+| name | parameter | default | $\sigma'(x)$ |
+|---|---|---|---|
+| `sigmoid` | $\kappa$ | 5.0 | $\kappa\, \mathrm{sig}(\kappa x)(1 - \mathrm{sig}(\kappa x))$ |
+| `arctan` | $\kappa$ | 2.0 | $\frac{\kappa}{2(1 + (\frac{\pi}{2} \kappa x)^2)}$ (unit area) |
+| `linear` | $\gamma$ | 1.0 | $\frac{1}{2\gamma}$ on $\lvert x \rvert \le \gamma$, else 0 |
+| `gaussian` | $\sigma$ | 1.0 | $\frac{1}{\sigma\sqrt{2\pi}} e^{-x^2 / (2\sigma^2)}$ |
+| `noisy` | $\kappa$ | 5.0 | training forward $\mathrm{sig}(\kappa x + \epsilon)$, $\epsilon \sim \mathrm{Logistic}(0, 1)$ |
 
-``noisy`` is the one stochastic spike: in training its forward pass is the soft
+`noisy` is the one stochastic spike: in training its forward pass is the soft
 spike itself and its gradient the true gradient of that expression; in evaluation
-it is the hard step with the ``sigmoid`` bump as backward.
+it is the hard step with the `sigmoid` bump as backward.
 
-Use by name (``spike(x, 'gaussian', scale=0.5)``), as a module
-(``Surrogate('arctan', scale=2.0)``, which follows ``train()``/``eval()``), and
-add your own with :func:`register_surrogate`.
+Use by name (`spike(x, 'gaussian', scale=0.5)`), as a module
+(`Surrogate('arctan', scale=2.0)`, which follows `train()`/`eval()`), and
+add your own with `register_surrogate`.
 """
 
 from __future__ import annotations
@@ -54,11 +52,11 @@ _HALF_PI = 0.5 * math.pi
 
 @dataclass(frozen=True)
 class SurrogateSpec:
-    """A registered surrogate: the bump ``derivative(x, scale)`` and its default scale.
+    """A registered surrogate: the bump `derivative(x, scale)` and its default scale.
 
-    ``parameter`` names the scale in the maths (``kappa``, ``gamma``, ``sigma``) and
-    only appears in messages and docs.  ``stochastic`` marks surrogates whose
-    training-mode forward is a soft random spike (``noisy``).
+    `parameter` names the scale in the maths (`kappa`, `gamma`, `sigma`) and
+    only appears in messages and docs.  `stochastic` marks surrogates whose
+    training-mode forward is a soft random spike (`noisy`).
     """
 
     name: str
@@ -96,10 +94,10 @@ def register_surrogate(
     parameter: str = "scale",
     overwrite: bool = False,
 ) -> SurrogateSpec:
-    """Register a surrogate under ``name`` so that ``surrogate=name`` selects it everywhere.
+    """Register a surrogate under `name` so that `surrogate=name` selects it everywhere.
 
-    ``derivative(x, scale)`` must return ``sigma'(x)`` elementwise, as one tensor
-    expression in ``x``'s dtype and device; it is called in the backward pass only.
+    `derivative(x, scale)` must return `sigma'(x)` elementwise, as one tensor
+    expression in `x`'s dtype and device; it is called in the backward pass only.
     Spikes of a registered surrogate are deterministic (forward: exact step).
     """
     if not isinstance(name, str) or not name:
@@ -128,12 +126,12 @@ _register_builtins()
 
 
 def available_surrogates() -> tuple[str, ...]:
-    """Names accepted by ``surrogate=``, built-in and registered."""
+    """Names accepted by `surrogate=`, built-in and registered."""
     return tuple(_REGISTRY)
 
 
 def get_surrogate(name: str | SurrogateSpec) -> SurrogateSpec:
-    """Look up a surrogate by name; a :class:`SurrogateSpec` is returned unchanged."""
+    """Look up a surrogate by name; a `SurrogateSpec` is returned unchanged."""
     if isinstance(name, SurrogateSpec):
         return name
     if not isinstance(name, str):
@@ -146,7 +144,7 @@ def get_surrogate(name: str | SurrogateSpec) -> SurrogateSpec:
 
 
 def check_scale(scale: object, name: str = "surrogate_scale") -> float:
-    """Return ``scale`` as a float if it is a finite positive number, else raise (naming ``name``)."""
+    """Return `scale` as a float if it is a finite positive number, else raise (naming `name`)."""
     if isinstance(scale, bool) or not isinstance(scale, numbers.Real):
         raise TypeError(f"{name} must be a positive real number, got {type(scale).__name__}: {scale!r}")
     value = float(scale)
@@ -161,7 +159,7 @@ def _resolve(surrogate: str | SurrogateSpec, scale: float | None) -> tuple[Surro
 
 
 class _StepWithSurrogate(torch.autograd.Function):
-    """Forward ``H(x)`` (``H(0) = 1``); backward ``grad * derivative(x, scale)``."""
+    """Forward `H(x)` (`H(0) = 1`); backward `grad * derivative(x, scale)`."""
 
     generate_vmap_rule = True
 
@@ -207,12 +205,12 @@ def spike(
     training: bool = True,
     noise: bool = True,
 ) -> torch.Tensor:
-    """Spike ``H(x)`` of the distance to threshold ``x = U - theta`` with a surrogate gradient.
+    """Spike `H(x)` of the distance to threshold `x = U - theta` with a surrogate gradient.
 
-    ``scale`` is the surrogate's hyper-parameter (kappa, gamma or sigma); ``None``
-    takes its default.  ``training`` and ``noise`` only matter for ``noisy``: in
-    training it returns the soft spike ``sigmoid(kappa x + eps)`` with
-    ``eps ~ Logistic(0, 1)`` (``noise=False``: the mean-field ``sigmoid(kappa x)``)
+    `scale` is the surrogate's hyper-parameter (kappa, gamma or sigma); `None`
+    takes its default.  `training` and `noise` only matter for `noisy`: in
+    training it returns the soft spike `sigmoid(kappa x + eps)` with
+    `eps ~ Logistic(0, 1)` (`noise=False`: the mean-field `sigmoid(kappa x)`)
     and its true gradient; in evaluation the hard step.
     """
     if not isinstance(x, torch.Tensor) or not x.is_floating_point():
@@ -230,11 +228,11 @@ def _describe(x: object) -> str:
 
 
 class Surrogate(nn.Module):
-    """A surrogate spike function as a module: ``Surrogate('gaussian', scale=0.5)(x)``.
+    """A surrogate spike function as a module: `Surrogate('gaussian', scale=0.5)(x)`.
 
-    It follows the module's ``train()``/``eval()`` state (this matters for
-    ``noisy``, which is soft and random in training, hard in evaluation).
-    ``noise=False`` makes ``noisy`` use the noise-free mean-field spike in training.
+    It follows the module's `train()`/`eval()` state (this matters for
+    `noisy`, which is soft and random in training, hard in evaluation).
+    `noise=False` makes `noisy` use the noise-free mean-field spike in training.
     """
 
     def __init__(self, name: str = "sigmoid", scale: float | None = None, *, noise: bool = True):
@@ -247,7 +245,7 @@ class Surrogate(nn.Module):
         return self.spec.name
 
     def derivative(self, x: torch.Tensor) -> torch.Tensor:
-        """The surrogate bump ``sigma'(x)`` at this scale."""
+        """The surrogate bump `sigma'(x)` at this scale."""
         return self.spec.derivative(x, self.scale)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

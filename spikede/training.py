@@ -1,10 +1,10 @@
 """Training fractional spiking networks: the model, the loop, checkpoints and scale-out.
 
-``train(config)`` is what ``spikede train`` runs.  Data order and input encodings are
-functions of ``(seed, epoch, sample index)``, checkpoints hold everything the loop needs
+`train(config)` is what `spikede train` runs.  Data order and input encodings are
+functions of `(seed, epoch, sample index)`, checkpoints hold everything the loop needs
 (model, optimizer, epoch, batch position, metrics), and a resumed or interrupted run
-therefore ends with exactly the weights of an uninterrupted one.  Under ``torchrun`` the
-loop runs with ``torch.distributed`` (gloo on CPU, nccl on CUDA), DistributedDataParallel
+therefore ends with exactly the weights of an uninterrupted one.  Under `torchrun` the
+loop runs with `torch.distributed` (gloo on CPU, nccl on CUDA), DistributedDataParallel
 and each global batch split between the processes (`epoch_batches`), so that two processes train
 the same weights as one; rank 0 alone writes files and shows progress.
 """
@@ -97,7 +97,7 @@ class TrainConfig:
 
 
 def check_device(name: str) -> torch.device:
-    """``torch.device(name)`` if this machine has it, else a ValueError that says why."""
+    """`torch.device(name)` if this machine has it, else a ValueError that says why."""
     try:
         device = torch.device(name)
     except RuntimeError:
@@ -110,10 +110,10 @@ def check_device(name: str) -> torch.device:
 
 
 class SpikingMLP(nn.Module):
-    """Linear -> spiking layer -> Linear -> spiking layer; the output is the spike train ``[T, B, classes]``.
+    """Linear -> spiking layer -> Linear -> spiking layer; the output is the spike train `[T, B, classes]`.
 
-    A layer with ``alpha = 1`` (and nothing learned about alpha) is a :class:`LIFNeuron`,
-    otherwise a :class:`FractionalLIF`.
+    A layer with `alpha = 1` (and nothing learned about alpha) is a `LIFNeuron`,
+    otherwise a `FractionalLIF`.
     """
 
     def __init__(self, in_features: int, hidden: int, classes: int, config: TrainConfig):
@@ -137,7 +137,7 @@ class SpikingMLP(nn.Module):
                 for m in self.layers if isinstance(m, (FractionalLIF, LIFNeuron))]
 
     def hidden_spikes(self, x: torch.Tensor) -> torch.Tensor:
-        """Spikes of the hidden layer ``[T, B, hidden]`` (for rasters and firing rates)."""
+        """Spikes of the hidden layer `[T, B, hidden]` (for rasters and firing rates)."""
         return self.layers[1](self.layers[0](x))
 
 
@@ -164,7 +164,7 @@ TEST_EPOCH_KEY = -1  # the test set's encoding noise is fixed (it does not chang
 
 @torch.no_grad()
 def evaluate(model: nn.Module, config: TrainConfig, data: Dataset, batch_size: int = 256) -> tuple[float, float]:
-    """``(accuracy, mean hidden firing rate)`` on the test split, deterministic."""
+    """`(accuracy, mean hidden firing rate)` on the test split, deterministic."""
     model.eval()
     core = model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
     correct, rate, count = 0, 0.0, 0
@@ -186,7 +186,7 @@ def _atomic_save(obj: dict, path: Path) -> None:
 
 
 def load_checkpoint(path: str | Path) -> dict:
-    """Load a checkpoint as data only (``weights_only=True``); raise :class:`CheckpointError` if it is not one."""
+    """Load a checkpoint as data only (`weights_only=True`); raise `CheckpointError` if it is not one."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
@@ -216,7 +216,7 @@ def _checkpoint(model, optimizer, config, epoch, batch, metrics, alpha_history) 
 
 
 def _distributed() -> tuple[int, int]:
-    """``(rank, world size)``; initialises the process group under torchrun."""
+    """`(rank, world size)`; initialises the process group under torchrun."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world > 1 and not dist.is_initialized():
         backend = "nccl" if torch.cuda.is_available() and os.environ.get("SPIKEDE_BACKEND") != "gloo" else "gloo"

@@ -1,4 +1,4 @@
-"""Fractional ODE solvers: ``fdeint`` and its parts (weights, memory kernels, schemes)."""
+"""Fractional ODE solvers: `fdeint` and its parts (weights, memory kernels, schemes)."""
 
 from .fdeint import FRACTIONAL_METHODS, fdeint, fdeint_adjoint
 from .memory import HistoryKernel

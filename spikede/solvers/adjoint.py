@@ -1,22 +1,22 @@
-r"""Discrete adjoint of :func:`~spikede.solvers.fdeint`: exact gradients of the discrete scheme.
+r"""Discrete adjoint of `fdeint`: exact gradients of the discrete scheme.
 
-Every scheme is a step ``y_n = step(y_{n-1}, H_n)`` with ``H_n = sum_j W_j u_{n-j}``
-and a stored ``u_n = stored(y_n, y_{n-1}, f_n)``.  The forward pass runs without a graph
-and keeps the states ``y_n`` and history sums ``H_n`` (or, with ``checkpoint_every=k``, the
-state, ``f`` and a snapshot of the memory kernel every ``k`` steps, from which the backward
+Every scheme is a step `y_n = step(y_{n-1}, H_n)` with `H_n = sum_j W_j u_{n-j}`
+and a stored `u_n = stored(y_n, y_{n-1}, f_n)`.  The forward pass runs without a graph
+and keeps the states `y_n` and history sums `H_n` (or, with `checkpoint_every=k`, the
+state, `f` and a snapshot of the memory kernel every `k` steps, from which the backward
 pass solves each stretch again before sweeping it).  The backward pass runs
-``n = N .. 1`` and, with autograd on *one* step at a time, takes the vector-Jacobian
-product of ``(y_{n-1}, H_n) -> (y_n, u_n)`` with the cotangents
+`n = N .. 1` and, with autograd on *one* step at a time, takes the vector-Jacobian
+product of `(y_{n-1}, H_n) -> (y_n, u_n)` with the cotangents
 
-.. math::
-
-    \bar y_n = \partial L/\partial y_n + (\text{from step } n+1), \qquad
-    \bar u_n = \sum_c \sum_{j \ge 1} W_{c,j}\, \bar H_c(n + j),
+$$
+\bar y_n = \partial L/\partial y_n + (\text{from step } n+1), \qquad
+\bar u_n = \sum_c \sum_{j \ge 1} W_{c,j}\, \bar H_c(n + j),
+$$
 
 the second being the history convolution transposed: the same memory kernel (full,
-window or soe) fed with ``\bar H`` in reverse time.  ``y0``, ``f_0 = f(t_0, y_0)`` (PECE),
-the parameters of ``func`` and ``alpha`` (through the step coefficients, and through the
-weights by ``\bar W_{c,j} = sum_n <\bar H_c(n), u_{n-j}>``) collect their gradients along
+window or soe) fed with `\bar H` in reverse time.  `y0`, `f_0 = f(t_0, y_0)` (PECE),
+the parameters of `func` and `alpha` (through the step coefficients, and through the
+weights by `\bar W_{c,j} = sum_n <\bar H_c(n), u_{n-j}>`) collect their gradients along
 the way.  No graph of the whole solve is ever built.
 """
 
@@ -31,8 +31,8 @@ __all__ = ["solve_adjoint", "lag_gradient"]
 
 
 class _ChannelWeights:
-    """One weight channel of a scheme, one lag longer (a zero: that lag meets ``x_0 = 0``),
-    as :func:`make_kernel` wants it for the reverse sweep."""
+    """One weight channel of a scheme, one lag longer (a zero: that lag meets `x_0 = 0`),
+    as `make_kernel` wants it for the reverse sweep."""
 
     def __init__(self, scheme, channel: int):
         row = scheme.weights[channel : channel + 1].detach()
@@ -77,7 +77,7 @@ class _Adjoint(torch.autograd.Function):
 
     @staticmethod
     def _segments(ctx, states, histories):
-        """``(a, b, [y_a .. y_b], [H_{a+1} .. H_b])`` for the stretches of steps, last first;
+        """`(a, b, [y_a .. y_b], [H_{a+1} .. H_b])` for the stretches of steps, last first;
         with checkpoints each stretch is solved again from its checkpoint."""
         if ctx.checkpoints is None:
             yield 0, states.shape[0] - 1, states, histories
@@ -181,10 +181,10 @@ class _Adjoint(torch.autograd.Function):
 
 
 def lag_gradient(grad_history: torch.Tensor, rows: torch.Tensor, n_weights: int, window: int | None) -> torch.Tensor:
-    """``gW[c, j] = sum_n <gH_c(n), u_{n-j}>`` for lags ``j = 1 ..`` (0 beyond ``window``): ``[C, n_weights]``.
+    """`gW[c, j] = sum_n <gH_c(n), u_{n-j}>` for lags `j = 1 ..` (0 beyond `window`): `[C, n_weights]`.
 
-    ``grad_history``: ``[N, C, S]`` gradients of the history sums ``H_1 .. H_N``;
-    ``rows``: ``[N, S]`` the stored ``u_0 .. u_{N-1}``.  One matrix product per channel.
+    `grad_history`: `[N, C, S]` gradients of the history sums `H_1 .. H_N`;
+    `rows`: `[N, S]` the stored `u_0 .. u_{N-1}`.  One matrix product per channel.
     """
     steps, channels = grad_history.shape[:2]
     n = torch.arange(1, steps + 1, device=rows.device)[:, None]
@@ -201,7 +201,7 @@ def lag_gradient(grad_history: torch.Tensor, rows: torch.Tensor, n_weights: int,
 
 
 def _add_weight_gradient(scheme, alpha_leaves, g_alphas, grad_hist, stored, window):
-    """Add ``sum_{c,j} gW_{c,j} dW_{c,j}/dalpha`` (see :func:`lag_gradient`)."""
+    """Add `sum_{c,j} gW_{c,j} dW_{c,j}/dalpha` (see `lag_gradient`)."""
     steps = len(grad_hist)
     g_h = torch.stack(grad_hist).reshape(steps, scheme.weights.shape[0], -1)
     rows = torch.stack(stored[:steps]).reshape(steps, -1)
@@ -211,5 +211,5 @@ def _add_weight_gradient(scheme, alpha_leaves, g_alphas, grad_hist, stored, wind
 
 
 def solve_adjoint(setup: dict, y0: torch.Tensor, alpha_inputs: list, params: list) -> torch.Tensor:
-    """Run :class:`_Adjoint` (see :func:`spikede.solvers.fdeint` with ``adjoint=True``)."""
+    """Run `_Adjoint` (see `spikede.solvers.fdeint` with `adjoint=True`)."""
     return _Adjoint.apply({**setup, "n_alpha_inputs": len(alpha_inputs)}, y0, *alpha_inputs, *params)

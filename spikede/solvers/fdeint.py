@@ -1,4 +1,4 @@
-r"""``fdeint``: solve Caputo fractional ODEs ``D^alpha y = f(t, y)`` on a uniform grid."""
+r"""`fdeint`: solve Caputo fractional ODEs `D^alpha y = f(t, y)` on a uniform grid."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ def _torchdiffeq_methods() -> tuple[str, ...]:
 
 @dataclass
 class Problem:
-    """What a scheme needs to know of the problem being solved (built once by :func:`fdeint`)."""
+    """What a scheme needs to know of the problem being solved (built once by `fdeint`)."""
 
     func: Callable
     y0: torch.Tensor
@@ -105,7 +105,7 @@ def _check_y0(y0) -> torch.Tensor:
 
 
 def _check_tolerance(value, name: str, upper: float = math.inf) -> float | None:
-    """``None`` (the default tolerance) or a finite number in ``(0, upper)``."""
+    """`None` (the default tolerance) or a finite number in `(0, upper)`."""
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
@@ -123,7 +123,7 @@ def _check_positive_int(value, name: str) -> int:
 
 
 def _checked_rhs(func: Callable, y0: torch.Tensor) -> Callable:
-    """Wrap ``func`` so that a wrong shape or dtype of its first answer raises a clear error."""
+    """Wrap `func` so that a wrong shape or dtype of its first answer raises a clear error."""
     checked = False
 
     def rhs(t, y):
@@ -191,50 +191,50 @@ def fdeint(
     checkpoint_every: int | None = None,
     options: dict | None = None,
 ) -> torch.Tensor:
-    r"""Solve ``D^alpha y = f(t, y)``, ``y(t[0]) = y0`` (Caputo, ``0 < alpha <= 1``) on the grid ``t``.
+    r"""Solve `D^alpha y = f(t, y)`, `y(t[0]) = y0` (Caputo, `0 < alpha <= 1`) on the grid `t`.
 
-    Same convention as ``torchdiffeq.odeint``: ``func(t, y)`` returns a tensor of
-    ``y``'s shape and dtype; the result has shape ``[len(t), *y0.shape]`` on
-    ``y0``'s device and dtype.  ``t`` must be uniform (``torch.linspace``).
+    Same convention as `torchdiffeq.odeint`: `func(t, y)` returns a tensor of
+    `y`'s shape and dtype; the result has shape `[len(t), *y0.shape]` on
+    `y0`'s device and dtype.  `t` must be uniform (`torch.linspace`).
 
     Args:
         alpha: the order, a float or 0-d tensor (gradients reach a tensor that
-            requires them); a list ``[a1, a2, ...]`` with ``coefficients=[c1, c2, ...]``
-            solves the multi-term equation ``sum_i c_i D^{a_i} y = f`` (method ``gl``).
-        method: ``'gl'`` (Grünwald–Letnikov, order 1), ``'l1'`` (L1, order 2 - alpha
-            with ``implicit=True``, 1 explicit), ``'pred'`` (product rectangle,
-            order 1), ``'trap'`` (Adams–Bashforth–Moulton PECE, order
-            ``min(2, 1 + alpha)``).  With ``alpha == 1`` any ``torchdiffeq`` method
-            (``'dopri5'``, ``'rk4'``, ...) is also accepted and the call is delegated to
-            ``torchdiffeq.odeint`` (``options`` are passed on).
-        memory: ``None`` for the exact full history, an int ``M``: only lags
-            ``j <= M`` (short-memory principle), or ``'soe'``: lags ``j < soe_first_lag``
+            requires them); a list `[a1, a2, ...]` with `coefficients=[c1, c2, ...]`
+            solves the multi-term equation `sum_i c_i D^{a_i} y = f` (method `gl`).
+        method: `'gl'` (Grünwald–Letnikov, order 1), `'l1'` (L1, order 2 - alpha
+            with `implicit=True`, 1 explicit), `'pred'` (product rectangle,
+            order 1), `'trap'` (Adams–Bashforth–Moulton PECE, order
+            `min(2, 1 + alpha)`).  With `alpha == 1` any `torchdiffeq` method
+            (`'dopri5'`, `'rk4'`, ...) is also accepted and the call is delegated to
+            `torchdiffeq.odeint` (`options` are passed on).
+        memory: `None` for the exact full history, an int `M`: only lags
+            `j <= M` (short-memory principle), or `'soe'`: lags `j < soe_first_lag`
             exact, the rest as a sum of exponentials with relative weight error
-            ``<= soe_tol`` (default 1e-8 in float64, 1e-6 otherwise), O(1) work and memory
-            per step.  ``'soe'`` needs a constant ``alpha``.
-        save_every: return the states at steps ``0, k, 2k, ...`` and the last step only
-            (with ``memory='soe'`` the memory then stays O(1) in the number of steps).
-        adjoint: compute gradients with the discrete adjoint (:mod:`spikede.solvers.adjoint`):
+            `<= soe_tol` (default 1e-8 in float64, 1e-6 otherwise), O(1) work and memory
+            per step.  `'soe'` needs a constant `alpha`.
+        save_every: return the states at steps `0, k, 2k, ...` and the last step only
+            (with `memory='soe'` the memory then stays O(1) in the number of steps).
+        adjoint: compute gradients with the discrete adjoint (`spikede.solvers.adjoint`):
             the same gradients as autograd through the scheme, without keeping the graph of
-            the solve.  Gradients reach ``y0``, ``alpha`` and ``adjoint_params`` (by default
-            the parameters of ``func`` if it is an ``nn.Module``).
-        adjoint_params: the tensors ``func`` depends on that should receive gradients.
-        checkpoint_every: with ``adjoint=True``, keep the solver's state only every ``k``
-            steps (the state, ``f`` and a snapshot of the memory kernel) instead of every
-            history sum; the backward pass recomputes each stretch of ``k`` steps from its
+            the solve.  Gradients reach `y0`, `alpha` and `adjoint_params` (by default
+            the parameters of `func` if it is an `nn.Module`).
+        adjoint_params: the tensors `func` depends on that should receive gradients.
+        checkpoint_every: with `adjoint=True`, keep the solver's state only every `k`
+            steps (the state, `f` and a snapshot of the memory kernel) instead of every
+            history sum; the backward pass recomputes each stretch of `k` steps from its
             checkpoint before sweeping it in reverse (about one more forward solve in time).
-            With ``memory='soe'`` and ``save_every > 1`` nothing then grows with the number
-            of steps but the returned states and ``O(N / k)`` snapshots of ``K + L0`` rows;
-            ``save_every`` may be any value here.  A multiple of ``block`` recomputes the
+            With `memory='soe'` and `save_every > 1` nothing then grows with the number
+            of steps but the returned states and `O(N / k)` snapshots of `K + L0` rows;
+            `save_every` may be any value here.  A multiple of `block` recomputes the
             exact same sums, bit for bit.
-        event: ``event(t_n, y_n)`` is called after every step with the state the scheme
+        event: `event(t_n, y_n)` is called after every step with the state the scheme
             proposes and returns the state to keep (e.g. a spike reset); the kept state is
             what enters the history, so the memory remembers the events.  Only for the
-            schemes that store the state (``gl``, ``l1``).
-        implicit: evaluate ``f`` at the new point ``(t_n, y_n)`` (``gl``, ``l1``,
-            ``pred``) and solve by Newton's method to ``newton_tol`` (default
-            ``256 eps``); stable on stiff problems.
-        corrector_iters: corrector evaluations per step of ``trap`` (1 = PECE).
+            schemes that store the state (`gl`, `l1`).
+        implicit: evaluate `f` at the new point `(t_n, y_n)` (`gl`, `l1`,
+            `pred`) and solve by Newton's method to `newton_tol` (default
+            `256 eps`); stable on stiff problems.
+        corrector_iters: corrector evaluations per step of `trap` (1 = PECE).
         block: steps whose far history is computed together (speed only).
 
     Raises:
@@ -329,7 +329,7 @@ def _check_soe_first_lag(value) -> int:
 
 
 def _begin(problem: Problem, scheme, kernel):
-    """Store ``u_0`` and return ``(y_0, f_0)`` (``f_0`` where the scheme uses it, else ``None``)."""
+    """Store `u_0` and return `(y_0, f_0)` (`f_0` where the scheme uses it, else `None`)."""
     y0 = problem.y0
     f = problem.rhs(problem.t[0], y0) if (scheme.stores_rhs or scheme.needs_f_prev) else None
     kernel.append(scheme.first_stored(y0, f))
@@ -337,9 +337,9 @@ def _begin(problem: Problem, scheme, kernel):
 
 
 def _march(problem: Problem, scheme, kernel, y, f, first: int, last: int, visit, event=None):
-    """Steps ``first .. last`` from ``y = y_{first-1}`` (and ``f = f_{first-1}`` where used), the
-    kernel holding rows ``0 .. first-1``; ``visit(n, y_n, H_n)`` sees every step.  Returns the
-    last ``(y, f)``; the kernel then holds rows ``0 .. last`` (but for the final step of the grid)."""
+    """Steps `first .. last` from `y = y_{first-1}` (and `f = f_{first-1}` where used), the
+    kernel holding rows `0 .. first-1`; `visit(n, y_n, H_n)` sees every step.  Returns the
+    last `(y, f)`; the kernel then holds rows `0 .. last` (but for the final step of the grid)."""
     ts = problem.t
     needs_f = scheme.stores_rhs or scheme.needs_f_prev
     for n in range(first, last + 1):
@@ -419,5 +419,5 @@ def _delegate_to_torchdiffeq(func, y0, t, alpha, method, memory, options):
 
 
 def fdeint_adjoint(func, y0, t, alpha, method="gl", memory=None, **options) -> torch.Tensor:
-    """:func:`fdeint` with ``adjoint=True``: gradients by the discrete adjoint (same signature)."""
+    """`fdeint` with `adjoint=True`: gradients by the discrete adjoint (same signature)."""
     return fdeint(func, y0, t, alpha, method, memory, adjoint=True, **options)

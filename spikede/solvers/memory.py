@@ -1,28 +1,28 @@
-r"""Memory kernels: the history sums ``H_n = sum_{j>=1} w_j u_{n-j}`` of the integrators.
+r"""Memory kernels: the history sums `H_n = sum_{j>=1} w_j u_{n-j}` of the integrators.
 
-A kernel is fed the stored sequence ``u_0, u_1, ...`` one element at a time
-(:meth:`HistoryKernel.append`) and answers :meth:`HistoryKernel.read` ``(n)`` with
-``H_n[c] = sum_{j=1}^{n} W[c, j] u_{n-j}`` for every weight channel ``c`` (a scheme
+A kernel is fed the stored sequence `u_0, u_1, ...` one element at a time
+(`HistoryKernel.append`) and answers `HistoryKernel.read` `(n)` with
+`H_n[c] = sum_{j=1}^{n} W[c, j] u_{n-j}` for every weight channel `c` (a scheme
 may convolve the same sequence with several weight sequences, e.g. the predictor
 and corrector of PECE).
 
-``full`` keeps every lag; ``window`` (``memory=M``, the short-memory principle of
-Podlubny 1999) keeps lags ``j <= M``: it is the full kernel with ``W[:, j > M] = 0``
-and never touches rows older than ``M``.
+`full` keeps every lag; `window` (`memory=M`, the short-memory principle of
+Podlubny 1999) keeps lags `j <= M`: it is the full kernel with `W[:, j > M] = 0`
+and never touches rows older than `M`.
 
-Work layout.  Steps are grouped in blocks of ``b``.  The "far" history of a block
+Work layout.  Steps are grouped in blocks of `b`.  The "far" history of a block
 (rows before its first step) does not depend on the block's own states, so it is
-computed for all ``b`` steps at once by one matrix-matrix product against the
+computed for all `b` steps at once by one matrix-matrix product against the
 stored rows; the "near" rows inside the block are a small product per step.
-This reads the history ``b`` times less often than a per-step matrix-vector
+This reads the history `b` times less often than a per-step matrix-vector
 product (which is memory-bound).  Nothing loops over past steps in Python.
 
 Gradients.  Rows are stored detached in one preallocated buffer; autograd sees
-two small functions: ``_Append`` (stores ``u_k``) and ``_Contract`` (a product of
-weights and stored rows).  The backward of ``_Contract`` adds ``W^T g`` into a
-gradient buffer, and the backward of ``_Append`` for row ``k`` hands that row of
-the gradient buffer to ``u_k``.  A chain of empty "token" tensors orders them:
-every contraction over row ``k`` happens after ``u_k`` is appended and so is
+two small functions: `_Append` (stores `u_k`) and `_Contract` (a product of
+weights and stored rows).  The backward of `_Contract` adds `W^T g` into a
+gradient buffer, and the backward of `_Append` for row `k` hands that row of
+the gradient buffer to `u_k`.  A chain of empty "token" tensors orders them:
+every contraction over row `k` happens after `u_k` is appended and so is
 differentiated before it.  Memory is O(N) rows for values and gradients together;
 no stacked history is ever saved per step.
 """
@@ -35,7 +35,7 @@ __all__ = ["HistoryKernel", "check_memory", "make_kernel"]
 
 
 def check_memory(memory: object) -> int | str | None:
-    """Validate ``memory=``: ``None`` (full history), a positive int window, or ``'soe'``."""
+    """Validate `memory=`: `None` (full history), a positive int window, or `'soe'`."""
     if memory is None or memory == "soe":
         return memory
     if isinstance(memory, bool) or not isinstance(memory, int):
@@ -48,9 +48,9 @@ def check_memory(memory: object) -> int | str | None:
 
 
 class _RowStore:
-    """Detached rows ``u_k`` (flattened) and, during backward, their gradient accumulators.
+    """Detached rows `u_k` (flattened) and, during backward, their gradient accumulators.
 
-    ``descending``: row ``k`` lives at ``data[R - 1 - k]`` (``R`` rows), so that a sweep
+    `descending`: row `k` lives at `data[R - 1 - k]` (`R` rows), so that a sweep
     backwards in time fills its buffer in natural time order.
     """
 
@@ -60,7 +60,7 @@ class _RowStore:
         self.grad: torch.Tensor | None = None
 
     def _span(self, lo: int, hi: int) -> slice:
-        """Where rows ``[lo, hi)`` are (in reverse order when descending)."""
+        """Where rows `[lo, hi)` are (in reverse order when descending)."""
         size = self.data.shape[0]
         return slice(size - hi, size - lo) if self.descending else slice(lo, hi)
 
@@ -92,7 +92,7 @@ class _Append(torch.autograd.Function):
 
 
 class _Contract(torch.autograd.Function):
-    """``out[c, i] = sum_k weights[c, i, k] * rows[k]`` over the stored rows ``[lo, hi)`` as they lie."""
+    """`out[c, i] = sum_k weights[c, i, k] * rows[k]` over the stored rows `[lo, hi)` as they lie."""
 
     @staticmethod
     def forward(ctx, token, weights, store: _RowStore, lo: int, hi: int):
@@ -115,14 +115,14 @@ class _Contract(torch.autograd.Function):
 
 
 class HistoryKernel:
-    """Exact (``window=None``) or short-memory history sums over a stored sequence.
+    """Exact (`window=None`) or short-memory history sums over a stored sequence.
 
-    ``weights``: tensor ``[C, N + 1]`` indexed by lag (lag 0 unused), in the state's
-    dtype; it may require grad.  ``n_steps``: the largest ``n`` that will be read.
-    ``block``: the number of steps whose far history is computed together.
-    ``storage``: a contiguous tensor of ``n_steps + 1`` rows of ``template``'s size, dtype and
-    device to keep the rows in (default: a new one); ``descending=True`` puts row ``k`` at
-    ``storage[n_steps - k]``, so a sweep backwards in time leaves its rows in natural time order.
+    `weights`: tensor `[C, N + 1]` indexed by lag (lag 0 unused), in the state's
+    dtype; it may require grad.  `n_steps`: the largest `n` that will be read.
+    `block`: the number of steps whose far history is computed together.
+    `storage`: a contiguous tensor of `n_steps + 1` rows of `template`'s size, dtype and
+    device to keep the rows in (default: a new one); `descending=True` puts row `k` at
+    `storage[n_steps - k]`, so a sweep backwards in time leaves its rows in natural time order.
     """
 
     def __init__(
@@ -157,11 +157,11 @@ class HistoryKernel:
 
     @property
     def n_steps(self) -> int:
-        """The largest ``n`` that :meth:`read` accepts."""
+        """The largest `n` that `read` accepts."""
         return self._store.data.shape[0] - 1
 
     def stored(self) -> torch.Tensor:
-        """The rows appended so far, ``[k, *shape]`` (a view, not a copy; ascending kernels only)."""
+        """The rows appended so far, `[k, *shape]` (a view, not a copy; ascending kernels only)."""
         if self._store.descending:
             raise ValueError("stored() lists the rows of an ascending kernel; this one was built with descending=True")
         return self._store.data[: self._n_stored].view(self._n_stored, *self.shape)
@@ -177,7 +177,7 @@ class HistoryKernel:
         self._lag_weights = weights if self._store.descending else weights.flip(-1)
 
     def extend(self, weights: torch.Tensor, n_steps: int) -> None:
-        """Raise the horizon to ``n_steps`` with the longer ``weights``; stored rows are kept.
+        """Raise the horizon to `n_steps` with the longer `weights`; stored rows are kept.
 
         This is how an open-ended (single-step) simulation grows its history.
         """
@@ -198,12 +198,12 @@ class HistoryKernel:
         self._set_weights(weights, n_steps)
 
     def snapshot(self) -> int:
-        """What :meth:`restore` needs to go back to this point: the rows are kept, so their count."""
+        """What `restore` needs to go back to this point: the rows are kept, so their count."""
         return self._n_stored
 
     def restore(self, snapshot: int) -> None:
-        """Forget the rows appended after :meth:`snapshot`; the next :meth:`read` starts a new block
-        (the same sums, bit for bit, when the restored count is ``1`` modulo ``block``)."""
+        """Forget the rows appended after `snapshot`; the next `read` starts a new block
+        (the same sums, bit for bit, when the restored count is `1` modulo `block`)."""
         self._n_stored = snapshot
         self._far, self._block_start = (), 0
 
@@ -211,9 +211,9 @@ class HistoryKernel:
         return 0 if self.window is None else max(0, n - self.window)
 
     def _weight_rows(self, n0: int, m: int, lo: int, hi: int) -> torch.Tensor:
-        """``[C, m, hi - lo]``: the weights pairing rows ``[lo, hi)``, in storage order, with steps
-        ``n0 .. n0+m-1``; ascending: entry ``[c, i', k] = W[c, n0 + (m-1-i') - (lo + k)]`` (steps
-        reversed), descending: entry ``[c, i, k] = W[c, n0 + i - (hi - 1 - k)]``."""
+        """`[C, m, hi - lo]`: the weights pairing rows `[lo, hi)`, in storage order, with steps
+        `n0 .. n0+m-1`; ascending: entry `[c, i', k] = W[c, n0 + (m-1-i') - (lo + k)]` (steps
+        reversed), descending: entry `[c, i, k] = W[c, n0 + i - (hi - 1 - k)]`."""
         if self._store.descending:
             start = n0 - hi + 1
         else:
@@ -222,19 +222,19 @@ class HistoryKernel:
         return span.unfold(-1, hi - lo, 1)
 
     def _contract(self, n0: int, m: int, lo: int, hi: int) -> torch.Tensor:
-        """History contributions of rows ``[lo, hi)`` to steps ``n0 .. n0+m-1``: ``[C, m, width]``."""
+        """History contributions of rows `[lo, hi)` to steps `n0 .. n0+m-1`: `[C, m, width]`."""
         w = self._weight_rows(n0, m, lo, hi)
         out = _Contract.apply(self._token, w, self._store, lo, hi)
         return out if self._store.descending else out.flip(1)
 
     def append(self, u: torch.Tensor) -> None:
-        """Store the next element ``u_k`` of the sequence."""
+        """Store the next element `u_k` of the sequence."""
         k = self._n_stored
         self._token = _Append.apply(self._token, u, self._store, k)
         self._n_stored = k + 1
 
     def read(self, n: int) -> torch.Tensor:
-        """``H_n``: ``[C, *shape]``; rows ``0 .. n-1`` must have been appended."""
+        """`H_n`: `[C, *shape]`; rows `0 .. n-1` must have been appended."""
         if self._n_stored != n:
             raise RuntimeError(f"history holds {self._n_stored} rows; read({n}) needs exactly {n}")
         if n >= self._block_start + len(self._far):
@@ -250,10 +250,10 @@ class HistoryKernel:
 
 def make_kernel(scheme, n_steps: int, template: torch.Tensor, memory, *, block: int = 64,
                 soe_tol: float | None = None, soe_first_lag: int = 32, differentiable: bool | None = None):
-    """The memory kernel for ``memory=`` (``None``, an int window or ``'soe'``) over ``scheme``'s weights.
+    """The memory kernel for `memory=` (`None`, an int window or `'soe'`) over `scheme`'s weights.
 
-    ``differentiable``: whether gradients may have to pass through the kernel (default: whether
-    grad mode is on now); for ``'soe'`` a kernel that never passes them is the faster blocked one.
+    `differentiable`: whether gradients may have to pass through the kernel (default: whether
+    grad mode is on now); for `'soe'` a kernel that never passes them is the faster blocked one.
     """
     if memory != "soe" or n_steps < soe_first_lag:  # a horizon shorter than L0 is all exact lags
         window = None if memory == "soe" else memory

@@ -1,12 +1,12 @@
-r"""Implicit steps ``y = b + c f(t, y)`` solved by Newton's method.
+r"""Implicit steps `y = b + c f(t, y)` solved by Newton's method.
 
 The iterations run without a graph; one last Newton update
-``y = y* - M^{-1} (y* - b - c f(t, y*))``, with ``y*`` and ``M = I - c df/dy(y*)``
-held constant, is taken with autograd on.  Its value is ``y*`` to the solver
-tolerance and its derivatives with respect to ``b``, ``c`` and the parameters of
-``f`` are exactly those of the implicit-function theorem, ``dy = M^{-1} (db + dc f + c df)``.
-The Jacobian is dense (``S x S`` for a state of ``S`` elements), formed with
-``torch.func.jacrev``.
+`y = y* - M^{-1} (y* - b - c f(t, y*))`, with `y*` and `M = I - c df/dy(y*)`
+held constant, is taken with autograd on.  Its value is `y*` to the solver
+tolerance and its derivatives with respect to `b`, `c` and the parameters of
+`f` are exactly those of the implicit-function theorem, `dy = M^{-1} (db + dc f + c df)`.
+The Jacobian is dense (`S x S` for a state of `S` elements), formed with
+`torch.func.jacrev`.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ class ConvergenceError(RuntimeError):
 
 
 def default_tolerance(dtype: torch.dtype) -> float:
-    """Relative step tolerance ``256 * eps`` of ``dtype`` (5.7e-14 for float64, 3.1e-5 for float32)."""
+    """Relative step tolerance `256 * eps` of `dtype` (5.7e-14 for float64, 3.1e-5 for float32)."""
     return 256.0 * torch.finfo(dtype).eps
 
 
@@ -44,7 +44,7 @@ def newton_solve(
     max_iters: int,
     step: int,
 ) -> torch.Tensor:
-    """Solve ``y = b + c f(y)`` starting from ``y_guess``; differentiable in ``b``, ``c`` and ``f``."""
+    """Solve `y = b + c f(y)` starting from `y_guess`; differentiable in `b`, `c` and `f`."""
     size = y_guess.numel()
     eye = torch.eye(size, dtype=y_guess.dtype, device=y_guess.device)
     b_, c_ = b.detach(), c.detach()

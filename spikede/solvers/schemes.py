@@ -1,18 +1,16 @@
 r"""The integrators: each knows its weights, what it stores and its one-step update.
 
-Uniform grid ``t_n = t_0 + n h``, Caputo problem ``D^a y = f(t, y)``, ``y(t_0) = y0``.
-Every scheme is "local term + history sum": ``H_n[c] = sum_{j>=1} W[c, j] u_{n-j}``
-over a stored sequence ``u`` (see :mod:`spikede.solvers.memory`).  The time loop,
-input checks and the history live in :func:`spikede.solvers.fdeint`.
+Uniform grid `t_n = t_0 + n h`, Caputo problem `D^a y = f(t, y)`, `y(t_0) = y0`.
+Every scheme is "local term + history sum": `H_n[c] = sum_{j>=1} W[c, j] u_{n-j}`
+over a stored sequence `u` (see `spikede.solvers.memory`).  The time loop,
+input checks and the history live in `spikede.solvers.fdeint`.
 
-=========  ==================  ========================================================
-method     stored ``u_k``      update (``F`` = ``f(t_{n-1}, y_{n-1})`` explicit, ``f(t_n, y_n)`` implicit)
-=========  ==================  ========================================================
-``gl``     ``y_k - y0``        ``y_n = y0 + F / W_0 - sum_j (W_j / W_0) u_{n-j}``, ``W_j = sum_i c_i h^-a_i g^(a_i)_j``
-``l1``     ``y_k - y_{k-1}``   ``y_n = y_{n-1} + Gamma(2-a) h^a F - sum_{j>=1} b_j u_{n-j}``
-``pred``   ``f_k``             ``y_n = y0 + h^a/Gamma(a+1) sum_{j=0}^{n-1} b_{n-1-j} f_j``
-``trap``   ``f_k``             PECE: ``pred`` predictor, product-trapezoid corrector
-=========  ==================  ========================================================
+| method | stored $u_k$ | update ($F = f(t_{n-1}, y_{n-1})$ explicit, $f(t_n, y_n)$ implicit) |
+|---|---|---|
+| `gl` | $y_k - y_0$ | $y_n = y_0 + F / W_0 - \sum_j (W_j / W_0) u_{n-j}$, $W_j = \sum_i c_i h^{-a_i} g^{(a_i)}_j$ |
+| `l1` | $y_k - y_{k-1}$ | $y_n = y_{n-1} + \Gamma(2-a) h^a F - \sum_{j \ge 1} b_j u_{n-j}$ |
+| `pred` | $f_k$ | $y_n = y_0 + \frac{h^a}{\Gamma(a+1)} \sum_{j=0}^{n-1} b_{n-1-j} f_j$ |
+| `trap` | $f_k$ | PECE: `pred` predictor, product-trapezoid corrector |
 
 References: Podlubny, *Fractional Differential Equations* (1999) for GL;
 Lin & Xu, J. Comput. Phys. 225 (2007) for L1; Diethelm, Ford & Freed,
@@ -38,12 +36,12 @@ Func = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 class Scheme(ABC):
     """One fractional integrator.  Subclasses set the class attributes and three methods.
 
-    ``weights`` (``[C, N + 1]`` by lag, state dtype) feed the memory kernel;
-    :meth:`first_stored` is ``u_0``; :meth:`step` returns ``y_n`` from the history
-    sums ``H_n`` (``[C, *shape]``); :meth:`stored` is ``u_n``, computed from the state
+    `weights` (`[C, N + 1]` by lag, state dtype) feed the memory kernel;
+    `first_stored` is `u_0`; `step` returns `y_n` from the history
+    sums `H_n` (`[C, *shape]`); `stored` is `u_n`, computed from the state
     that is finally kept (after an event layer's reset, for spiking states).  The schemes
-    whose rows are the state's own history (``gl``, ``l1``) also give it back:
-    ``previous(y_n, rows, n)`` is ``y_{n-1}`` (the neuron adjoint rebuilds potentials so).
+    whose rows are the state's own history (`gl`, `l1`) also give it back:
+    `previous(y_n, rows, n)` is `y_{n-1}` (the neuron adjoint rebuilds potentials so).
     """
 
     name: ClassVar[str]
@@ -62,24 +60,24 @@ class Scheme(ABC):
 
     @abstractmethod
     def build_weights(self, alphas: list, coefficients: list[float]) -> torch.Tensor:
-        """Weights ``[C, N + 1]`` by lag, float64 (cast by the caller)."""
+        """Weights `[C, N + 1]` by lag, float64 (cast by the caller)."""
 
     @abstractmethod
     def first_stored(self, y0: torch.Tensor, f0: torch.Tensor | None) -> torch.Tensor:
-        """``u_0``, the first stored element."""
+        """`u_0`, the first stored element."""
 
     @abstractmethod
     def step(self, n: int, y_prev: torch.Tensor, history: torch.Tensor, f_prev: torch.Tensor | None):
-        """``y_n``; ``f_prev = f(t_{n-1}, y_{n-1})`` is given to the explicit ``gl`` and ``l1``."""
+        """`y_n`; `f_prev = f(t_{n-1}, y_{n-1})` is given to the explicit `gl` and `l1`."""
 
     @abstractmethod
     def stored(self, y: torch.Tensor, y_prev: torch.Tensor, f: torch.Tensor | None) -> torch.Tensor:
-        """``u_n`` from the kept state ``y_n``, the previous state and ``f(t_n, y_n)``."""
+        """`u_n` from the kept state `y_n`, the previous state and `f(t_n, y_n)`."""
 
     @abstractmethod
     def sequence_terms(self) -> list[list[tuple[str, float, float, int]]]:
-        """Per weight channel, ``(sequence, alpha, scale, shift)`` terms: ``W[c, j] = sum scale * w_{j-shift}``
-        with ``w`` one of the sequences of :mod:`spikede.solvers.soe` (used by ``memory='soe'``)."""
+        """Per weight channel, `(sequence, alpha, scale, shift)` terms: `W[c, j] = sum scale * w_{j-shift}`
+        with `w` one of the sequences of `spikede.solvers.soe` (used by `memory='soe'`)."""
 
     def _scalar(self, value: torch.Tensor) -> torch.Tensor:
         return value.to(self.problem.dtype)
@@ -132,7 +130,7 @@ class GrunwaldLetnikov(Scheme):
         return y - self.problem.y0
 
     def previous(self, y, rows, n):
-        """``y_{n-1}`` from ``y_n`` and the stored rows ``u_0 .. u_n``: ``y0 + u_{n-1}``."""
+        """`y_{n-1}` from `y_n` and the stored rows `u_0 .. u_n`: `y0 + u_{n-1}`."""
         return self.problem.y0 + rows[n - 1]
 
 
@@ -162,7 +160,7 @@ class L1(Scheme):
         return y - y_prev
 
     def previous(self, y, rows, n):
-        """``y_{n-1}`` from ``y_n`` and the stored rows ``u_0 .. u_n``: ``y_n - u_n``."""
+        """`y_{n-1}` from `y_n` and the stored rows `u_0 .. u_n`: `y_n - u_n`."""
         return y - rows[n]
 
 

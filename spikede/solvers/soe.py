@@ -1,30 +1,30 @@
-r"""Sum-of-exponentials (SOE) compression of the convolution weights: the ``'soe'`` memory.
+r"""Sum-of-exponentials (SOE) compression of the convolution weights: the `'soe'` memory.
 
-Every weight sequence of the schemes is, for lags ``j >= 1``, a Laplace transform
+Every weight sequence of the schemes is, for lags `j >= 1`, a Laplace transform
 
-.. math::
+$$
+w_j = \int_0^\infty \phi(s)\, e^{-j s}\, ds,
+$$
 
-    w_j = \int_0^\infty \phi(s)\, e^{-j s}\, ds,
+with (for `0 < a < 1`)
 
-with (for ``0 < a < 1``)
+* Grünwald–Letnikov `g_j`: `phi(s) = -(sin(pi a)/pi) e^{a s} (1 - e^{-s})^a` (from
+  `g_j = -(sin(pi a)/pi) int_0^1 x^{j-1-a} (1-x)^a dx` and `x = e^{-s}`);
+* their partial sums `G_j = g_0 + ... + g_j` (the coefficients of `(1-z)^(a-1)`):
+  `phi(s) = (sin(pi a)/pi) (e^s - 1)^(a-1)`;
+* L1 `(j+1)^{1-a} - j^{1-a}`: `phi(s) = (1-a)/Gamma(a) s^{a-2} (1 - e^{-s})`;
+* product rectangle `(k+1)^a - k^a`: `phi(s) = a/Gamma(1-a) s^{-a-1} (1 - e^{-s})`;
+* product trapezoid `(m+1)^{a+1} + (m-1)^{a+1} - 2 m^{a+1}`:
+  `phi(s) = a(1+a)/Gamma(1-a) s^{-a-2} (2 cosh s - 2)`,
 
-* Grünwald–Letnikov ``g_j``: ``phi(s) = -(sin(pi a)/pi) e^{a s} (1 - e^{-s})^a`` (from
-  ``g_j = -(sin(pi a)/pi) int_0^1 x^{j-1-a} (1-x)^a dx`` and ``x = e^{-s}``);
-* their partial sums ``G_j = g_0 + ... + g_j`` (the coefficients of ``(1-z)^(a-1)``):
-  ``phi(s) = (sin(pi a)/pi) (e^s - 1)^(a-1)``;
-* L1 ``(j+1)^{1-a} - j^{1-a}``: ``phi(s) = (1-a)/Gamma(a) s^{a-2} (1 - e^{-s})``;
-* product rectangle ``(k+1)^a - k^a``: ``phi(s) = a/Gamma(1-a) s^{-a-1} (1 - e^{-s})``;
-* product trapezoid ``(m+1)^{a+1} + (m-1)^{a+1} - 2 m^{a+1}``:
-  ``phi(s) = a(1+a)/Gamma(1-a) s^{-a-2} (2 cosh s - 2)``,
-
-all from ``t^{-b} = 1/Gamma(b) int_0^inf s^{b-1} e^{-ts} ds``.  With ``s = e^u`` the
-integrand is analytic in the strip ``|Im u| < pi/2`` and decays at both ends, so the
-trapezoidal rule in ``u`` converges exponentially and yields ``w_j ~ sum_k c_k r_k^j``
-with ``r_k = exp(-s_k)`` (the construction of e.g. Beylkin & Monzón, and of Jiang et al.,
+all from `t^{-b} = 1/Gamma(b) int_0^inf s^{b-1} e^{-ts} ds`.  With `s = e^u` the
+integrand is analytic in the strip `|Im u| < pi/2` and decays at both ends, so the
+trapezoidal rule in `u` converges exponentially and yields `w_j ~ sum_k c_k r_k^j`
+with `r_k = exp(-s_k)` (the construction of e.g. Beylkin & Monzón, and of Jiang et al.,
 Commun. Comput. Phys. 21 (2017) for fast Caputo derivatives).  Modes with
-``s_k < sigma / N`` behave like ``1 - j s_k`` over the whole horizon ``N`` and are merged
+`s_k < sigma / N` behave like `1 - j s_k` over the whole horizon `N` and are merged
 into one mode with the same zeroth and first moments.  The step is refined until the
-measured maximum relative error over every lag ``L0 .. N`` is within the tolerance;
+measured maximum relative error over every lag `L0 .. N` is within the tolerance;
 that measured figure is stored with the result.
 """
 
@@ -47,9 +47,9 @@ SEQUENCES = ("gl", "glsum", "l1", "rect", "trap")
 
 @dataclass(frozen=True)
 class SumOfExponentials:
-    """``w_j ~ sum_k coefficients[k] * rates[k] ** j`` for ``first_lag <= j <= horizon``.
+    """`w_j ~ sum_k coefficients[k] * rates[k] ** j` for `first_lag <= j <= horizon`.
 
-    ``max_rel_error`` is the measured maximum relative error over those lags.
+    `max_rel_error` is the measured maximum relative error over those lags.
     """
 
     sequence: str
@@ -67,7 +67,7 @@ class SumOfExponentials:
 
 
 def exact_weights(sequence: str, alpha: float, n: int) -> np.ndarray:
-    """The exact sequence (float64) for lags ``0 .. n``, from :mod:`spikede.solvers.weights`."""
+    """The exact sequence (float64) for lags `0 .. n`, from `spikede.solvers.weights`."""
     builder = {
         "gl": wts.grunwald_letnikov,
         "glsum": lambda a, m: wts.grunwald_letnikov(a - 1.0, m),
@@ -79,7 +79,7 @@ def exact_weights(sequence: str, alpha: float, n: int) -> np.ndarray:
 
 
 def _density(sequence: str, a: float):
-    """``(C, gamma, psi)`` with ``s phi(s) = C s^gamma psi(s)``, ``psi`` smooth and ``psi(0) = 1``."""
+    """`(C, gamma, psi)` with `s phi(s) = C s^gamma psi(s)`, `psi` smooth and `psi(0) = 1`."""
     if sequence == "gl":
         return -math.sin(math.pi * a) / math.pi, 1.0 + a, lambda s: np.exp(a * s) * (-np.expm1(-s) / s) ** a
     if sequence == "glsum":
@@ -92,8 +92,8 @@ def _density(sequence: str, a: float):
 
 
 def _trapezoid_modes(sequence: str, a: float, horizon: int, tol: float, first_lag: int, h: float, merge: float = 1.0):
-    """Trapezoidal rule in ``u = log s`` on nodes ``u_max - k h``; the infinitely many nodes
-    below ``log(sigma / N)`` are summed as geometric series (``psi ~ 1`` there) into one mode."""
+    """Trapezoidal rule in `u = log s` on nodes `u_max - k h`; the infinitely many nodes
+    below `log(sigma / N)` are summed as geometric series (`psi ~ 1` there) into one mode."""
     scale, gam, psi = _density(sequence, a)
     sigma = merge * (tol / 8.0) ** (1.0 / (gam + 2.0))
     u_max = math.log((math.log(1.0 / tol) + 12.0) / (first_lag - 1.5))
@@ -126,11 +126,11 @@ def _max_rel_error(rates, coefs, exact, first_lag, horizon) -> float:
 
 @lru_cache(maxsize=64)
 def compress(sequence: str, alpha: float, horizon: int, tol: float, first_lag: int = 32) -> SumOfExponentials:
-    """SOE of ``sequence`` (``'gl'``, ``'l1'``, ``'rect'``, ``'trap'``) for lags ``first_lag .. horizon``.
+    """SOE of `sequence` (`'gl'`, `'l1'`, `'rect'`, `'trap'`) for lags `first_lag .. horizon`.
 
-    Computed in float64 and cached per argument set.  For ``alpha = 1`` the sequences are
-    finite or constant and are represented exactly (``gl``, ``l1``: no modes; ``rect``: one
-    mode ``1``; ``trap``: one mode ``2``).  Raises ``RuntimeError`` if ``tol`` cannot be met.
+    Computed in float64 and cached per argument set.  For `alpha = 1` the sequences are
+    finite or constant and are represented exactly (`gl`, `l1`: no modes; `rect`: one
+    mode `1`; `trap`: one mode `2`).  Raises `RuntimeError` if `tol` cannot be met.
     """
     if sequence not in SEQUENCES:
         raise ValueError(f"unknown sequence {sequence!r}; valid: {SEQUENCES}")
@@ -161,7 +161,7 @@ def compress(sequence: str, alpha: float, horizon: int, tol: float, first_lag: i
 
 
 def default_tolerance(dtype: torch.dtype) -> float:
-    """``1e-8`` for float64, ``1e-6`` for float32 and narrower types (their rounding is ~1e-7)."""
+    """`1e-8` for float64, `1e-6` for float32 and narrower types (their rounding is ~1e-7)."""
     return 1e-8 if dtype == torch.float64 else 1e-6
 
 
@@ -191,7 +191,7 @@ class _SOERead(torch.autograd.Function):
 
 
 class _FixedHorizon:
-    """The compression is made for a fixed horizon: an ``'soe'`` kernel cannot grow."""
+    """The compression is made for a fixed horizon: an `'soe'` kernel cannot grow."""
 
     n_steps: int
 
@@ -203,35 +203,35 @@ class _FixedHorizon:
 
 
 class SOEKernel(_FixedHorizon):
-    """History sums with lags ``j < L0`` exact and the tail ``j >= L0`` as exponential modes.
+    """History sums with lags `j < L0` exact and the tail `j >= L0` as exponential modes.
 
-    Mode ``k`` of channel ``c`` keeps ``S_k(n) = sum_{j >= L0} r_k^j u_{n-j}``, updated in O(1)
-    per step by ``S_k(n) = r_k S_k(n-1) + r_k^{L0} u_{n-L0}`` when ``u_{n-L0}`` leaves the
-    exact window; a read costs O(L0 + K) per state element whatever ``n`` is, and the kernel
-    holds ``L0 - 1`` rows (a ring buffer) and ``K`` modes, updated in place.
+    Mode `k` of channel `c` keeps `S_k(n) = sum_{j >= L0} r_k^j u_{n-j}`, updated in O(1)
+    per step by `S_k(n) = r_k S_k(n-1) + r_k^{L0} u_{n-L0}` when `u_{n-L0}` leaves the
+    exact window; a read costs O(L0 + K) per state element whatever `n` is, and the kernel
+    holds `L0 - 1` rows (a ring buffer) and `K` modes, updated in place.
 
-    Grünwald–Letnikov weights sum to zero, so applying their compression to ``u`` directly
-    loses accuracy through cancellation (``u = y - y0`` is far from zero for most of a
-    run).  For them the tail is summed by parts: ``sum_{j>=L0} g_j u_{n-j} =
-    sum_{j>=L0} G_j d_{n-j} - G_{L0-1} u_{n-L0}`` with ``d_k = u_k - u_{k-1}`` and the
-    partial sums ``G``, which are positive and smooth; the modes then carry ``d``.
+    Grünwald–Letnikov weights sum to zero, so applying their compression to `u` directly
+    loses accuracy through cancellation (`u = y - y0` is far from zero for most of a
+    run).  For them the tail is summed by parts: `sum_{j>=L0} g_j u_{n-j} =
+    sum_{j>=L0} G_j d_{n-j} - G_{L0-1} u_{n-L0}` with `d_k = u_k - u_{k-1}` and the
+    partial sums `G`, which are positive and smooth; the modes then carry `d`.
 
     Gradients: the kernel is linear in the rows and its weights are constants, so autograd
     sees two small functions per step and the backward pass is the transposed sweep, run
-    in reverse time with the same modes: ``dL/du_m = sum_{j<L0} w_j g_{m+j} +
-    sum_k c_k A_k(m)``, ``A_k(m) = r_k A_k(m+1) + r_k^{L0} g_{m+L0}``, where ``g_n`` is
-    the gradient of the history sum of step ``n``.  Nothing is saved per step, so a
+    in reverse time with the same modes: `dL/du_m = sum_{j<L0} w_j g_{m+j} +
+    sum_k c_k A_k(m)`, `A_k(m) = r_k A_k(m+1) + r_k^{L0} g_{m+L0}`, where `g_n` is
+    the gradient of the history sum of step `n`.  Nothing is saved per step, so a
     backward pass costs O(L0 + K) per step and O(1) memory, like the forward.
-    Same interface as :class:`~spikede.solvers.memory.HistoryKernel`.
+    Same interface as `HistoryKernel`.
     """
 
     def __init__(
         self, exact: torch.Tensor, terms: list, template: torch.Tensor, n_steps: int, correction: torch.Tensor | None = None
     ):
-        """``exact``: ``[C, L0]`` weights for lags ``0 .. L0-1``; ``terms[c]``: list of
-        ``(SumOfExponentials, scale, shift)`` meaning ``scale * w_{j - shift}`` in channel ``c``.
-        ``correction`` (``[C]``): given, the modes carry differences ``d`` and the tail is
-        ``modes - correction * u_{n-L0}`` (summation by parts, see above)."""
+        """`exact`: `[C, L0]` weights for lags `0 .. L0-1`; `terms[c]`: list of
+        `(SumOfExponentials, scale, shift)` meaning `scale * w_{j - shift}` in channel `c`.
+        `correction` (`[C]`): given, the modes carry differences `d` and the tail is
+        `modes - correction * u_{n-L0}` (summation by parts, see above)."""
         dtype, device = template.dtype, template.device
         self.n_steps = n_steps
         self.channels, self.first_lag = exact.shape
@@ -261,11 +261,11 @@ class SOEKernel(_FixedHorizon):
         self._adjoint: dict | None = None
 
     def snapshot(self) -> tuple:
-        """A copy of the kernel's state (modes, exact window), O(K + L0) rows, for :meth:`restore`."""
+        """A copy of the kernel's state (modes, exact window), O(K + L0) rows, for `restore`."""
         return self._n_stored, self._modes.clone(), self._ring.clone(), self._left.clone()
 
     def restore(self, snapshot: tuple) -> None:
-        """Go back to the state of :meth:`snapshot`."""
+        """Go back to the state of `snapshot`."""
         self._n_stored, modes, ring, left = snapshot
         self._modes.copy_(modes)
         self._ring.copy_(ring)
@@ -352,7 +352,7 @@ class SOEKernel(_FixedHorizon):
 
 
 def _channel_modes(terms: list) -> tuple[np.ndarray, np.ndarray]:
-    """Rates and coefficients ``[C, K]`` (float64) of every channel's modes, padded with empty modes."""
+    """Rates and coefficients `[C, K]` (float64) of every channel's modes, padded with empty modes."""
     rates, coefs = [], []
     for channel in terms:
         rates.append(np.concatenate([soe.rates for soe, _, _ in channel] or [np.zeros(0)]))
@@ -364,29 +364,29 @@ def _channel_modes(terms: list) -> tuple[np.ndarray, np.ndarray]:
 
 
 class BlockedSOEKernel(_FixedHorizon):
-    """The ``'soe'`` history sums a block of ``b`` steps at a time, for runs without autograd.
+    """The `'soe'` history sums a block of `b` steps at a time, for runs without autograd.
 
-    At the start of a block (first step ``s``) the rows ``u_m``, ``m < p = s - L0``, are all in
-    the modes ``S_k = sum_{m<p} r_k^{p-m} u_m``; their contribution to step ``s + i`` is
-    ``sum_k c_k r_k^{L0+i} S_k`` for all ``i < b`` at once (one matrix product, lags
-    ``>= L0 + 1`` where the compression holds).  The rows from ``p`` on (lags ``1 .. L0 + i``)
+    At the start of a block (first step `s`) the rows `u_m`, `m < p = s - L0`, are all in
+    the modes `S_k = sum_{m<p} r_k^{p-m} u_m`; their contribution to step `s + i` is
+    `sum_k c_k r_k^{L0+i} S_k` for all `i < b` at once (one matrix product, lags
+    `>= L0 + 1` where the compression holds).  The rows from `p` on (lags `1 .. L0 + i`)
     are exact, one small product per step fused with the block's term.  At the next block
-    the ``b`` rows that left the exact range enter the modes by one more product:
-    ``S_k <- r_k^b S_k + sum_i r_k^{b-i} u_{p+i}``.  Grünwald–Letnikov weights are summed by
-    parts as in :class:`SOEKernel`: the modes carry ``d_m = u_m - u_{m-1}`` and the block
-    term gains ``-G_{L0+i} u_{p-1}``.  The exact rows of lags ``>= L0`` get the compressed
-    weights, so the sums are those of :class:`SOEKernel` (the same discrete scheme, so the
+    the `b` rows that left the exact range enter the modes by one more product:
+    `S_k <- r_k^b S_k + sum_i r_k^{b-i} u_{p+i}`.  Grünwald–Letnikov weights are summed by
+    parts as in `SOEKernel`: the modes carry `d_m = u_m - u_{m-1}` and the block
+    term gains `-G_{L0+i} u_{p-1}`.  The exact rows of lags `>= L0` get the compressed
+    weights, so the sums are those of `SOEKernel` (the same discrete scheme, so the
     adjoint differentiates exactly what autograd does), in another order of summation.
 
-    Per step: one fused product over ``L0 + i`` rows instead of three passes over the
-    modes; the kernel holds ``L0 + b + 1`` rows and ``K`` modes.  No gradients pass through
-    it (:class:`SOEKernel` serves autograd); :func:`~spikede.solvers.memory.make_kernel` picks it
-    where none can be needed (grad mode off: inference, both sweeps of the adjoints).  Same interface as :class:`SOEKernel`.
+    Per step: one fused product over `L0 + i` rows instead of three passes over the
+    modes; the kernel holds `L0 + b + 1` rows and `K` modes.  No gradients pass through
+    it (`SOEKernel` serves autograd); `make_kernel` picks it
+    where none can be needed (grad mode off: inference, both sweeps of the adjoints).  Same interface as `SOEKernel`.
     """
 
     def __init__(self, exact: torch.Tensor, terms: list, template: torch.Tensor, n_steps: int,
                  correction: torch.Tensor | None = None, block: int = 64):
-        """Arguments as for :class:`SOEKernel`; ``block``: steps per block."""
+        """Arguments as for `SOEKernel`; `block`: steps per block."""
         dtype, device = template.dtype, template.device
         self.channels, first_lag = exact.shape
         self.n_steps, self.first_lag, self.block = n_steps, first_lag, block
@@ -460,7 +460,7 @@ class BlockedSOEKernel(_FixedHorizon):
             torch.bmm(self._far_weights, self._modes, out=self._far)
 
     def snapshot(self) -> tuple:
-        """A copy of the kernel's state (``O(K + L0 + b)`` rows), for :meth:`restore`."""
+        """A copy of the kernel's state (`O(K + L0 + b)` rows), for `restore`."""
         return (self._n_stored, self._base, self._split, self._block_start,
                 self._modes.clone(), self._rows.clone(), self._far.clone())
 

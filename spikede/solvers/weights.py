@@ -1,10 +1,10 @@
 r"""Convolution weights of the fractional integrators (DESIGN.md section 2).
 
-Every function takes ``alpha`` as a float or a 0-d tensor (gradients flow to a
+Every function takes `alpha` as a float or a 0-d tensor (gradients flow to a
 tensor that requires them), computes in float64, and returns a 1-D float64 tensor
-indexed by the lag ``j = 0 .. n``.  Differences of powers ``(j+1)^p - j^p`` are
-evaluated as ``j^p expm1(p log1p(1/j))`` so that the weights keep full relative
-accuracy at large lags (a plain difference loses ``log10(j)`` digits).
+indexed by the lag `j = 0 .. n`.  Differences of powers `(j+1)^p - j^p` are
+evaluated as `j^p expm1(p log1p(1/j))` so that the weights keep full relative
+accuracy at large lags (a plain difference loses `log10(j)` digits).
 """
 
 from __future__ import annotations
@@ -23,14 +23,14 @@ __all__ = [
 
 
 def as_alpha_tensor(alpha: float | torch.Tensor, device: torch.device | None = None) -> torch.Tensor:
-    """``alpha`` as a float64 0-d tensor on ``device`` (differentiable if ``alpha`` is a tensor)."""
+    """`alpha` as a float64 0-d tensor on `device` (differentiable if `alpha` is a tensor)."""
     if isinstance(alpha, torch.Tensor):
         return alpha.to(device=device, dtype=torch.float64)
     return torch.tensor(float(alpha), dtype=torch.float64, device=device)
 
 
 def gamma(x: torch.Tensor) -> torch.Tensor:
-    """Gamma function for positive arguments, ``exp(lgamma(x))``."""
+    """Gamma function for positive arguments, `exp(lgamma(x))`."""
     return torch.exp(torch.lgamma(x))
 
 
@@ -39,14 +39,14 @@ def _lags(n: int, device) -> torch.Tensor:
 
 
 def _forward_difference_of_power(j: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
-    """``(j+1)^p - j^p`` for ``j >= 1``, accurate to rounding at every lag."""
+    """`(j+1)^p - j^p` for `j >= 1`, accurate to rounding at every lag."""
     return j**p * torch.expm1(p * torch.log1p(1.0 / j))
 
 
 def grunwald_letnikov(alpha: float | torch.Tensor, n: int, device=None) -> torch.Tensor:
-    """``g_0 = 1``, ``g_j = (1 - (1 + alpha)/j) g_{j-1}``: the coefficients of ``(1 - z)^alpha``.
+    """`g_0 = 1`, `g_j = (1 - (1 + alpha)/j) g_{j-1}`: the coefficients of `(1 - z)^alpha`.
 
-    For ``alpha = 1`` they are ``1, -1, 0, 0, ...`` exactly (forward Euler).
+    For `alpha = 1` they are `1, -1, 0, 0, ...` exactly (forward Euler).
     """
     a = as_alpha_tensor(alpha, device)
     j = _lags(n, a.device)[1:]
@@ -61,22 +61,22 @@ def _difference_weights(p: torch.Tensor, n: int) -> torch.Tensor:
 
 
 def l1_weights(alpha: float | torch.Tensor, n: int, device=None) -> torch.Tensor:
-    """L1 scheme: ``b_j = (j+1)^(1-alpha) - j^(1-alpha)``, ``b_0 = 1`` (Oldham & Spanier; Lin & Xu 2007)."""
+    """L1 scheme: `b_j = (j+1)^(1-alpha) - j^(1-alpha)`, `b_0 = 1` (Oldham & Spanier; Lin & Xu 2007)."""
     a = as_alpha_tensor(alpha, device)
     return _difference_weights(1.0 - a, n)
 
 
 def rectangle_weights(alpha: float | torch.Tensor, n: int, device=None) -> torch.Tensor:
-    """Product rectangle rule: ``b_k = (k+1)^alpha - k^alpha``, ``b_0 = 1`` (Diethelm, Ford & Freed 2002)."""
+    """Product rectangle rule: `b_k = (k+1)^alpha - k^alpha`, `b_0 = 1` (Diethelm, Ford & Freed 2002)."""
     a = as_alpha_tensor(alpha, device)
     return _difference_weights(a, n)
 
 
 def trapezoid_weights(alpha: float | torch.Tensor, n: int, device=None) -> torch.Tensor:
-    """Product trapezoid rule, interior weights by lag ``m = n - j`` (Diethelm, Ford & Freed 2002).
+    """Product trapezoid rule, interior weights by lag `m = n - j` (Diethelm, Ford & Freed 2002).
 
-    ``c_0 = 1`` (the weight of ``f(t_n, y_n)``), ``c_m = (m+1)^(a+1) + (m-1)^(a+1) - 2 m^(a+1)``
-    for ``m >= 1``; the weight of ``f_0`` is :func:`trapezoid_start_weight` instead.
+    `c_0 = 1` (the weight of `f(t_n, y_n)`), `c_m = (m+1)^(a+1) + (m-1)^(a+1) - 2 m^(a+1)`
+    for `m >= 1`; the weight of `f_0` is `trapezoid_start_weight` instead.
     """
     a = as_alpha_tensor(alpha, device)
     p = a + 1.0
@@ -90,8 +90,8 @@ def trapezoid_weights(alpha: float | torch.Tensor, n: int, device=None) -> torch
 
 
 def trapezoid_start_weight(alpha: float | torch.Tensor, n: torch.Tensor) -> torch.Tensor:
-    """Weight of ``f_0`` in the product trapezoid rule at step ``n >= 1``:
-    ``a_{0,n} = (n-1)^(a+1) - (n-1-a) n^a``."""
+    """Weight of `f_0` in the product trapezoid rule at step `n >= 1`:
+    `a_{0,n} = (n-1)^(a+1) - (n-1-a) n^a`."""
     a = as_alpha_tensor(alpha, n.device)
     n = n.to(torch.float64)
     return (n - 1.0) ** (a + 1.0) - (n - 1.0 - a) * n**a
