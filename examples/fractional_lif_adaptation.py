@@ -45,7 +45,8 @@ for offset, alpha in enumerate(alphas):
 ax_trace.set_xlabel("time (ms)")
 ax_trace.set_ylabel("membrane potential (offset by 1.5 per alpha)")
 ax_trace.set_title("first 80 ms: latency grows as alpha falls")
-ax_trace.legend(fontsize=8, loc="upper right")
+ax_trace.set_ylim(-0.3, 1.5 * (len(alphas) - 1) + 2.4)  # room above the top trace for the legend
+ax_trace.legend(fontsize=8, loc="upper center", ncol=len(alphas))
 ax_isi.set_xlabel("interspike interval index")
 ax_isi.set_ylabel("interspike interval (ms)")
 ax_isi.set_title("ISIs shrink over time for alpha < 1")

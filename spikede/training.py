@@ -465,7 +465,7 @@ def _write_reports(out: Path, metrics, alpha_history, model, config, data) -> li
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.8), gridspec_kw={"width_ratios": [2, 3, 2]})
     for ax, spikes, title in zip(axes, (x[:, 0], hidden, output), ("input", "hidden layer", "output layer")):
         t, n = torch.nonzero(spikes, as_tuple=True)
-        ax.scatter(t.numpy(), n.numpy(), s=4, marker="|", color="k", label="spike")
+        ax.scatter(t.numpy(), n.numpy(), s=4, marker="|", color="k")
         ax.set_xlabel("time step")
         ax.set_ylabel("neuron")
         ax.set_title(title)
@@ -473,7 +473,6 @@ def _write_reports(out: Path, metrics, alpha_history, model, config, data) -> li
         ax.set_ylim(-0.5, spikes.shape[1] - 0.5)
         _integer_ticks(ax.xaxis)
         _integer_ticks(ax.yaxis)
-    axes[2].legend(loc="upper right", fontsize=8)
     fig.suptitle(f"spike raster of test sample 0 (label {int(data.y_test[0])}, "
                  f"predicted {int(output.mean(0).argmax())})")
     fig.tight_layout()
