@@ -393,3 +393,38 @@ def test_bad_tolerances_are_rejected_up_front(name, value, message):
                method="gl", **{name: value})
     with pytest.raises(TypeError, match=name):
         fdeint(lambda t, y: -y, torch.ones(1, dtype=torch.float64), t, 0.5, **{name: "1e-8"})
+
+
+@pytest.mark.parametrize("alpha", [0.3, 0.5, 0.8])
+@pytest.mark.parametrize("method,implicit,rhs,exact", [
+    # constant f: D^a y = 1, y = t^a / Gamma(1 + a)
+    ("pred", False, lambda a: (lambda t, y: torch.ones_like(y)), lambda a, t: t**a / math.gamma(1 + a)),
+    ("pred", True, lambda a: (lambda t, y: torch.ones_like(y)), lambda a, t: t**a / math.gamma(1 + a)),
+    ("trap", False, lambda a: (lambda t, y: torch.ones_like(y)), lambda a, t: t**a / math.gamma(1 + a)),
+    # f linear in t: D^a y = t, y = t^(1+a) / Gamma(2 + a) (the trapezoid rule integrates it exactly)
+    ("trap", False, lambda a: (lambda t, y: t * torch.ones_like(y)), lambda a, t: t ** (1 + a) / math.gamma(2 + a)),
+    # y linear in t: D^a t = t^(1-a) / Gamma(2-a) (L1 interpolates y piecewise linearly)
+    ("l1", True, lambda a: (lambda t, y: t ** (1 - a) / math.gamma(2 - a) * torch.ones_like(y)), lambda a, t: t),
+])
+def test_schemes_are_exact_where_their_rule_is(alpha, method, implicit, rhs, exact):
+    t = torch.linspace(0, 2, 257, dtype=torch.float64)
+    y = fdeint(rhs(alpha), torch.zeros(1, dtype=torch.float64), t, alpha, method=method, implicit=implicit)[:, 0]
+    assert (y - exact(alpha, t)).abs().max() <= 1e-12
+
+
+def test_implicit_product_rectangle_matches_an_independent_implementation():
+    """y_n = y0 + kappa sum_{j=1..n} b_{n-j} f(t_j, y_j) for f = -y + sin t, solved in closed form per step."""
+    alpha, n = 0.4, 120
+    t = torch.linspace(0, 3, n + 1, dtype=torch.float64)
+    h = 3 / n
+    kappa = h**alpha / math.gamma(alpha + 1)
+    b = [(k + 1) ** alpha - k**alpha for k in range(n + 1)]
+    ys, fs = [1.0], [None]
+    for m in range(1, n + 1):
+        base = 1.0 + kappa * sum(b[m - j] * fs[j] for j in range(1, m))
+        y = (base + kappa * b[0] * math.sin(t[m].item())) / (1 + kappa * b[0])  # y = base + kappa b0 (-y + sin t)
+        ys.append(y)
+        fs.append(-y + math.sin(t[m].item()))
+    got = fdeint(lambda t, y: -y + torch.sin(t), torch.ones(1, dtype=torch.float64), t, alpha, method="pred",
+                 implicit=True)[:, 0]
+    assert (got - torch.tensor(ys, dtype=torch.float64)).abs().max() <= 1e-13

@@ -164,7 +164,9 @@ class _Adjoint(torch.autograd.Function):
         with torch.enable_grad():
             u0 = scheme.first_stored(y0_leaf, f0_leaf)
         if f0_leaf is not None:
-            g_f0 = totals[1] + g_u0  # u_0 = f_0 for the schemes that store f
+            g_f0 = totals[1]
+            if u0.requires_grad:  # u_0 = f_0 for the schemes that store f (0 for implicit pred)
+                g_f0 = g_f0 + torch.autograd.grad(u0, f0_leaf, g_u0)[0]
             offset = 2
             targets = [y0_leaf] + list(params)
             extra = torch.autograd.grad(f0, targets, g_f0, allow_unused=True)

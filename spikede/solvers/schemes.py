@@ -165,7 +165,13 @@ class L1(Scheme):
 
 
 class ProductRectangle(Scheme):
-    """Product rectangle rule (the fractional Adams–Bashforth predictor); implicit: right endpoint."""
+    r"""Product rectangle rule (the fractional Adams–Bashforth predictor); implicit: right endpoint.
+
+    Explicit: $y_n = y_0 + \kappa \sum_{j=0}^{n-1} b_{n-1-j} f_j$; implicit:
+    $y_n = y_0 + \kappa \sum_{j=1}^{n} b_{n-j} f_j$ with $\kappa = h^a / \Gamma(a+1)$ (each
+    interval $[t_{j-1}, t_j]$ takes $f$ at its right end, so $f_0$ has no weight: the stored
+    $u_0$ is 0).  Both are exact for constant $f$.
+    """
 
     name = "pred"
 
@@ -183,7 +189,7 @@ class ProductRectangle(Scheme):
         return [[("rect", float(self.alpha.detach()), 1.0, 0 if self.implicit else 1)]]
 
     def first_stored(self, y0, f0):
-        return f0
+        return torch.zeros_like(f0) if self.implicit else f0
 
     def step(self, n, y_prev, history, f_prev):
         base = self.problem.y0 + self.kappa * history[0]
