@@ -28,3 +28,11 @@ def mittag_leffler_mp(z: float, a: float, b: float = 1.0) -> float:
         if z > 0:
             total += zz ** ((1 - bb) / aa) * mpmath.exp(zz ** (1 / aa)) / aa
         return float(total)
+
+
+def scheme_variants():
+    """Every `(method, implicit)` of the scheme registry: tests that iterate over it cover a new
+    scheme without being edited."""
+    from spikede.solvers import SCHEMES
+
+    return [(name, implicit) for name in SCHEMES for implicit in (False, True)]

@@ -4,6 +4,8 @@ from torch import nn
 
 from spikede import FractionalIF, FractionalLIF, TimeDistributed
 
+from .reference import scheme_variants
+
 F64 = torch.float64
 
 
@@ -157,7 +159,7 @@ def assert_same_solution(autograd, adjoint):
     assert (autograd - adjoint).abs().max() <= 1e-13 * autograd.abs().max()
 
 
-VARIANTS = [("gl", False), ("gl", True), ("l1", False), ("l1", True), ("pred", False), ("pred", True), ("trap", False)]
+VARIANTS = scheme_variants()
 
 
 @pytest.mark.parametrize("method,implicit", VARIANTS)
@@ -181,7 +183,7 @@ def test_fdeint_adjoint_equals_autograd(method, implicit, memory):
         assert (a - b).abs().max() <= 1e-9 * a.abs().max()
 
 
-@pytest.mark.parametrize("method,implicit", [("gl", False), ("l1", True), ("pred", False), ("trap", False)])
+@pytest.mark.parametrize("method,implicit", VARIANTS)
 @pytest.mark.parametrize("memory", [None, 5, "soe"])
 @pytest.mark.parametrize("every,save_every", [(7, 1), (8, 3), (100, 60)])
 def test_checkpointed_adjoint_equals_autograd(method, implicit, memory, every, save_every):

@@ -9,6 +9,8 @@ from spikede.solvers import weights as wts
 from spikede.solvers.soe import compress
 from spikede.special import diethelm_problem
 
+from .reference import scheme_variants
+
 F64 = torch.float64
 ALPHAS = [0.1, 0.3, 0.5, 0.7, 0.9, 0.99]
 EXACT = {
@@ -75,7 +77,7 @@ def test_end_to_end_against_full_history(alpha):
         assert (blocked - soe).abs().max() <= 1e-12 * full.abs().max(), (method, alpha)
 
 
-@pytest.mark.parametrize("method", ["gl", "l1", "pred", "trap"])
+@pytest.mark.parametrize("method", sorted({m for m, _ in scheme_variants()}))
 @pytest.mark.parametrize("block", [1, 5, 64])
 def test_blocked_soe_kernel_gives_the_sums_of_the_stepwise_kernel(method, block):
     from spikede.solvers.fdeint import Problem
@@ -137,8 +139,7 @@ def test_float32():
     assert (y32.double() - y64).abs().max() < 2e-5
 
 
-@pytest.mark.parametrize("method,implicit", [("gl", False), ("gl", True), ("l1", False), ("l1", True),
-                                             ("pred", False), ("trap", False)])
+@pytest.mark.parametrize("method,implicit", scheme_variants())
 def test_gradients_through_soe_match_full(method, implicit):
     """The hand-written transposed sweep of the soe kernel against autograd through the full history."""
     torch.manual_seed(0)

@@ -8,8 +8,10 @@ import torchdiffeq
 from torch.autograd import gradcheck
 
 from spikede import fdeint
-from spikede.solvers import ConvergenceError
+from spikede.solvers import SCHEMES, ConvergenceError
 from spikede.special import diethelm_problem, mittag_leffler, relaxation
+
+from .reference import scheme_variants
 
 F64 = torch.float64
 
@@ -24,20 +26,13 @@ def cubic_problem(alpha, p=3.0):
     return lambda t, y: c * t ** (p - alpha) + t**p - y
 
 
-VARIANTS = [  # (method, implicit, theoretical order as a function of alpha)
-    ("gl", False, lambda a: 1.0),
-    ("gl", True, lambda a: 1.0),
-    ("l1", False, lambda a: 1.0),
-    ("l1", True, lambda a: 2.0 - a),
-    ("pred", False, lambda a: 1.0),
-    ("pred", True, lambda a: 1.0),
-    ("trap", False, lambda a: min(2.0, 1.0 + a)),
-]
+VARIANTS = scheme_variants()  # every scheme of the registry, explicit and implicit
 
 
-@pytest.mark.parametrize("method,implicit,order", VARIANTS, ids=[f"{m}-{'impl' if i else 'expl'}" for m, i, _ in VARIANTS])
+@pytest.mark.parametrize("method,implicit", VARIANTS, ids=[f"{m}-{'impl' if i else 'expl'}" for m, i in VARIANTS])
 @pytest.mark.parametrize("alpha", [0.3, 0.5, 0.7, 0.9])
-def test_convergence_order_on_smooth_solution(method, implicit, order, alpha):
+def test_convergence_order_on_smooth_solution(method, implicit, alpha):
+    order = SCHEMES[method].order(alpha, implicit)
     sizes = [16, 32, 64, 128, 256, 512]  # five halvings
     errors = []
     for n in sizes:
@@ -48,7 +43,7 @@ def test_convergence_order_on_smooth_solution(method, implicit, order, alpha):
     assert np.all(np.diff(errors) < 0)
     # asymptotic order: least-squares slope over the last three halvings
     slope = -np.polyfit(np.log2(sizes[-4:]), np.log2(errors[-4:]), 1)[0]
-    assert abs(slope - order(alpha)) <= 0.15, (slope, order(alpha))
+    assert abs(slope - order) <= 0.15, (slope, order)
 
 
 # |y_N - y(1)| for D^0.5 y = -y, y0 = 1, T = 1 (independently computed, solver-core issue)
@@ -302,7 +297,7 @@ def test_nan_reports_step():
         (dict(y0=torch.ones(2, dtype=torch.long)), TypeError, "y0 must be a floating-point tensor"),
         (dict(func=lambda t, y: y.sum()), ValueError, "returned shape"),
         (dict(func=lambda t, y: y.float()), TypeError, "returned dtype"),
-        (dict(method="trap", implicit=True), ValueError, "no implicit variant"),
+        (dict(method="trap", implicit=True, corrector_iters=2), ValueError, "corrector_iters=2 is an option"),
         (dict(corrector_iters=0), ValueError, "corrector_iters"),
     ],
 )

@@ -204,9 +204,10 @@ def fdeint(
         method: `'gl'` (Grünwald–Letnikov, order 1), `'l1'` (L1, order 2 - alpha
             with `implicit=True`, 1 explicit), `'pred'` (product rectangle,
             order 1), `'trap'` (Adams–Bashforth–Moulton PECE, order
-            `min(2, 1 + alpha)`).  With `alpha == 1` any `torchdiffeq` method
-            (`'dopri5'`, `'rk4'`, ...) is also accepted and the call is delegated to
-            `torchdiffeq.odeint` (`options` are passed on).
+            `min(2, 1 + alpha)`; implicit: product trapezoid, order 2); any case.
+            `SCHEMES[name].order(alpha, implicit)` gives each order.  With `alpha == 1` any
+            `torchdiffeq` method (`'dopri5'`, `'rk4'`, ...) is also accepted and the call is
+            delegated to `torchdiffeq.odeint` (`options` are passed on).
         memory: `None` for the exact full history, an int `M`: only lags
             `j <= M` (short-memory principle), or `'soe'`: lags `j < soe_first_lag`
             exact, the rest as a sum of exponentials with relative weight error
@@ -231,10 +232,10 @@ def fdeint(
             proposes and returns the state to keep (e.g. a spike reset); the kept state is
             what enters the history, so the memory remembers the events.  Only for the
             schemes that store the state (`gl`, `l1`).
-        implicit: evaluate `f` at the new point `(t_n, y_n)` (`gl`, `l1`,
-            `pred`) and solve by Newton's method to `newton_tol` (default
-            `256 eps`); stable on stiff problems.
-        corrector_iters: corrector evaluations per step of `trap` (1 = PECE).
+        implicit: evaluate `f` at the new point `(t_n, y_n)` and solve by Newton's method
+            to `newton_tol` (default `256 eps`); stable on stiff problems.  For `'trap'` this
+            is the implicit product trapezoid rule, order 2 on smooth problems.
+        corrector_iters: corrector evaluations per step of the explicit `trap` (1 = PECE).
         block: steps whose far history is computed together (speed only).
 
     Raises:
@@ -246,6 +247,8 @@ def fdeint(
     y0 = _check_y0(y0)
     if not callable(func):
         raise TypeError(f"func must be callable as func(t, y), got {type(func).__name__}")
+    if isinstance(method, str) and method.lower() in SCHEMES:
+        method = method.lower()
     if method not in SCHEMES:
         valid = FRACTIONAL_METHODS + _torchdiffeq_methods()
         if method not in valid:
@@ -273,9 +276,10 @@ def fdeint(
                 f"event= needs a scheme whose history is the state, so that events are remembered; "
                 f"method {method!r} stores f. Use one of {state_methods}"
             )
-    if implicit and not scheme_cls.implicit_variant:
-        raise ValueError(f"method {method!r} has no implicit variant; it is a predictor-corrector (see corrector_iters)")
     corrector_iters = _check_positive_int(corrector_iters, "corrector_iters")
+    if implicit and corrector_iters != 1:
+        raise ValueError(f"corrector_iters={corrector_iters!r} is an option of the explicit 'trap' (PECE); "
+                         "implicit=True solves each step by Newton's method instead")
     newton_max_iters = _check_positive_int(newton_max_iters, "newton_max_iters")
     newton_tol = _check_tolerance(newton_tol, "newton_tol")
     kernel_options = dict(block=_check_positive_int(block, "block"), soe_tol=_check_tolerance(soe_tol, "soe_tol", 1.0),
