@@ -2,7 +2,7 @@
 
 from .events import RESET_MODES, EventParams, apply_events, check_reset, fire_and_reset
 from . import solvers, special
-from .solvers import ConvergenceError, fdeint, fdeint_adjoint
+from .solvers import ConvergenceError, DiscreteAdjoint, fdeint, fdeint_adjoint
 from .network import TimeDistributed, fractionalize, latency_encode, rate_encode, reset, reset_net
 from .neurons import FractionalIF, FractionalLIF, IFNeuron, LIFNeuron
 from .special import mittag_leffler
@@ -20,6 +20,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ConvergenceError",
+    "DiscreteAdjoint",
     "RESET_MODES",
     "EventParams",
     "FractionalIF",

@@ -39,7 +39,7 @@ from torch import nn
 
 from .events import EventParams, apply_events
 from .neuron_adjoint import SequenceAdjoint
-from .solvers.fdeint import Problem
+from .solvers.engine import Problem
 from .solvers.memory import HistoryKernel, check_memory, make_kernel
 from .solvers.schemes import SCHEMES
 from .surrogate import Surrogate, check_scale

@@ -288,3 +288,42 @@ def test_fdeint_adjoint_errors():
         fdeint(lambda t, y: -y, torch.ones(1, dtype=F64), t, 0.5, adjoint=True, checkpoint_every=0)
     with pytest.raises(ValueError, match="adjoint=True needs event=None"):
         fdeint(lambda t, y: -y, torch.ones(1, dtype=F64), t, 0.5, adjoint=True, event=lambda t, y: y)
+
+
+def test_adjoint_as_an_object_equals_the_shorthand():
+    from spikede import DiscreteAdjoint, fdeint
+
+    func = Rhs()
+    t = torch.linspace(0, 2, 41, dtype=F64)
+    grads = []
+    for adjoint, extra in ((True, dict(checkpoint_every=8)), (DiscreteAdjoint(checkpoint_every=8), {})):
+        y0 = torch.tensor([0.3, -0.2, 0.5], dtype=F64, requires_grad=True)
+        y = fdeint(func, y0, t, 0.6, method="l1", adjoint=adjoint, **extra)
+        grads.append(torch.autograd.grad(y.sin().sum(), [y0, func.linear.weight]))
+    assert all((a - b).abs().max() <= 1e-13 * a.abs().max() for a, b in zip(*grads))  # the same computation
+    lam = torch.tensor(0.7, dtype=F64, requires_grad=True)
+    y = fdeint(lambda t, y: -lam * y, torch.ones(1, dtype=F64), t, 0.6, adjoint=DiscreteAdjoint(params=[lam]))
+    assert torch.autograd.grad(y[-1, 0], lam)[0] < 0
+    with pytest.raises(ValueError, match="checkpoint_every must be None or a positive int, got 0"):
+        DiscreteAdjoint(checkpoint_every=0)
+    with pytest.raises(ValueError, match="give checkpoint_every= and adjoint_params= to DiscreteAdjoint"):
+        fdeint(func, torch.ones(3, dtype=F64), t, 0.6, adjoint=DiscreteAdjoint(), checkpoint_every=4)
+    with pytest.raises(TypeError, match="adjoint must be a bool or a DiscreteAdjoint, got str"):
+        fdeint(func, torch.ones(3, dtype=F64), t, 0.6, adjoint="yes")
+    with pytest.raises(ValueError, match="adjoint_params= is an option of the adjoint"):
+        fdeint(func, torch.ones(3, dtype=F64), t, 0.6, adjoint_params=[lam])
+
+
+def test_solver_modules_import_one_way():
+    """fdeint imports the adjoint and both import the engine; nothing imports fdeint back."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).parents[1] / "spikede" / "solvers"
+
+    def imports(name):
+        tree = ast.parse((root / f"{name}.py").read_text())
+        return {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.level == 1}
+
+    assert "fdeint" not in imports("adjoint") and "fdeint" not in imports("engine")
+    assert "adjoint" not in imports("engine") and {"engine", "adjoint"} <= imports("fdeint")

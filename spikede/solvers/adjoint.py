@@ -22,12 +22,15 @@ the way.  No graph of the whole solve is ever built.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
 import torch
 
-from .fdeint import _begin, _check_finite, _march
+from .engine import begin, check_finite, march
 from .memory import make_kernel
 
-__all__ = ["solve_adjoint", "lag_gradient"]
+__all__ = ["DiscreteAdjoint", "lag_gradient"]
 
 
 class _ChannelWeights:
@@ -46,12 +49,12 @@ class _ChannelWeights:
 class _Adjoint(torch.autograd.Function):
     @staticmethod
     def forward(ctx, setup, y0, *inputs):
-        every, save_every = setup["checkpoint_every"], setup["save_every"]
+        every, save_every = setup.checkpoint_every, setup.save_every
         with torch.no_grad():
-            problem, scheme, kernel = setup["build"](y0.detach(), [a.detach() if isinstance(a, torch.Tensor) else a
-                                                                   for a in setup["alphas"]])
+            problem, scheme, kernel = setup.build(y0.detach(), [a.detach() if isinstance(a, torch.Tensor) else a
+                                                                   for a in setup.alphas])
             n_steps = problem.n_steps
-            y, f = _begin(problem, scheme, kernel)
+            y, f = begin(problem, scheme, kernel)
             saved, histories = [y], []
 
             def keep(n, y_n, history):  # every history sum, or (checkpointing) what restarts the solve
@@ -64,13 +67,13 @@ class _Adjoint(torch.autograd.Function):
             stretch = every or n_steps
             for a in range(0, n_steps, stretch):
                 b = min(a + stretch, n_steps)
-                y, f = _march(problem, scheme, kernel, y, f, a + 1, b, keep)
+                y, f = march(problem, scheme, kernel, y, f, a + 1, b, keep)
                 if checkpoints is not None and b < n_steps:
                     checkpoints.append((b, kernel.snapshot(), y, f))
             ctx.checkpoints = checkpoints
             ctx.solver = None if checkpoints is None else (problem, scheme, kernel)  # the kernel restarts stretches
             states = torch.stack(saved)
-        _check_finite(states, save_every, n_steps)
+        check_finite(states, save_every, n_steps)
         ctx.setup = setup
         ctx.save_for_backward(y0, states, torch.stack(histories) if histories else None, *inputs)
         return states
@@ -93,22 +96,22 @@ class _Adjoint(torch.autograd.Function):
                 hs.append(history)
 
             with torch.no_grad():
-                _march(problem, scheme, kernel, y, f, a + 1, b, keep)
+                march(problem, scheme, kernel, y, f, a + 1, b, keep)
             yield a, b, ys, hs
 
     @staticmethod
     def backward(ctx, grad_states):
         setup = ctx.setup
         y0, states, histories, *inputs = ctx.saved_tensors
-        save_every = setup["save_every"]
-        n_alpha = setup["n_alpha_inputs"]
+        save_every = setup.save_every
+        n_alpha = setup.n_alpha_inputs
         alpha_inputs, params = inputs[:n_alpha], inputs[n_alpha:]
         with torch.enable_grad():
             y0_leaf = y0.detach().requires_grad_(True)
             alpha_leaves = [a.detach().requires_grad_(True) for a in alpha_inputs]
             it = iter(alpha_leaves)
-            alphas = [next(it) if isinstance(a, torch.Tensor) and a.requires_grad else a for a in setup["alphas"]]
-            problem, scheme, _ = setup["build"](y0_leaf, alphas, kernel=False)
+            alphas = [next(it) if isinstance(a, torch.Tensor) and a.requires_grad else a for a in setup.alphas]
+            problem, scheme, _ = setup.build(y0_leaf, alphas, kernel=False)
             f0 = f0_leaf = None
             if scheme.stores_rhs:
                 f0 = problem.rhs(problem.t[0], y0_leaf)
@@ -122,7 +125,7 @@ class _Adjoint(torch.autograd.Function):
             return grad_states[-1] if n == n_steps else None
 
         channels = scheme.weights.shape[0]
-        reverse = [make_kernel(_ChannelWeights(scheme, c), n_steps + 1, y0, setup["memory"], **setup["kernel_options"])
+        reverse = [make_kernel(_ChannelWeights(scheme, c), n_steps + 1, y0, setup.memory, **setup.kernel_options)
                    for c in range(channels)]
         for k in reverse:
             k.append(torch.zeros_like(y0))
@@ -177,7 +180,7 @@ class _Adjoint(torch.autograd.Function):
         g_alphas = totals[offset : offset + len(alpha_leaves)]
         if alpha_leaves:
             g_alphas = _add_weight_gradient(scheme, alpha_leaves, g_alphas, grad_hist[::-1],
-                                            [u0.detach()] + stored[::-1], setup["window"])
+                                            [u0.detach()] + stored[::-1], setup.window)
         g_params = totals[offset + len(alpha_leaves) :]
         return (None, g_y0, *g_alphas, *g_params)
 
@@ -212,6 +215,57 @@ def _add_weight_gradient(scheme, alpha_leaves, g_alphas, grad_hist, stored, wind
     return [a + (e if e is not None else 0) for a, e in zip(g_alphas, extra)]
 
 
-def solve_adjoint(setup: dict, y0: torch.Tensor, alpha_inputs: list, params: list) -> torch.Tensor:
-    """Run `_Adjoint` (see `spikede.solvers.fdeint` with `adjoint=True`)."""
-    return _Adjoint.apply({**setup, "n_alpha_inputs": len(alpha_inputs)}, y0, *alpha_inputs, *params)
+@dataclass(frozen=True)
+class _Solve:
+    """What the adjoint Function needs of one `fdeint` call (built by `DiscreteAdjoint.solve`)."""
+
+    build: Callable
+    alphas: list
+    memory: int | str | None
+    kernel_options: dict
+    save_every: int
+    checkpoint_every: int | None
+    n_alpha_inputs: int
+
+    @property
+    def window(self) -> int | None:
+        return self.memory if isinstance(self.memory, int) else None
+
+
+@dataclass(frozen=True)
+class DiscreteAdjoint:
+    """Gradients of [fdeint][spikede.solvers.fdeint.fdeint] by the discrete adjoint: pass
+    `fdeint(..., adjoint=DiscreteAdjoint(...))` (`adjoint=True` is `DiscreteAdjoint()`).
+
+    Args:
+        checkpoint_every: keep the solver's state only every `k` steps (the state, `f` and a
+            snapshot of the memory kernel) instead of every history sum; the backward pass
+            solves each stretch again from its checkpoint before sweeping it in reverse (about
+            one more forward solve in time).  `None`: keep every history sum.
+        params: the tensors `func` depends on that should receive gradients (default: the
+            parameters of `func` if it is an `nn.Module`, else none).
+    """
+
+    checkpoint_every: int | None = None
+    params: Sequence[torch.Tensor] | None = None
+
+    def __post_init__(self) -> None:
+        every = self.checkpoint_every
+        if every is not None and (isinstance(every, bool) or not isinstance(every, int) or every < 1):
+            raise ValueError(f"checkpoint_every must be None or a positive int, got {every!r}")
+
+    def solve(self, func, build, y0: torch.Tensor, alphas: list, memory, kernel_options: dict,
+              save_every: int) -> torch.Tensor:
+        """The states of the solve that `build(y0, alphas)` sets up, with this adjoint's backward."""
+        if save_every != 1 and self.checkpoint_every is None:
+            raise ValueError(
+                f"the adjoint with save_every={save_every} needs checkpoint_every= (the states between the saved "
+                "ones are then recomputed); without it the reverse sweep uses every state, so save_every must be 1"
+            )
+        params = self.params
+        if params is None:
+            params = list(func.parameters()) if isinstance(func, torch.nn.Module) else []
+        params = [p for p in params if isinstance(p, torch.Tensor) and p.requires_grad]
+        alpha_inputs = [a for a in alphas if isinstance(a, torch.Tensor) and a.requires_grad]
+        setup = _Solve(build, alphas, memory, kernel_options, save_every, self.checkpoint_every, len(alpha_inputs))
+        return _Adjoint.apply(setup, y0, *alpha_inputs, *params)

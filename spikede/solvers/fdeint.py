@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import math
 import numbers
-from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import torch
 
+from .adjoint import DiscreteAdjoint
+from .engine import Problem, integrate
 from .memory import check_memory, make_kernel
 from .newton import default_tolerance
 from .schemes import SCHEMES
@@ -22,32 +23,6 @@ def _torchdiffeq_methods() -> tuple[str, ...]:
     from torchdiffeq._impl.odeint import SOLVERS
 
     return tuple(SOLVERS)
-
-
-@dataclass
-class Problem:
-    """What a scheme needs to know of the problem being solved (built once by `fdeint`)."""
-
-    func: Callable
-    y0: torch.Tensor
-    t: tuple
-    h: float
-    n_steps: int
-    window: int | None
-    corrector_iters: int
-    newton_tol: float
-    newton_max_iters: int
-
-    @property
-    def dtype(self) -> torch.dtype:
-        return self.y0.dtype
-
-    @property
-    def device(self) -> torch.device:
-        return self.y0.device
-
-    def rhs(self, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return self.func(t, y)
 
 
 def _check_alpha(alpha, name: str = "alpha"):
@@ -186,7 +161,7 @@ def fdeint(
     soe_first_lag: int = 32,
     save_every: int = 1,
     event: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
-    adjoint: bool = False,
+    adjoint: bool | DiscreteAdjoint = False,
     adjoint_params: Sequence[torch.Tensor] | None = None,
     checkpoint_every: int | None = None,
     options: dict | None = None,
@@ -215,19 +190,18 @@ def fdeint(
             per step.  `'soe'` needs a constant `alpha`.
         save_every: return the states at steps `0, k, 2k, ...` and the last step only
             (with `memory='soe'` the memory then stays O(1) in the number of steps).
-        adjoint: compute gradients with the discrete adjoint (`spikede.solvers.adjoint`):
-            the same gradients as autograd through the scheme, without keeping the graph of
-            the solve.  Gradients reach `y0`, `alpha` and `adjoint_params` (by default
-            the parameters of `func` if it is an `nn.Module`).
-        adjoint_params: the tensors `func` depends on that should receive gradients.
-        checkpoint_every: with `adjoint=True`, keep the solver's state only every `k`
-            steps (the state, `f` and a snapshot of the memory kernel) instead of every
-            history sum; the backward pass recomputes each stretch of `k` steps from its
-            checkpoint before sweeping it in reverse (about one more forward solve in time).
-            With `memory='soe'` and `save_every > 1` nothing then grows with the number
-            of steps but the returned states and `O(N / k)` snapshots of `K + L0` rows;
-            `save_every` may be any value here.  A multiple of `block` recomputes the
-            exact same sums, bit for bit.
+        adjoint: `False` (autograd through the scheme), or a
+            [DiscreteAdjoint][spikede.solvers.adjoint.DiscreteAdjoint]: the same gradients from
+            a reverse sweep, without keeping the graph of the solve; gradients reach `y0`,
+            `alpha` and the adjoint's `params` (by default the parameters of `func` if it is an
+            `nn.Module`).  `True` is `DiscreteAdjoint()`.
+        adjoint_params: with `adjoint=True`, shorthand for `DiscreteAdjoint(params=...)`.
+        checkpoint_every: with `adjoint=True`, shorthand for
+            `DiscreteAdjoint(checkpoint_every=k)`: keep the solver's state only every `k`
+            steps and recompute each stretch in the backward pass.  With `memory='soe'` and
+            `save_every > 1` nothing then grows with the number of steps but the returned
+            states and `O(N / k)` snapshots of `K + L0` rows; `save_every` may be any value
+            here.  A multiple of `block` recomputes the exact same sums, bit for bit.
         event: `event(t_n, y_n)` is called after every step with the state the scheme
             proposes and returns the state to keep (e.g. a spike reset); the kept state is
             what enters the history, so the memory remembers the events.  Only for the
@@ -298,115 +272,39 @@ def fdeint(
         scheme = scheme_cls(problem, orders, coefficients, bool(implicit))
         return problem, scheme, make_kernel(scheme, problem.n_steps, start, memory, **kernel_options) if kernel else None
 
-    if checkpoint_every is not None:
-        checkpoint_every = _check_positive_int(checkpoint_every, "checkpoint_every")
-        if not adjoint:
-            raise ValueError("checkpoint_every= is an option of the adjoint; pass adjoint=True with it")
-    if not adjoint:
+    strategy = _adjoint_strategy(adjoint, checkpoint_every, adjoint_params)
+    if strategy is None:
         problem, scheme, kernel = build(y0, alphas)
-        return _integrate(problem, scheme, kernel, save_every, event)
+        return integrate(problem, scheme, kernel, save_every, event)
     if event is not None:
         raise ValueError("adjoint=True needs event=None (the reverse sweep differentiates the plain scheme)")
-    if save_every != 1 and checkpoint_every is None:
-        raise ValueError(
-            f"adjoint=True with save_every={save_every} needs checkpoint_every= (the states between the saved "
-            "ones are then recomputed); without it the reverse sweep uses every state, so save_every must be 1"
-        )
-    from .adjoint import solve_adjoint
+    return strategy.solve(func, build, y0, alphas, memory, kernel_options, save_every)
 
-    if adjoint_params is None:
-        adjoint_params = list(func.parameters()) if isinstance(func, torch.nn.Module) else []
-    params = [p for p in adjoint_params if isinstance(p, torch.Tensor) and p.requires_grad]
-    setup = {
-        "build": build, "alphas": alphas, "memory": memory, "kernel_options": kernel_options,
-        "window": memory if isinstance(memory, int) else None,
-        "save_every": save_every, "checkpoint_every": checkpoint_every,
-    }
-    alpha_inputs = [a for a in alphas if isinstance(a, torch.Tensor) and a.requires_grad]
-    return solve_adjoint(setup, y0, alpha_inputs, params)
+
+def _adjoint_strategy(adjoint, checkpoint_every, adjoint_params) -> DiscreteAdjoint | None:
+    """`adjoint=` as a `DiscreteAdjoint` (or `None`); `checkpoint_every=`/`adjoint_params=` are its shorthand."""
+    if isinstance(adjoint, DiscreteAdjoint):
+        if checkpoint_every is not None or adjoint_params is not None:
+            raise ValueError("give checkpoint_every= and adjoint_params= to DiscreteAdjoint(...), not to fdeint, "
+                             "when adjoint= is a DiscreteAdjoint")
+        return adjoint
+    if not isinstance(adjoint, bool):
+        raise TypeError(f"adjoint must be a bool or a DiscreteAdjoint, got {type(adjoint).__name__}: {adjoint!r}")
+    if not adjoint:
+        if checkpoint_every is not None:
+            raise ValueError("checkpoint_every= is an option of the adjoint; pass adjoint=True with it")
+        if adjoint_params is not None:
+            raise ValueError("adjoint_params= is an option of the adjoint; pass adjoint=True with it")
+        return None
+    if checkpoint_every is not None:
+        checkpoint_every = _check_positive_int(checkpoint_every, "checkpoint_every")
+    return DiscreteAdjoint(checkpoint_every=checkpoint_every, params=adjoint_params)
 
 
 def _check_soe_first_lag(value) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 2:
         raise ValueError(f"soe_first_lag must be an int >= 2, got {value!r}")
     return value
-
-
-def _begin(problem: Problem, scheme, kernel):
-    """Store `u_0` and return `(y_0, f_0)` (`f_0` where the scheme uses it, else `None`)."""
-    y0 = problem.y0
-    f = problem.rhs(problem.t[0], y0) if (scheme.stores_rhs or scheme.needs_f_prev) else None
-    kernel.append(scheme.first_stored(y0, f))
-    return y0, f
-
-
-def _march(problem: Problem, scheme, kernel, y, f, first: int, last: int, visit, event=None):
-    """Steps `first .. last` from `y = y_{first-1}` (and `f = f_{first-1}` where used), the
-    kernel holding rows `0 .. first-1`; `visit(n, y_n, H_n)` sees every step.  Returns the
-    last `(y, f)`; the kernel then holds rows `0 .. last` (but for the final step of the grid)."""
-    ts = problem.t
-    needs_f = scheme.stores_rhs or scheme.needs_f_prev
-    for n in range(first, last + 1):
-        history = kernel.read(n)
-        y_prev, y = y, scheme.step(n, y, history, f)
-        if event is not None:
-            y = event(ts[n], y)
-        visit(n, y, history)
-        if n == problem.n_steps:
-            break
-        if needs_f:
-            f = problem.rhs(ts[n], y)
-        kernel.append(scheme.stored(y, y_prev, f))
-    return y, f
-
-
-def _integrate(problem: Problem, scheme, kernel, save_every: int, event=None):
-    y, f = _begin(problem, scheme, kernel)
-    n_steps = problem.n_steps
-    trajectory = _Trajectory(y, n_steps // save_every + 1 + (n_steps % save_every != 0))
-
-    def keep(n, y, history):
-        if n % save_every == 0 or n == n_steps:
-            trajectory.append(y)
-
-    _march(problem, scheme, kernel, y, f, 1, n_steps, keep, event)
-    out = trajectory.result()
-    _check_finite(out, save_every, n_steps)
-    return out
-
-
-class _Trajectory:
-    """The saved states: written into one preallocated tensor while nothing needs a gradient,
-    else kept as a list and stacked once at the end (autograd cannot track in-place writes)."""
-
-    def __init__(self, y0: torch.Tensor, size: int):
-        self._list: list[torch.Tensor] | None = None
-        self._buffer = y0.new_empty(size, *y0.shape)
-        self._count = 0
-        self.append(y0)
-
-    def append(self, y: torch.Tensor) -> None:
-        if self._list is None and y.requires_grad:
-            self._list = list(self._buffer[: self._count].unbind(0))
-        if self._list is None:
-            self._buffer[self._count].copy_(y)
-        else:
-            self._list.append(y)
-        self._count += 1
-
-    def result(self) -> torch.Tensor:
-        return self._buffer if self._list is None else torch.stack(self._list)
-
-
-def _check_finite(out: torch.Tensor, save_every: int, n_steps: int) -> None:
-    finite = torch.isfinite(out.detach()).reshape(out.shape[0], -1).all(1)
-    if not bool(finite.all()):
-        step = min(int(torch.nonzero(~finite)[0]) * save_every, n_steps)
-        where = f"from step {step} on" if save_every == 1 else f"by step {step} (states are saved every {save_every})"
-        raise FloatingPointError(
-            f"the solution is not finite {where} (t index {step}); the problem may be stiff "
-            "for this step size: reduce h or use implicit=True"
-        )
 
 
 def _delegate_to_torchdiffeq(func, y0, t, alpha, method, memory, options):

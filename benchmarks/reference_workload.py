@@ -1,0 +1,96 @@
+"""The reference fractional SNN's own workload, rebuilt with spikede's API.
+
+Linear(64, 128) -> FractionalLIF -> Linear(128, 10) -> FractionalLIF, batch 32, alpha 0.7,
+Grünwald–Letnikov with the full history, dt 0.1, tau 0.5, threshold 1, arctan surrogate
+(scale 5), loss = cross-entropy of the time-mean output; one forward+backward pass.  For
+each T this prints the CPU time per step with one intra-op thread and with torch's default
+threads, and their ratio (default / 1 thread).  `--compete` keeps one CPU-bound process
+running beside every measurement (a busy machine).  Each configuration runs in a fresh
+subprocess; the best of `--repeats` runs is kept.
+
+    python benchmarks/reference_workload.py [--steps 100 500 1000 5000] [--repeats 3] [--compete]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import subprocess
+import sys
+import time
+
+
+def _child(steps: int, repeats: int) -> None:
+    import torch
+    from torch import nn
+
+    from spikede import FractionalLIF, TimeDistributed
+
+    torch.manual_seed(0)
+
+    def neuron():
+        return FractionalLIF(alpha=0.7, tau=0.5, threshold=1.0, dt=0.1, surrogate="arctan", surrogate_scale=5.0,
+                             method="gl")
+
+    model = nn.Sequential(TimeDistributed(nn.Linear(64, 128)), neuron(), TimeDistributed(nn.Linear(128, 10)), neuron())
+    x = torch.rand(steps, 32, 64)
+    labels = torch.randint(0, 10, (32,))
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        loss = nn.functional.cross_entropy(model(x).mean(0), labels)
+        loss.backward()
+        times.append(time.perf_counter() - start)
+        model.zero_grad(set_to_none=True)
+    print(json.dumps({"seconds": min(times), "threads": torch.get_num_threads()}))
+
+
+def _burn(stop) -> None:
+    while not stop.is_set():
+        sum(i * i for i in range(10_000))
+
+
+def _measure(steps: int, repeats: int, threads: str) -> dict:
+    env = dict(os.environ)
+    if threads == "1":
+        env["OMP_NUM_THREADS"] = "1"
+    else:
+        env.pop("OMP_NUM_THREADS", None)
+    cmd = [sys.executable, __file__, "--child", str(steps), "--repeats", str(repeats)]
+    return json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True, env=env).stdout)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, nargs="+", default=[100, 500, 1000, 5000])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--compete", action="store_true", help="one CPU-bound process runs beside each measurement")
+    parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        _child(args.child, args.repeats)
+        return
+    stop = multiprocessing.Event()
+    competitor = None
+    if args.compete:
+        competitor = multiprocessing.Process(target=_burn, args=(stop,), daemon=True)
+        competitor.start()
+    try:
+        print("reference workload: 2 fractional layers (64-128-10), batch 32, alpha 0.7, gl, full history; "
+              f"forward+backward CPU time per step{' (one competing process)' if args.compete else ''}")
+        print(f"{'T':>6}{'1 thread ms/step':>18}{'default ms/step':>17}{'threads':>9}{'default / 1':>13}")
+        for steps in args.steps:
+            one = _measure(steps, args.repeats, "1")
+            default = _measure(steps, args.repeats, "default")
+            a, b = 1e3 * one["seconds"] / steps, 1e3 * default["seconds"] / steps
+            print(f"{steps:>6}{a:>18.3f}{b:>17.3f}{default['threads']:>9}{b / a:>13.2f}")
+    finally:
+        stop.set()
+        if competitor is not None:
+            competitor.join()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,120 @@
+"""The time-stepping engine: what a scheme needs to know of a problem, and the step loop.
+
+`fdeint` ([spikede.solvers.fdeint][]) and its discrete adjoint ([spikede.solvers.adjoint][])
+both march through time with these helpers: `begin` stores `u_0`, `march` runs a stretch of
+steps (read the history, step, event, store), `integrate` runs a whole solve and keeps the
+states.  The neurons use `Problem` to build their schemes.  This module imports neither
+`fdeint` nor the adjoint, so the two never import each other.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+__all__ = ["Problem", "begin", "march", "integrate", "check_finite"]
+
+
+@dataclass
+class Problem:
+    """What a scheme needs to know of the problem being solved (built once by `fdeint`)."""
+
+    func: Callable
+    y0: torch.Tensor
+    t: tuple
+    h: float
+    n_steps: int
+    window: int | None
+    corrector_iters: int
+    newton_tol: float
+    newton_max_iters: int
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.y0.dtype
+
+    @property
+    def device(self) -> torch.device:
+        return self.y0.device
+
+    def rhs(self, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return self.func(t, y)
+
+
+def begin(problem: Problem, scheme, kernel):
+    """Store `u_0` and return `(y_0, f_0)` (`f_0` where the scheme uses it, else `None`)."""
+    y0 = problem.y0
+    f = problem.rhs(problem.t[0], y0) if (scheme.stores_rhs or scheme.needs_f_prev) else None
+    kernel.append(scheme.first_stored(y0, f))
+    return y0, f
+
+
+def march(problem: Problem, scheme, kernel, y, f, first: int, last: int, visit, event=None):
+    """Steps `first .. last` from `y = y_{first-1}` (and `f = f_{first-1}` where used), the
+    kernel holding rows `0 .. first-1`; `visit(n, y_n, H_n)` sees every step.  Returns the
+    last `(y, f)`; the kernel then holds rows `0 .. last` (but for the final step of the grid)."""
+    ts = problem.t
+    needs_f = scheme.stores_rhs or scheme.needs_f_prev
+    for n in range(first, last + 1):
+        history = kernel.read(n)
+        y_prev, y = y, scheme.step(n, y, history, f)
+        if event is not None:
+            y = event(ts[n], y)
+        visit(n, y, history)
+        if n == problem.n_steps:
+            break
+        if needs_f:
+            f = problem.rhs(ts[n], y)
+        kernel.append(scheme.stored(y, y_prev, f))
+    return y, f
+
+
+def integrate(problem: Problem, scheme, kernel, save_every: int, event=None):
+    y, f = begin(problem, scheme, kernel)
+    n_steps = problem.n_steps
+    trajectory = _Trajectory(y, n_steps // save_every + 1 + (n_steps % save_every != 0))
+
+    def keep(n, y, history):
+        if n % save_every == 0 or n == n_steps:
+            trajectory.append(y)
+
+    march(problem, scheme, kernel, y, f, 1, n_steps, keep, event)
+    out = trajectory.result()
+    check_finite(out, save_every, n_steps)
+    return out
+
+
+class _Trajectory:
+    """The saved states: written into one preallocated tensor while nothing needs a gradient,
+    else kept as a list and stacked once at the end (autograd cannot track in-place writes)."""
+
+    def __init__(self, y0: torch.Tensor, size: int):
+        self._list: list[torch.Tensor] | None = None
+        self._buffer = y0.new_empty(size, *y0.shape)
+        self._count = 0
+        self.append(y0)
+
+    def append(self, y: torch.Tensor) -> None:
+        if self._list is None and y.requires_grad:
+            self._list = list(self._buffer[: self._count].unbind(0))
+        if self._list is None:
+            self._buffer[self._count].copy_(y)
+        else:
+            self._list.append(y)
+        self._count += 1
+
+    def result(self) -> torch.Tensor:
+        return self._buffer if self._list is None else torch.stack(self._list)
+
+
+def check_finite(out: torch.Tensor, save_every: int, n_steps: int) -> None:
+    finite = torch.isfinite(out.detach()).reshape(out.shape[0], -1).all(1)
+    if not bool(finite.all()):
+        step = min(int(torch.nonzero(~finite)[0]) * save_every, n_steps)
+        where = f"from step {step} on" if save_every == 1 else f"by step {step} (states are saved every {save_every})"
+        raise FloatingPointError(
+            f"the solution is not finite {where} (t index {step}); the problem may be stiff "
+            "for this step size: reduce h or use implicit=True"
+        )
