@@ -14,6 +14,7 @@ import torch
 
 from .events import apply_events
 from .solvers.adjoint import lag_gradient
+from .solvers.engine import step_threads
 from .solvers.memory import HistoryKernel, make_kernel
 
 __all__ = ["SequenceAdjoint", "SpikeBits"]
@@ -49,6 +50,16 @@ class SequenceAdjoint(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, threshold, tau, alpha, neuron):
+        with step_threads(x[0]):
+            return SequenceAdjoint._forward(ctx, x, threshold, tau, alpha, neuron)
+
+    @staticmethod
+    def backward(ctx, grad_spikes, grad_membrane):
+        with step_threads(grad_spikes[0]):
+            return SequenceAdjoint._backward(ctx, grad_spikes)
+
+    @staticmethod
+    def _forward(ctx, x, threshold, tau, alpha, neuron):
         steps = x.shape[0]
         with torch.no_grad():
             tau_, theta = tau.to(x.dtype), threshold.to(x.dtype)
@@ -85,7 +96,7 @@ class SequenceAdjoint(torch.autograd.Function):
         return out, membrane
 
     @staticmethod
-    def backward(ctx, grad_spikes, grad_membrane):
+    def _backward(ctx, grad_spikes):
         rows, bits, proposed, v_last, x, threshold, tau_in, alpha = ctx.saved_tensors
         neuron = ctx.neuron
         steps, dtype = bits.shape[0], rows.dtype

@@ -39,7 +39,7 @@ from torch import nn
 
 from .events import EventParams, apply_events
 from .neuron_adjoint import SequenceAdjoint
-from .solvers.engine import Problem
+from .solvers.engine import Problem, step_threads
 from .solvers.memory import HistoryKernel, check_memory, make_kernel
 from .solvers.schemes import SCHEMES
 from .surrogate import Surrogate, check_scale
@@ -235,13 +235,14 @@ class SpikingNeuron(nn.Module, ABC):
         tau, threshold = self.tau.to(state.v.dtype), self.threshold.to(state.v.dtype)
         keep_trace = self.record or self.return_membrane
         spikes, trace = [], []
-        for current in currents:
-            proposed = self._step(state, current, tau)
-            s, v = apply_events(proposed, threshold, self.surrogate, self.events)
-            state = self._commit(state, v)
-            spikes.append(s)
-            if keep_trace:
-                trace.append(v)
+        with step_threads(state.v):
+            for current in currents:
+                proposed = self._step(state, current, tau)
+                s, v = apply_events(proposed, threshold, self.surrogate, self.events)
+                state = self._commit(state, v)
+                spikes.append(s)
+                if keep_trace:
+                    trace.append(v)
         if self.record:
             new = torch.stack(trace)
             self.membrane = new if keep_membrane is None else torch.cat([keep_membrane, new])

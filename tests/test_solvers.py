@@ -423,3 +423,34 @@ def test_implicit_product_rectangle_matches_an_independent_implementation():
     got = fdeint(lambda t, y: -y + torch.sin(t), torch.ones(1, dtype=torch.float64), t, alpha, method="pred",
                  implicit=True)[:, 0]
     assert (got - torch.tensor(ys, dtype=torch.float64)).abs().max() <= 1e-13
+
+
+def test_small_time_loops_run_on_one_thread_and_restore_the_setting(monkeypatch):
+    import spikede.neurons
+    from spikede import LIFNeuron
+    from spikede.solvers.engine import PARALLEL_STEP_MIN, step_threads
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        seen = []
+        with step_threads(torch.zeros(10)):
+            seen.append(torch.get_num_threads())
+        with step_threads(torch.zeros(PARALLEL_STEP_MIN)):  # large steps keep every thread
+            seen.append(torch.get_num_threads())
+        with pytest.raises(RuntimeError):
+            with step_threads(torch.zeros(10)):
+                raise RuntimeError("the setting comes back after an error too")
+        assert seen == [1, 2] and torch.get_num_threads() == 2
+        inside = []
+        apply_events = spikede.neurons.apply_events
+
+        def spy(*args, **kwargs):
+            inside.append(torch.get_num_threads())
+            return apply_events(*args, **kwargs)
+
+        monkeypatch.setattr(spikede.neurons, "apply_events", spy)
+        LIFNeuron()(torch.rand(5, 2, 3))
+        assert inside == [1] * 5 and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(previous)

@@ -27,7 +27,7 @@ from typing import Callable, Sequence
 
 import torch
 
-from .engine import begin, check_finite, march
+from .engine import begin, check_finite, march, step_threads
 from .memory import make_kernel
 
 __all__ = ["DiscreteAdjoint", "lag_gradient"]
@@ -49,6 +49,16 @@ class _ChannelWeights:
 class _Adjoint(torch.autograd.Function):
     @staticmethod
     def forward(ctx, setup, y0, *inputs):
+        with step_threads(y0):
+            return _Adjoint._forward(ctx, setup, y0, *inputs)
+
+    @staticmethod
+    def backward(ctx, grad_states):
+        with step_threads(grad_states[0]):
+            return _Adjoint._backward(ctx, grad_states)
+
+    @staticmethod
+    def _forward(ctx, setup, y0, *inputs):
         every, save_every = setup.checkpoint_every, setup.save_every
         with torch.no_grad():
             problem, scheme, kernel = setup.build(y0.detach(), [a.detach() if isinstance(a, torch.Tensor) else a
@@ -100,7 +110,7 @@ class _Adjoint(torch.autograd.Function):
             yield a, b, ys, hs
 
     @staticmethod
-    def backward(ctx, grad_states):
+    def _backward(ctx, grad_states):
         setup = ctx.setup
         y0, states, histories, *inputs = ctx.saved_tensors
         save_every = setup.save_every

@@ -9,12 +9,39 @@ states.  The neurons use `Problem` to build their schemes.  This module imports 
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Callable
 
 import torch
 
-__all__ = ["Problem", "begin", "march", "integrate", "check_finite"]
+__all__ = ["Problem", "begin", "march", "integrate", "check_finite", "step_threads", "PARALLEL_STEP_MIN"]
+
+PARALLEL_STEP_MIN = 1 << 18  # state elements per step below which one step's operations run on one thread
+
+
+@contextmanager
+def step_threads(template: torch.Tensor):
+    """Run a time loop over states like `template` on one intra-op CPU thread when a step is small.
+
+    A step of a time loop is a dozen small operations on the state.  Spread over several
+    threads, each of them waits for the slowest thread; on a machine whose cores are busy
+    with other work that wait is a whole scheduling slice, and a loop of thousands of steps
+    became 5-10x slower with 2 threads than with one (`benchmarks/neurons.py --compete`).
+    For states of fewer than `PARALLEL_STEP_MIN` elements on the CPU the loop therefore runs
+    with `torch.set_num_threads(1)`, and the previous setting is restored afterwards (also on
+    an error).  The setting is process-wide: other threads of the process that run torch
+    operations meanwhile get one intra-op thread too.
+    """
+    if template.device.type != "cpu" or template.numel() >= PARALLEL_STEP_MIN or torch.get_num_threads() == 1:
+        yield
+        return
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 @dataclass
@@ -80,7 +107,8 @@ def integrate(problem: Problem, scheme, kernel, save_every: int, event=None):
         if n % save_every == 0 or n == n_steps:
             trajectory.append(y)
 
-    march(problem, scheme, kernel, y, f, 1, n_steps, keep, event)
+    with step_threads(y):
+        march(problem, scheme, kernel, y, f, 1, n_steps, keep, event)
     out = trajectory.result()
     check_finite(out, save_every, n_steps)
     return out
