@@ -28,6 +28,7 @@ from torch import nn
 from .data import Dataset, encode, load_dataset
 from .network import TimeDistributed
 from .neurons import FractionalLIF, LIFNeuron, SpikingNeuron
+from .solvers.engine import step_threads
 
 __all__ = ["TrainConfig", "SpikingMLP", "build_model", "train", "evaluate_checkpoint", "load_checkpoint",
            "epoch_batches", "CheckpointError", "Interrupted"]
@@ -172,8 +173,9 @@ def evaluate(model: nn.Module, config: TrainConfig, data: Dataset, batch_size: i
     for start in range(0, len(data.x_test), batch_size):
         idx = torch.arange(start, min(start + batch_size, len(data.x_test)))
         x = encode(data.x_test[idx], idx, config.encoding, steps, config.seed, TEST_EPOCH_KEY).to(config.device)
-        correct += (_logits(core, x).argmax(1).cpu() == data.y_test[idx]).sum().item()
-        rate += core.hidden_spikes(x).mean().item() * len(idx)
+        with step_threads(x):
+            correct += (_logits(core, x).argmax(1).cpu() == data.y_test[idx]).sum().item()
+            rate += core.hidden_spikes(x).mean().item() * len(idx)
         count += len(idx)
     model.train()
     return correct / count, rate / count
@@ -336,17 +338,10 @@ def train(config: TrainConfig, resume: bool = False, log=print, warn=_warn) -> d
                 idx = batches[b]
                 x = encode(data.x_train[idx], idx, config.encoding, steps, config.seed, epoch).to(config.device)
                 y = data.y_train[idx].to(config.device)
-                logits = _logits(model, x)
-                # DDP averages the gradients of the `world` processes: scaling each local sum by
-                # world / (global batch size) makes that average the gradient of the global mean.
-                loss_sum = nn.functional.cross_entropy(logits, y, reduction="sum")
                 global_size = min(config.batch_size, len(data.x_train) - b * config.batch_size)
-                loss = loss_sum * (world / global_size)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                totals += torch.tensor([loss_sum.item(), (logits.argmax(1) == y).sum().item(), len(idx)],
-                                       dtype=torch.float64)
+                with step_threads(x):  # a small network's batch is many small operations
+                    loss_sum, correct = _train_step(model, optimizer, x, y, world / global_size)
+                totals += torch.tensor([loss_sum, correct, len(idx)], dtype=torch.float64)
                 bar.set_postfix(loss=f"{totals[0] / max(totals[2], 1):.3f}", acc=f"{totals[1] / max(totals[2], 1):.3f}")
                 bar.update(1)
                 if _should_stop(stop, world, config.device):
@@ -391,6 +386,20 @@ def train(config: TrainConfig, resume: bool = False, log=print, warn=_warn) -> d
     if world > 1:
         dist.barrier()
     return summary
+
+
+def _train_step(model, optimizer, x, y, scale: float) -> tuple[float, int]:
+    """One optimizer step on the loss `scale * sum of cross-entropies`; returns that sum and the hits.
+
+    DDP averages the gradients of the `world` processes: with `scale = world / global batch size`
+    that average is the gradient of the mean over the global batch.
+    """
+    logits = _logits(model, x)
+    loss_sum = nn.functional.cross_entropy(logits, y, reduction="sum")
+    optimizer.zero_grad(set_to_none=True)
+    (loss_sum * scale).backward()
+    optimizer.step()
+    return loss_sum.item(), int((logits.argmax(1) == y).sum().item())
 
 
 def _sum_over_processes(values: torch.Tensor, world: int, device: str) -> torch.Tensor:
