@@ -428,7 +428,7 @@ def test_implicit_product_rectangle_matches_an_independent_implementation():
 def test_small_time_loops_run_on_one_thread_and_restore_the_setting(monkeypatch):
     import spikede.neurons
     from spikede import LIFNeuron
-    from spikede.solvers.engine import PARALLEL_STEP_MIN, step_threads
+    from spikede.solvers.engine import PARALLEL_STEP_MIN, PARALLEL_WORK_MIN, block_threads, step_threads
 
     previous = torch.get_num_threads()
     torch.set_num_threads(2)
@@ -436,12 +436,17 @@ def test_small_time_loops_run_on_one_thread_and_restore_the_setting(monkeypatch)
         seen = []
         with step_threads(torch.zeros(10)):
             seen.append(torch.get_num_threads())
+            with block_threads(PARALLEL_WORK_MIN):  # one large product inside the loop gets them back
+                seen.append(torch.get_num_threads())
+            with block_threads(1000):
+                seen.append(torch.get_num_threads())
+            seen.append(torch.get_num_threads())
         with step_threads(torch.zeros(PARALLEL_STEP_MIN)):  # large steps keep every thread
             seen.append(torch.get_num_threads())
         with pytest.raises(RuntimeError):
             with step_threads(torch.zeros(10)):
                 raise RuntimeError("the setting comes back after an error too")
-        assert seen == [1, 2] and torch.get_num_threads() == 2
+        assert seen == [1, 2, 1, 1, 2] and torch.get_num_threads() == 2
         inside = []
         apply_events = spikede.neurons.apply_events
 

@@ -15,7 +15,8 @@ from typing import Callable
 
 import torch
 
-__all__ = ["Problem", "begin", "march", "integrate", "check_finite", "step_threads", "PARALLEL_STEP_MIN"]
+__all__ = ["Problem", "begin", "march", "integrate", "check_finite", "step_threads", "block_threads",
+           "PARALLEL_STEP_MIN", "PARALLEL_WORK_MIN"]
 
 PARALLEL_STEP_MIN = 1 << 18  # state elements per step below which one step's operations run on one thread
 
@@ -30,18 +31,39 @@ def step_threads(template: torch.Tensor):
     became 5-10x slower with 2 threads than with one (`benchmarks/neurons.py --compete`).
     For states of fewer than `PARALLEL_STEP_MIN` elements on the CPU the loop therefore runs
     with `torch.set_num_threads(1)`, and the previous setting is restored afterwards (also on
-    an error).  The setting is process-wide: other threads of the process that run torch
+    an error).  Large operations inside the loop take the threads back (`block_threads`).  The setting is process-wide: other threads of the process that run torch
     operations meanwhile get one intra-op thread too.
     """
     if template.device.type != "cpu" or template.numel() >= PARALLEL_STEP_MIN or torch.get_num_threads() == 1:
         yield
         return
-    previous = torch.get_num_threads()
+    global _outer_threads
+    previous, outer = torch.get_num_threads(), _outer_threads
+    _outer_threads = previous
     torch.set_num_threads(1)
     try:
         yield
     finally:
+        _outer_threads = outer
         torch.set_num_threads(previous)
+
+
+_outer_threads: int | None = None  # the thread count a `step_threads` loop replaced, while it runs
+PARALLEL_WORK_MIN = 1 << 22  # multiply-adds above which one operation inside such a loop uses those threads
+
+
+@contextmanager
+def block_threads(work: int):
+    """Inside a `step_threads` loop, give one large operation (`work` multiply-adds, e.g. the far
+    history of a block of steps as one matrix product) the threads the loop set aside."""
+    if _outer_threads is None or work < PARALLEL_WORK_MIN:
+        yield
+        return
+    torch.set_num_threads(_outer_threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(1)
 
 
 @dataclass

@@ -31,6 +31,8 @@ from __future__ import annotations
 
 import torch
 
+from .engine import block_threads
+
 __all__ = ["HistoryKernel", "check_memory", "make_kernel"]
 
 
@@ -240,7 +242,9 @@ class HistoryKernel:
         if n >= self._block_start + len(self._far):
             self._block_start = n
             m = min(self.block, self.n_lags - n + 1)
-            self._far = self._contract(n, m, self._oldest_row(n), n).unbind(1)
+            lo = self._oldest_row(n)
+            with block_threads(self.channels * m * (n - lo) * self._store.data.shape[1]):
+                self._far = self._contract(n, m, lo, n).unbind(1)
         h = self._far[n - self._block_start]
         lo = max(self._block_start, self._oldest_row(n))
         if n > lo:
