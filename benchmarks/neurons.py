@@ -30,6 +30,8 @@ import subprocess
 import sys
 import time
 
+from busy import competing_process, thread_env
+
 KINDS = {
     "SpikingJelly LIFNode": "neuron.LIFNode(tau=2.0, decay_input=True, v_reset=None, step_mode='m', "
                             "surrogate_function=surrogate.Sigmoid(alpha=5.0))",
@@ -77,11 +79,6 @@ def _has_spikingjelly() -> bool:
     return importlib.util.find_spec("spikingjelly") is not None
 
 
-def _burn(stop) -> None:
-    while not stop.is_set():
-        sum(i * i for i in range(10_000))
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, nargs="+", default=[100, 500, 1000, 10000])
@@ -94,33 +91,22 @@ def main() -> None:
     if args.child:
         _child(args.child[0], int(args.child[1]), args.repeats)
         return
-    import multiprocessing
-    import os
-
     kinds = [k for k in KINDS if _has_spikingjelly() or not k.startswith("SpikingJelly")]
-    stop = multiprocessing.Event()
-    competitor = multiprocessing.Process(target=_burn, args=(stop,), daemon=True) if args.compete else None
-    if competitor is not None:
-        competitor.start()
     print(f"batch 32, Linear(256, 1024) + neuron, float32; ratios are to {kinds[0]} at the same T and threads"
           + ("; one competing process" if args.compete else ""))
     header = (f"{'neuron':<32}{'threads':>8}{'T':>6}{'fwd s':>9}{'x base':>7}{'fwd+bwd s':>11}{'x base':>7}"
               f"{'peak MB':>9}{'x base':>7}")
     print(header)
-    try:
+    with competing_process(args.compete):
         for steps in args.steps:
             for threads in args.threads:
-                env = dict(os.environ)
-                env.pop("OMP_NUM_THREADS", None)
-                if threads == "1":
-                    env["OMP_NUM_THREADS"] = "1"
                 base = None
                 for kind in kinds:
                     if steps > args.full_max and kind not in LONG_RUN_KINDS:
                         continue
                     cmd = [sys.executable, __file__, "--child", kind, str(steps), "--repeats", str(args.repeats)]
-                    out = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env).stdout
-                    result = json.loads(out.strip().splitlines()[-1])
+                    out = subprocess.run(cmd, capture_output=True, text=True, check=True, env=thread_env(threads))
+                    result = json.loads(out.stdout.strip().splitlines()[-1])
                     base = base or result
                     print(
                         f"{kind:<32}{threads:>8}{steps:>6}{result['forward']:>9.3f}"
@@ -128,10 +114,6 @@ def main() -> None:
                         f"{result['train']:>11.3f}{result['train'] / base['train']:>7.2f}"
                         f"{result['peak_mb']:>9.0f}{result['peak_mb'] / max(base['peak_mb'], 1.0):>7.2f}"
                     )
-    finally:
-        stop.set()
-        if competitor is not None:
-            competitor.join()
 
 
 if __name__ == "__main__":

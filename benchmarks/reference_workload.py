@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing
-import os
 import subprocess
 import sys
 import time
+
+from busy import competing_process, thread_env
 
 
 def _child(steps: int, repeats: int) -> None:
@@ -47,19 +47,9 @@ def _child(steps: int, repeats: int) -> None:
     print(json.dumps({"seconds": min(times), "threads": torch.get_num_threads()}))
 
 
-def _burn(stop) -> None:
-    while not stop.is_set():
-        sum(i * i for i in range(10_000))
-
-
 def _measure(steps: int, repeats: int, threads: str) -> dict:
-    env = dict(os.environ)
-    if threads == "1":
-        env["OMP_NUM_THREADS"] = "1"
-    else:
-        env.pop("OMP_NUM_THREADS", None)
     cmd = [sys.executable, __file__, "--child", str(steps), "--repeats", str(repeats)]
-    return json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True, env=env).stdout)
+    return json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True, env=thread_env(threads)).stdout)
 
 
 def main() -> None:
@@ -72,12 +62,7 @@ def main() -> None:
     if args.child:
         _child(args.child, args.repeats)
         return
-    stop = multiprocessing.Event()
-    competitor = None
-    if args.compete:
-        competitor = multiprocessing.Process(target=_burn, args=(stop,), daemon=True)
-        competitor.start()
-    try:
+    with competing_process(args.compete):
         print("reference workload: 2 fractional layers (64-128-10), batch 32, alpha 0.7, gl, full history; "
               f"forward+backward CPU time per step{' (one competing process)' if args.compete else ''}")
         print(f"{'T':>6}{'1 thread ms/step':>18}{'default ms/step':>17}{'threads':>9}{'default / 1':>13}")
@@ -86,10 +71,6 @@ def main() -> None:
             default = _measure(steps, args.repeats, "default")
             a, b = 1e3 * one["seconds"] / steps, 1e3 * default["seconds"] / steps
             print(f"{steps:>6}{a:>18.3f}{b:>17.3f}{default['threads']:>9}{b / a:>13.2f}")
-    finally:
-        stop.set()
-        if competitor is not None:
-            competitor.join()
 
 
 if __name__ == "__main__":
