@@ -17,7 +17,7 @@ from markdown.inlinepatterns import InlineProcessor
 from markdown.preprocessors import Preprocessor
 
 DISPLAY = re.compile(r"(?<!\\)\$\$(.+?)\$\$", re.S)
-INLINE = r"(?<![\\$\w])\$(?=\S)([^$\n]+?)(?<=\S)\$(?![\w$])"
+INLINE = r"(?<![\\$\w])\$(?=\S)([^$]+?)(?<=\S)\$(?![\w$])"  # may wrap lines, not cross a `$`
 
 
 class _DisplayMath(Preprocessor):

@@ -6,7 +6,7 @@ record the error and the observed order `log2(e(h) / e(h/2))`:
 
 * `smooth`: `D^a y = Gamma(4)/Gamma(4-a) t^(3-a) + t^3 - y`, `y(0) = 0`, exact
   `y = t^3`.  Theory (each scheme's `order`): `gl`, `pred`, explicit `l1`: 1; implicit
-  `l1`: `2 - a`; `trap`: `min(2, 1 + a)` (PECE), 2 (implicit).
+  `l1`: `2 - a`; `trap`: `min(2, 1 + a)` (PECE), 2 (implicit); `flmm-*`: 2.
 * `nonlinear`: Diethelm, Ford & Freed's `y = t^8 - 3 t^(4+a/2) + 9/4 t^a`
   (`spikede.special.diethelm_problem`).
 * `relaxation`: `D^a y = -y`, `y(0) = 1`, exact `E_a(-t^a)`.
@@ -52,7 +52,9 @@ class Variant:
 
 
 VARIANTS = tuple(
-    Variant(name + ("-implicit" if implicit else ""), name, implicit) for name in SCHEMES for implicit in (False, True)
+    Variant(name + ("-implicit" if implicit and len(cls.implicit_modes) > 1 else ""), name, implicit)
+    for name, cls in SCHEMES.items()
+    for implicit in cls.implicit_modes
 )
 
 
@@ -184,13 +186,15 @@ def _plot(rows: list[ConvergenceRow], path: Path) -> None:
     )
     ns = sorted({r.n for r in rows})
     h = [1.0 / n for n in ns]
+    colors = plt.get_cmap("tab20")
     for i, problem in enumerate(problems):
         for j, alpha in enumerate(alphas):
             ax = axes[i][j]
             lowest = math.inf
-            for method in methods:
+            for index, method in enumerate(methods):
                 sel = [r for r in rows if r.problem == problem and r.alpha == alpha and r.method == method]
-                ax.loglog([r.h for r in sel], [r.error for r in sel], "o-", ms=3, label=method)
+                ax.loglog([r.h for r in sel], [r.error for r in sel], "o-", ms=3, label=method,
+                          color=colors(index % 20))  # one colour per method (the default cycle has 10)
                 lowest = min([lowest] + [r.error for r in sel if r.error > 0])
             for order, style in ((1, ":"), (2, "--")):  # reference slopes through the smallest error
                 ax.loglog(h, [lowest * (x / h[-1]) ** order for x in h], style, color="0.4", lw=1,

@@ -30,24 +30,11 @@ def mittag_leffler_mp(z: float, a: float, b: float = 1.0) -> float:
         return float(total)
 
 
-def scheme_variants():
+def scheme_variants(adjoint: bool = False, soe: bool = False):
     """Every `(method, implicit)` of the scheme registry: tests that iterate over it cover a new
-    scheme without being edited."""
+    scheme without being edited.  `adjoint=True` keeps the schemes with a discrete adjoint,
+    `soe=True` those whose weights the soe kernel compresses."""
     from spikede.solvers import SCHEMES
 
-    return [(name, implicit) for name in SCHEMES for implicit in (False, True)]
-
-
-def mittag_leffler_series(z: complex, a: float, b: float = 1.0) -> complex:
-    """E_{a,b}(z) for complex z by its power series at a precision that covers the largest term
-    (about exp(|z|^(1/a))), summed until the terms past the peak fall below 1e-30 of the sum."""
-    x = abs(z) ** (1.0 / a)
-    with mpmath.workdps(int(x / 2.3) + 40):
-        zz, aa, bb = mpmath.mpc(z), mpmath.mpf(a), mpmath.mpf(b)
-        total, k = mpmath.mpc(0), 0
-        while True:
-            term = zz**k * mpmath.rgamma(aa * k + bb)
-            total += term
-            k += 1
-            if a * k > x + 10 and abs(term) < mpmath.mpf(10) ** -30 * max(abs(total), mpmath.mpf(10) ** -300):
-                return complex(total)
+    return [(name, implicit) for name, cls in SCHEMES.items() for implicit in cls.implicit_modes
+            if not (adjoint and cls.coupled_start) and not (soe and not cls.compressible)]

@@ -32,7 +32,10 @@ def test_convergence_command_writes_plot_and_tables(tmp_path):
         assert (tmp_path / name).stat().st_size > 0
     lines = (tmp_path / "convergence.csv").read_text().splitlines()
     assert lines[0] == "problem,method,alpha,n,h,error,order,theory"
-    assert len(lines) == 1 + 3 * 8 * 3  # problems x variants (4 schemes, explicit and implicit) x grids
+    from spikede.experiments import VARIANTS
+
+    assert len(VARIANTS) == sum(len(cls.implicit_modes) for cls in spikede.solvers.SCHEMES.values())
+    assert len(lines) == 1 + 3 * len(VARIANTS) * 3  # problems x variants x grids
 
 
 def test_convergence_command_rejects_bad_alpha():

@@ -152,7 +152,7 @@ def fdeint(
     memory: int | None = None,
     *,
     coefficients: Sequence[float] | None = None,
-    implicit: bool = False,
+    implicit: bool | None = None,
     corrector_iters: int = 1,
     newton_tol: float | None = None,
     newton_max_iters: int = 50,
@@ -179,7 +179,10 @@ def fdeint(
         method: `'gl'` (Grünwald–Letnikov, order 1), `'l1'` (L1, order 2 - alpha
             with `implicit=True`, 1 explicit), `'pred'` (product rectangle,
             order 1), `'trap'` (Adams–Bashforth–Moulton PECE, order
-            `min(2, 1 + alpha)`; implicit: product trapezoid, order 2); any case.
+            `min(2, 1 + alpha)`; implicit: product trapezoid, order 2), `'flmm-trap'`,
+            `'flmm-ng'`, `'flmm-bdf2'` (second-order fractional linear multistep methods with
+            starting weights, order 2 also on solutions with `t^alpha` terms; see
+            `spikede.solvers.flmm`); any case.
             `SCHEMES[name].order(alpha, implicit)` gives each order.  With `alpha == 1` any
             `torchdiffeq` method (`'dopri5'`, `'rk4'`, ...) is also accepted and the call is
             delegated to `torchdiffeq.odeint` (`options` are passed on).
@@ -208,7 +211,9 @@ def fdeint(
             schemes that store the state (`gl`, `l1`).
         implicit: evaluate `f` at the new point `(t_n, y_n)` and solve by Newton's method
             to `newton_tol` (default `256 eps`); stable on stiff problems.  For `'trap'` this
-            is the implicit product trapezoid rule, order 2 on smooth problems.
+            is the implicit product trapezoid rule, order 2 on smooth problems.  `None`
+            (default): the method's own mode, explicit but for the `flmm-*` methods, which
+            are implicit only.
         corrector_iters: corrector evaluations per step of the explicit `trap` (1 = PECE).
         block: steps whose far history is computed together (speed only).
 
@@ -251,6 +256,14 @@ def fdeint(
                 f"method {method!r} stores f. Use one of {state_methods}"
             )
     corrector_iters = _check_positive_int(corrector_iters, "corrector_iters")
+    if implicit is None:
+        implicit = scheme_cls.implicit_modes[0]
+    if not isinstance(implicit, bool) or implicit not in scheme_cls.implicit_modes:
+        raise ValueError(f"method {method!r} takes implicit={' or '.join(map(str, scheme_cls.implicit_modes))} "
+                         f"(or None), got implicit={implicit!r}")
+    if scheme_cls.coupled_start and any(isinstance(a, torch.Tensor) and a.requires_grad for a in alphas):
+        raise ValueError(f"method {method!r} computes its weights for a fixed alpha; alpha requires grad. "
+                         "Use 'gl', 'l1', 'pred' or 'trap' to learn alpha")
     if implicit and corrector_iters != 1:
         raise ValueError(f"corrector_iters={corrector_iters!r} is an option of the explicit 'trap' (PECE); "
                          "implicit=True solves each step by Newton's method instead")
@@ -278,6 +291,9 @@ def fdeint(
         return integrate(problem, scheme, kernel, save_every, event)
     if event is not None:
         raise ValueError("adjoint=True needs event=None (the reverse sweep differentiates the plain scheme)")
+    if scheme_cls.coupled_start:
+        raise ValueError(f"method {method!r} solves its first steps together, which the step-by-step reverse sweep "
+                         "of the discrete adjoint does not follow; use adjoint=False (autograd)")
     return strategy.solve(func, build, y0, alphas, memory, kernel_options, save_every)
 
 

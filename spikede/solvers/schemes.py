@@ -26,6 +26,7 @@ from typing import Callable, ClassVar
 import torch
 
 from . import weights as wts
+from .flmm import flmm_weights, starting_exponents, starting_weights
 from .newton import newton_solve
 
 __all__ = ["Scheme", "GrunwaldLetnikov", "L1", "ProductRectangle", "ProductTrapezoid", "SCHEMES"]
@@ -47,6 +48,9 @@ class Scheme(ABC):
     name: ClassVar[str]
     multi_term: ClassVar[bool] = False
     stores_rhs: ClassVar[bool] = False  # True if u_k = f(t_k, y_k): the driver evaluates f at every new state
+    implicit_modes: ClassVar[tuple[bool, ...]] = (False, True)  # the values `implicit=` may take
+    coupled_start: ClassVar[bool] = False  # True if the first steps are solved together (no discrete adjoint)
+    compressible: ClassVar[bool] = True  # whether memory='soe' can compress the weights (`sequence_terms`)
 
     def __init__(self, problem, alphas: list, coefficients: list[float], implicit: bool):
         self.problem = problem
@@ -273,6 +277,105 @@ class ProductTrapezoid(Scheme):
         return f
 
 
+class FractionalLMM(Scheme):
+    r"""A second-order fractional linear multistep method with starting weights (`spikede.solvers.flmm`).
+
+    $y_n = y_0 + h^\alpha \omega_0 f(t_n, y_n) + h^\alpha \bigl(\sum_{j \ge 1} \omega_j f_{n-j} +
+    \sum_{k=0}^{s} w_{n,k} f_k\bigr)$, solved for $y_n$ by Newton's method; the first $s$ steps,
+    whose starting terms involve each other, are solved together as one system.  Order 2 for
+    every $0 < \alpha < 1$, also on solutions with $t^\alpha$ terms (Lubich 1986; Garrappa 2015).
+    Gradients by autograd (the coupled start has no discrete adjoint); a constant `alpha`.
+    """
+
+    generator: ClassVar[str]
+    stores_rhs = True
+    implicit_modes = (True,)
+    coupled_start = True
+    compressible = False
+
+    @classmethod
+    def order(cls, alpha, implicit):
+        return 2.0
+
+    def build_weights(self, alphas, coefficients):
+        a = float(self.alpha.detach())
+        n = self.problem.n_steps
+        self.n_start = len(starting_exponents(a)) - 1  # s: the starting weights run over f_0 .. f_s
+        length = max(n, self.n_start)
+        omega = flmm_weights(self.generator, a, length)
+        self.h_alpha = self._scalar(torch.tensor(self.h**a, dtype=torch.float64))
+        self.step_coef = self._scalar(torch.tensor(self.h**a * omega[0].item(), dtype=torch.float64))
+        start = starting_weights(omega, a, length)
+        window = self.problem.window
+        if window is not None:  # f_k is lag n - k: dropped beyond the window like the history
+            lag = torch.arange(length + 1)[:, None] - torch.arange(self.n_start + 1)[None, :]
+            start = start * (lag <= window).to(start.dtype)
+        self.start_weights = start.to(device=self.problem.device, dtype=self.problem.dtype)
+        self._omega = omega.to(device=self.problem.device, dtype=self.problem.dtype)
+        return omega[: n + 1].to(self.problem.device)[None]
+
+    def sequence_terms(self):
+        raise ValueError(
+            f"memory='soe' compresses the weights of 'gl', 'l1', 'pred' and 'trap'; method {self.name!r} has "
+            "weights it cannot compress yet: use memory=None or an int window"
+        )
+
+    def first_stored(self, y0, f0):
+        self._f = [f0]
+        return f0
+
+    def stored(self, y, y_prev, f):
+        if len(self._f) <= self.n_start:
+            self._f.append(f)
+        return f
+
+    def step(self, n, y_prev, history, f_prev):
+        p = self.problem
+        if n <= self.n_start:
+            if n == 1:
+                self._start_values = self._solve_start()
+            return self._start_values[n - 1]
+        correction = torch.tensordot(self.start_weights[n], torch.stack(self._f), 1)
+        return self._solve(n, p.y0 + self.h_alpha * (history[0] + correction), self.step_coef, y_prev)
+
+    def _solve_start(self) -> torch.Tensor:
+        """`y_1 .. y_s` from `y_k = y_0 + h^a ((omega_k + w_{k,0}) f_0 + sum_{j=1..s} M_{kj} f(t_j, y_j))`,
+        `M_{kj} = omega_{k-j} [j <= k] + w_{k,j}`, by Newton's method on the stacked states."""
+        p, s = self.problem, self.n_start
+        k = torch.arange(1, s + 1, device=p.device)
+        lag = k[:, None] - k[None, :]
+        mix = torch.where(lag >= 0, self._omega[lag.clamp(min=0)], torch.zeros((), dtype=p.dtype, device=p.device))
+        mix = mix + self.start_weights[1 : s + 1, 1:]
+        f0 = self._f[0]
+        first = self._omega[1 : s + 1] + self.start_weights[1 : s + 1, 0]
+        base = p.y0 + self.h_alpha * first.reshape(-1, *[1] * f0.dim()) * f0
+        times = [p.t[0] + j * self.h for j in range(1, s + 1)]
+
+        def stacked(states):
+            values = torch.stack([p.rhs(t, y) for t, y in zip(times, states.unbind(0))])
+            return torch.tensordot(mix, values, 1)
+
+        guess = p.y0.detach().expand(s, *p.y0.shape).clone()
+        return newton_solve(stacked, base, self.h_alpha, guess, tol=p.newton_tol, max_iters=p.newton_max_iters,
+                            step=1)
+
+
+class FLMMTrapezoid(FractionalLMM):
+    name = "flmm-trap"
+    generator = "trap"
+
+
+class FLMMNewtonGregory(FractionalLMM):
+    name = "flmm-ng"
+    generator = "ng"
+
+
+class FLMMBDF2(FractionalLMM):
+    name = "flmm-bdf2"
+    generator = "bdf2"
+
+
 SCHEMES: dict[str, type[Scheme]] = {
-    cls.name: cls for cls in (GrunwaldLetnikov, L1, ProductRectangle, ProductTrapezoid)
+    cls.name: cls
+    for cls in (GrunwaldLetnikov, L1, ProductRectangle, ProductTrapezoid, FLMMTrapezoid, FLMMNewtonGregory, FLMMBDF2)
 }
