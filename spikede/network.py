@@ -61,12 +61,13 @@ def _neuron_kwargs(neuron: LIFNeuron) -> dict:
     )
 
 
-def fractionalize(model: nn.Module, alpha: float | Sequence[float] = 0.8, **options) -> nn.Module:
+def fractionalize(model: nn.Module, alpha=0.8, **options) -> nn.Module:
     """A copy of `model` with every `LIFNeuron` replaced by a `FractionalLIF`.
 
-    `alpha`: one order for all, or one per neuron layer in `model.modules()` order.
+    `alpha`: one order for all; or one entry per neuron layer in `model.modules()` order, each
+    an order or a list of orders (a multi-term layer, e.g. `[[0.3, 0.5, 0.7], 0.8]`).
     The new neurons keep tau, threshold, surrogate, reset, dt and step mode;
-    `options` (e.g. `method='l1'`, `memory=64`, `learn_alpha=True`) go to
+    `options` (e.g. `method='l1'`, `memory=64`, `learn_alpha=True`, `coefficients=[...]`) go to
     every `FractionalLIF`.  `IFNeuron` layers are left as they are.
     """
     model = copy.deepcopy(model)
@@ -77,13 +78,14 @@ def fractionalize(model: nn.Module, alpha: float | Sequence[float] = 0.8, **opti
         if type(child) is LIFNeuron
     ]
     if isinstance(alpha, numbers.Real):
-        alphas = [float(alpha)] * len(targets)
+        alphas = [alpha] * len(targets)
     else:
-        alphas = [float(a) for a in alpha]
+        alphas = list(alpha)
         if len(alphas) != len(targets):
             raise ValueError(f"alpha has {len(alphas)} entries but the model has {len(targets)} LIFNeuron layers")
     for (parent, name, child), a in zip(targets, alphas):
-        neuron = FractionalLIF(alpha=a, **{**_neuron_kwargs(child), **options})
+        layer_alpha = float(a) if isinstance(a, numbers.Real) else [float(x) for x in a]
+        neuron = FractionalLIF(alpha=layer_alpha, **{**_neuron_kwargs(child), **options})
         neuron.to(device=child.threshold.device)
         setattr(parent, name, neuron)
     return model

@@ -17,7 +17,7 @@ from .solvers.adjoint import lag_gradient
 from .solvers.engine import step_threads
 from .solvers.memory import HistoryKernel, make_kernel
 
-__all__ = ["SequenceAdjoint", "SpikeBits"]
+__all__ = ["SequenceAdjoint", "SpikeBits", "order_gradients"]
 
 
 class SequenceAdjoint(torch.autograd.Function):
@@ -49,9 +49,9 @@ class SequenceAdjoint(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, x, threshold, tau, alpha, neuron):
+    def forward(ctx, x, threshold, tau, alpha, coefficients, neuron):
         with step_threads(x[0]):
-            return SequenceAdjoint._forward(ctx, x, threshold, tau, alpha, neuron)
+            return SequenceAdjoint._forward(ctx, x, threshold, tau, alpha, coefficients, neuron)
 
     @staticmethod
     def backward(ctx, grad_spikes, grad_membrane):
@@ -59,7 +59,7 @@ class SequenceAdjoint(torch.autograd.Function):
             return SequenceAdjoint._backward(ctx, grad_spikes)
 
     @staticmethod
-    def _forward(ctx, x, threshold, tau, alpha, neuron):
+    def _forward(ctx, x, threshold, tau, alpha, coefficients, neuron):
         steps = x.shape[0]
         with torch.no_grad():
             tau_, theta = tau.to(x.dtype), threshold.to(x.dtype)
@@ -89,29 +89,30 @@ class SequenceAdjoint(torch.autograd.Function):
             neuron.membrane = membrane
         neuron._last_v = state.v.detach()
         ctx.neuron = neuron
-        needs_drive = tau.requires_grad or alpha.requires_grad
+        needs_drive = tau.requires_grad or alpha.requires_grad or (coefficients is not None and coefficients.requires_grad)
         drive_input = x if needs_drive else None
-        ctx.save_for_backward(rows, spiked.bits, proposed, state.v, drive_input, threshold, tau, alpha)
+        ctx.save_for_backward(rows, spiked.bits, proposed, state.v, drive_input, threshold, tau, alpha, coefficients)
         ctx.mark_non_differentiable(membrane)
         return out, membrane
 
     @staticmethod
     def _backward(ctx, grad_spikes):
-        rows, bits, proposed, v_last, x, threshold, tau_in, alpha = ctx.saved_tensors
+        rows, bits, proposed, v_last, x, threshold, tau_in, alpha, coefficients = ctx.saved_tensors
         neuron = ctx.neuron
         steps, dtype = bits.shape[0], rows.dtype
         spiked = SpikeBits(steps, rows[0], bits)
         rest = torch.full_like(rows[0], neuron.v_rest)
         with torch.enable_grad():
-            alpha_ = alpha.detach().requires_grad_(alpha.requires_grad)
-            scheme = neuron._scheme_for_alpha(rest, steps, alpha_)
+            alpha_ = alpha.detach().requires_grad_(ctx.needs_input_grad[3])
+            coefficients_ = None if coefficients is None else coefficients.detach().requires_grad_(ctx.needs_input_grad[4])
+            scheme = neuron._scheme_for_alpha(rest, steps, alpha_, coefficients_)
             coef = scheme.step_coef
         tau = tau_in.detach().to(dtype)
         theta = threshold.detach().to(dtype)
         c = coef.detach()
         to_history = -tau / c  # g_H[n] = to_history * g_I[n - 1]
         events, surrogate = neuron.events, neuron.surrogate
-        needs_drive = ctx.needs_input_grad[2] or ctx.needs_input_grad[3]
+        needs_drive = any(ctx.needs_input_grad[2:5])
 
         # g_I[n-1] is row n-1 of the input gradient; row `steps` is the zero the sweep starts from.
         g_rows = rows.new_empty(rows.shape)
@@ -160,12 +161,15 @@ class SequenceAdjoint(torch.autograd.Function):
                 if n > 1:
                     v, v_prev = v_prev, scheme.previous(v_prev, rows, n - 1)
         g_x = g_rows[:steps]
-        g_alpha = None
-        if ctx.needs_input_grad[3]:
-            g_alpha = alpha_gradient(scheme, alpha_, coef, g_coef, to_history, g_x, rows[:steps], neuron.memory)
+        targets = [leaf for leaf, needed in ((alpha_, ctx.needs_input_grad[3]), (coefficients_, ctx.needs_input_grad[4]))
+                   if needed]
+        grads = iter(order_gradients(scheme, targets, coef, g_coef, to_history, g_x, rows[:steps], neuron.memory)
+                     if targets else ())
+        g_alpha = next(grads) if ctx.needs_input_grad[3] else None
+        g_coefficients = next(grads) if ctx.needs_input_grad[4] else None
         g_threshold = g_theta.to(threshold.dtype) if ctx.needs_input_grad[1] else None
         g_tau_in = g_tau.to(tau_in.dtype) if ctx.needs_input_grad[2] else None
-        return g_x, g_threshold, g_tau_in, g_alpha, None
+        return g_x, g_threshold, g_tau_in, g_alpha, g_coefficients, None
 
 
 class SpikeBits:
@@ -191,14 +195,14 @@ class SpikeBits:
         return flat.reshape(-1)[: self.size].view(self.shape).to(self.dtype)
 
 
-def alpha_gradient(scheme, alpha, coef, g_coef, to_history, g_input, rows, window) -> torch.Tensor:
-    """`dL/dalpha` through the step coefficient and the weights (`lag_gradient`),
-    with `g_H[n] = to_history * g_input[n - 1]` and `rows` the stored `u_0 .. u_{T-1}`."""
+def order_gradients(scheme, targets, coef, g_coef, to_history, g_input, rows, window) -> tuple:
+    """The gradients of `targets` (the orders, and the multi-term coefficients where they are learned)
+    through the step coefficient and the weights (`lag_gradient`), with `g_H[n] = to_history *
+    g_input[n - 1]` and `rows` the stored `u_0 .. u_{T-1}`."""
     steps = g_input.shape[0]
     g_weights = lag_gradient(g_input.reshape(steps, 1, -1), rows.reshape(steps, -1), scheme.weights.shape[1],
                              window if isinstance(window, int) else None)[0]
     with torch.enable_grad():
         weights = scheme.weights[0]
     g_weights = (to_history * g_weights).to(weights.dtype)
-    (g_alpha,) = torch.autograd.grad((weights, coef), alpha, (g_weights, g_coef.to(coef.dtype)))
-    return g_alpha
+    return torch.autograd.grad((weights, coef), targets, (g_weights, g_coef.to(coef.dtype)))

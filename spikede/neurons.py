@@ -32,6 +32,7 @@ from __future__ import annotations
 import math
 import numbers
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import torch
@@ -60,6 +61,33 @@ def _real(value, name: str) -> float:
     if not math.isfinite(float(value)):
         raise ValueError(f"{name} must be finite, got {value!r}")
     return float(value)
+
+
+def _orders(alpha, coefficients, learn_coefficients: bool) -> tuple[list[float], list[float] | None]:
+    """`alpha` (a number or a list of numbers in (0, 1]) and the multi-term weights as lists; the weights
+    are `None` for a single order."""
+    def order(value, name: str) -> float:
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise TypeError(f"{name} must be a number in (0, 1], got {type(value).__name__}: {value!r}")
+        if not 0.0 < float(value) <= 1.0:
+            raise ValueError(f"{name} must satisfy 0 < {name} <= 1, got {value}")
+        return float(value)
+
+    if isinstance(alpha, numbers.Real) and not isinstance(alpha, bool):
+        if coefficients is not None or learn_coefficients:
+            raise ValueError("coefficients= and learn_coefficients= go with a list of orders, e.g. alpha=[0.3, 0.7]")
+        return [order(alpha, "alpha")], None
+    if not isinstance(alpha, Sequence) or isinstance(alpha, str) or not alpha:
+        raise TypeError(f"alpha must be a number in (0, 1] or a non-empty list of them, got {alpha!r}")
+    alphas = [order(a, f"alpha[{i}]") for i, a in enumerate(alpha)]
+    if coefficients is None:
+        return alphas, [1.0 / len(alphas)] * len(alphas)
+    if isinstance(coefficients, (str, bytes)) or not isinstance(coefficients, Sequence) or len(coefficients) != len(alphas):
+        raise ValueError(f"coefficients must be a list of {len(alphas)} numbers (one per order), got {coefficients!r}")
+    weights = [_real(c, f"coefficients[{i}]") for i, c in enumerate(coefficients)]
+    if min(weights) <= 0.0:
+        raise ValueError(f"coefficients must be > 0 (the weights of the orders), got {list(coefficients)}")
+    return alphas, weights
 
 
 def _check_step_mode(step_mode) -> str:
@@ -328,8 +356,15 @@ class IFNeuron(LIFNeuron):
 class FractionalLIF(SpikingNeuron):
     r"""Fractional-order leaky integrate-and-fire: $\tau D^\alpha v = -(v - v_{rest}) + I$ (Caputo).
 
+    Multi-term (distributed-order) neurons take a list of orders and their weights:
+    $\tau \sum_i c_i D^{\alpha_i} v = -(v - v_{rest}) + I$.
+
     Args:
         alpha: order in $(0, 1]$; `alpha = 1` reproduces [LIFNeuron][spikede.neurons.LIFNeuron].
+            A list `[a1, a2, ...]` makes a multi-term neuron (`gl` or `l1`, any memory kernel).
+        coefficients: the weights $c_i$ of a multi-term neuron, each > 0 (default: `1 / K` each
+            for `K` orders, so that equal orders give the single-term neuron).
+        learn_coefficients: learn the weights as $c_i = \exp(b_i)$ (parameter `log_coefficients`).
         tau: time constant (units of $\mathrm{time}^\alpha$), > 0.
         threshold: firing threshold $\theta$.
         v_rest: resting potential, also the initial potential.
@@ -388,6 +423,8 @@ class FractionalLIF(SpikingNeuron):
         record: bool = False,
         return_membrane: bool = False,
         adjoint: bool | None = None,
+        coefficients: Sequence[float] | None = None,
+        learn_coefficients: bool = False,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ):
@@ -401,11 +438,7 @@ class FractionalLIF(SpikingNeuron):
         if adjoint and self.step_mode != "multi":
             raise ValueError("adjoint=True needs step_mode='multi' (the reverse sweep runs over a whole sequence)")
         self.adjoint = adjoint
-        if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real):
-            raise TypeError(f"alpha must be a number in (0, 1], got {type(alpha).__name__}: {alpha!r}")
-        alpha = float(alpha)
-        if not 0.0 < alpha <= 1.0:
-            raise ValueError(f"alpha must satisfy 0 < alpha <= 1, got {alpha}")
+        alphas, weights = _orders(alpha, coefficients, learn_coefficients)
         if not isinstance(method, str) or method.lower() not in NEURON_METHODS:
             raise ValueError(
                 f"unknown method {method!r} for a spiking neuron; valid methods are "
@@ -419,22 +452,40 @@ class FractionalLIF(SpikingNeuron):
                 "memory='soe' compresses the weights of a fixed alpha and cannot learn it; "
                 "use learn_alpha=False, or memory=None / an int window"
             )
+        shape = () if weights is None else (len(alphas),)
         if learn_alpha:
-            if alpha >= 1.0:
+            if max(alphas) >= 1.0:
                 raise ValueError(
-                    "learn_alpha=True needs alpha < 1 (alpha is parametrised as sigmoid(a) in (0, 1)); got alpha=1.0"
+                    f"learn_alpha=True needs alpha < 1 (alpha is parametrised as sigmoid(a) in (0, 1)); got alpha={alpha}"
                 )
-            self.alpha_logit = nn.Parameter(torch.tensor(math.log(alpha / (1.0 - alpha)), device=device, dtype=dtype))
+            logits = [math.log(a / (1.0 - a)) for a in alphas]
+            self.alpha_logit = nn.Parameter(torch.tensor(logits, device=device, dtype=dtype).reshape(shape))
         else:
             self.register_buffer("alpha_logit", None)
-            self.register_buffer("alpha_fixed", torch.tensor(alpha, dtype=torch.float64, device=device))
+            self.register_buffer("alpha_fixed", torch.tensor(alphas, dtype=torch.float64, device=device).reshape(shape))
+        if weights is None:
+            self.register_buffer("log_coefficients", None)
+            self.register_buffer("coefficients_fixed", None)
+        elif learn_coefficients:
+            self.log_coefficients = nn.Parameter(torch.tensor([math.log(c) for c in weights], device=device, dtype=dtype))
+            self.register_buffer("coefficients_fixed", None)
+        else:
+            self.register_buffer("log_coefficients", None)
+            self.register_buffer("coefficients_fixed", torch.tensor(weights, dtype=torch.float64, device=device))
 
     @property
     def alpha(self) -> torch.Tensor:
-        """The order: $\\mathrm{sigmoid}(a)$ if learnable, else the fixed value (0-d tensor)."""
+        r"""The order: $\mathrm{sigmoid}(a)$ if learnable, else the fixed value (0-d tensor; `[K]` for K terms)."""
         if self.alpha_logit is not None:
             return torch.sigmoid(self.alpha_logit)
         return self.alpha_fixed
+
+    @property
+    def coefficients(self) -> torch.Tensor | None:
+        r"""The weights $c_i$ of a multi-term neuron (`[K]`), `None` for a single order."""
+        if self.log_coefficients is not None:
+            return self.log_coefficients.exp()
+        return self.coefficients_fixed
 
     def uses_adjoint(self) -> bool:
         """Whether a multi-step call with autograd on runs through the discrete adjoint."""
@@ -450,19 +501,22 @@ class FractionalLIF(SpikingNeuron):
         if self.surrogate.spec.stochastic and self.surrogate.training:
             raise ValueError("adjoint=True needs a deterministic spike; the 'noisy' surrogate is random in training")
         self._check_input(x)
-        spikes, membrane = SequenceAdjoint.apply(x, self.threshold, self.tau, self.alpha, self)
+        spikes, membrane = SequenceAdjoint.apply(x, self.threshold, self.tau, self.alpha, self.coefficients, self)
         return self._output(spikes, membrane)
 
     def _scheme(self, v0: torch.Tensor, horizon: int):
-        return self._scheme_for_alpha(v0, horizon, self.alpha)
+        return self._scheme_for_alpha(v0, horizon, self.alpha, self.coefficients)
 
-    def _scheme_for_alpha(self, v0: torch.Tensor, horizon: int, alpha: torch.Tensor):
+    def _scheme_for_alpha(self, v0: torch.Tensor, horizon: int, alpha: torch.Tensor,
+                          coefficients: torch.Tensor | None = None):
         problem = Problem(
             func=None, y0=v0, t=(), h=self.dt, n_steps=horizon,
             window=self.memory if isinstance(self.memory, int) else None,
             corrector_iters=1, newton_tol=0.0, newton_max_iters=1,
         )
-        return SCHEMES[self.method](problem, [alpha], [1.0], implicit=False)
+        if coefficients is None:
+            return SCHEMES[self.method](problem, [alpha], [1.0], implicit=False)
+        return SCHEMES[self.method](problem, list(alpha.unbind(0)), list(coefficients.unbind(0)), implicit=False)
 
     def _kernel_options(self) -> dict:
         """For `'soe'`: 16 exact lags and blocks of 16 steps.  A layer's state is wide (batch x
@@ -495,7 +549,11 @@ class FractionalLIF(SpikingNeuron):
         return replace(state, v=v, n=state.n + 1)
 
     def extra_repr(self) -> str:
-        return f"alpha={self.alpha.item():.4g}, method={self.method!r}, memory={self.memory}, " + super().extra_repr()
+        alpha = ", ".join(f"{a:.4g}" for a in self.alpha.reshape(-1).tolist())
+        text = f"alpha={alpha if self.alpha.dim() == 0 else '[' + alpha + ']'}, "
+        if self.coefficients is not None:
+            text += f"coefficients=[{', '.join(f'{c:.4g}' for c in self.coefficients.tolist())}], "
+        return text + f"method={self.method!r}, memory={self.memory}, " + super().extra_repr()
 
 
 class FractionalIF(FractionalLIF):

@@ -38,3 +38,18 @@ def scheme_variants(adjoint: bool = False, soe: bool = False):
 
     return [(name, implicit) for name, cls in SCHEMES.items() for implicit in cls.implicit_modes
             if not (adjoint and cls.coupled_start) and not (soe and not cls.compressible)]
+
+
+def mittag_leffler_series(z: complex, a: float, b: float = 1.0) -> complex:
+    """E_{a,b}(z) for complex z by its power series at a precision that covers the largest term
+    (about exp(|z|^(1/a))), summed until the terms past the peak fall below 1e-30 of the sum."""
+    x = abs(z) ** (1.0 / a)
+    with mpmath.workdps(int(x / 2.3) + 40):
+        zz, aa, bb = mpmath.mpc(z), mpmath.mpf(a), mpmath.mpf(b)
+        total, k = mpmath.mpc(0), 0
+        while True:
+            term = zz**k * mpmath.rgamma(aa * k + bb)
+            total += term
+            k += 1
+            if a * k > x + 10 and abs(term) < mpmath.mpf(10) ** -30 * max(abs(total), mpmath.mpf(10) ** -300):
+                return complex(total)

@@ -12,6 +12,7 @@ from spikede import (
     LIFNeuron,
     Surrogate,
     TimeDistributed,
+    fdeint,
     fractionalize,
     latency_encode,
     rate_encode,
@@ -474,3 +475,81 @@ def test_nan_parameters_are_value_errors(name):
         FractionalLIF(**{name: math.nan})
     with pytest.raises(TypeError, match=f"{name} must be a real number"):
         LIFNeuron(**{name: "1.0"})
+
+
+def test_multi_term_neuron_equals_multi_term_fdeint():
+    """tau sum_i c_i D^{a_i} v = -(v - v_rest) + I, without spikes, against fdeint(gl, coefficients=)."""
+    alphas, weights, tau, v_rest, dt = [0.3, 0.6, 0.9], [0.5, 1.5, 1.0], 2.0, -0.2, 0.5
+    x = random_input(steps=80, scale=1.0)
+    neuron = FractionalLIF(alpha=alphas, coefficients=weights, tau=tau, v_rest=v_rest, dt=dt, threshold=100.0,
+                           record=True, dtype=F64)
+    neuron(x)
+    t = torch.linspace(0, 80 * dt, 81, dtype=F64)
+
+    def drive(t, y):  # the step that produces v_n uses I_n: f(t_{n-1}, .) reads input n
+        n = int(round(t.item() / dt))
+        return (-(y - v_rest) + x[n]) / tau
+
+    y = fdeint(drive, torch.full_like(x[0], v_rest), t, alphas, method="gl", coefficients=weights)
+    assert (y[1:] - neuron.membrane).abs().max() <= 1e-12
+    single = FractionalLIF(alpha=[0.6, 0.6], record=True, dtype=F64, threshold=100.0)
+    plain = FractionalLIF(alpha=0.6, record=True, dtype=F64, threshold=100.0)
+    single(x), plain(x)
+    assert (single.membrane - plain.membrane).abs().max() <= 1e-12  # equal orders, default weights 1/K
+
+
+@pytest.mark.parametrize("method", ["gl", "l1"])
+@pytest.mark.parametrize("memory", [None, 7, "soe"])
+def test_multi_term_adjoint_equals_autograd(method, memory):
+    learn = memory != "soe"  # soe compresses the weights of fixed orders
+    results = []
+    for adjoint in (False, True):
+        torch.manual_seed(0)
+        neuron = FractionalLIF(alpha=[0.4, 0.8], coefficients=[0.7, 1.3], method=method, memory=memory,
+                               learn_alpha=learn, learn_coefficients=learn, learn_tau=True, adjoint=adjoint, dtype=F64)
+        w = torch.randn(3, 4, dtype=F64, requires_grad=True)
+        x = random_input(steps=60, width=3, scale=2.0)
+        out = neuron(x @ w)
+        loss = (out * torch.linspace(0, 1, 60, dtype=F64)[:, None, None]).sum()
+        params = [w, neuron.log_tau] + ([neuron.alpha_logit, neuron.log_coefficients] if learn else [])
+        results.append((out.detach(), torch.autograd.grad(loss, params)))
+    (s_a, g_a), (s_b, g_b) = results
+    assert torch.equal(s_a, s_b) and s_a.sum() > 10  # 0/1 spike trains
+    for a, b in zip(g_a, g_b):
+        assert (a - b).abs().max() <= 1e-9 * a.abs().max(), (a, b)
+
+
+def test_multi_term_orders_and_weights_train():
+    torch.manual_seed(0)
+    layer = TimeDistributed(nn.Linear(8, 6).double())
+    neuron = FractionalLIF(alpha=[0.5, 0.9], coefficients=[1.0, 1.0], learn_alpha=True, learn_coefficients=True,
+                           surrogate="arctan", dtype=F64)
+    x = torch.rand(40, 16, 8, dtype=F64)
+    target = torch.linspace(0.05, 0.6, 6, dtype=F64)  # a firing rate per output neuron
+    optimizer = torch.optim.Adam(list(layer.parameters()) + list(neuron.parameters()), lr=0.05)
+    start = (neuron.alpha.detach().clone(), neuron.coefficients.detach().clone())
+    losses = []
+    for _ in range(40):
+        loss = ((neuron(layer(x)).mean((0, 1)) - target) ** 2).sum()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.3 * losses[0]
+    assert not torch.allclose(neuron.alpha, start[0]) and not torch.allclose(neuron.coefficients, start[1])
+
+
+def test_multi_term_arguments_are_checked():
+    with pytest.raises(ValueError, match="coefficients must be a list of 2 numbers"):
+        FractionalLIF(alpha=[0.3, 0.6], coefficients=[1.0])
+    with pytest.raises(ValueError, match="coefficients must be > 0"):
+        FractionalLIF(alpha=[0.3, 0.6], coefficients=[1.0, -1.0])
+    with pytest.raises(ValueError, match="alpha\\[1\\] must satisfy 0 < alpha\\[1\\] <= 1, got 1.5"):
+        FractionalLIF(alpha=[0.3, 1.5])
+    with pytest.raises(ValueError, match="go with a list of orders"):
+        FractionalLIF(alpha=0.5, coefficients=[1.0])
+    with pytest.raises(ValueError, match="learn_alpha=True needs alpha < 1"):
+        FractionalLIF(alpha=[0.5, 1.0], learn_alpha=True)
+    model = nn.Sequential(LIFNeuron(), LIFNeuron())
+    layers = fractionalize(model, alpha=[[0.3, 0.7], 0.8])
+    assert layers[0].alpha.tolist() == pytest.approx([0.3, 0.7]) and layers[1].alpha.dim() == 0

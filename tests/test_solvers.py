@@ -112,8 +112,26 @@ def test_multi_term_single_entry_equals_single_term():
 
 
 def test_multi_term_rejected_by_other_methods():
-    with pytest.raises(ValueError, match="method 'l1' does not support multi-term.*'gl'"):
-        fdeint(lambda t, y: -y, torch.ones(1, dtype=F64), grid(8), [0.5, 0.9], method="l1", coefficients=[1, 1])
+    with pytest.raises(ValueError, match="method 'pred' does not support multi-term.*'gl', 'l1'"):
+        fdeint(lambda t, y: -y, torch.ones(1, dtype=F64), grid(8), [0.5, 0.9], method="pred", coefficients=[1, 1])
+
+
+@pytest.mark.parametrize("implicit", [False, True])
+def test_multi_term_l1_converges_at_two_minus_the_largest_order(implicit):
+    """sum_i c_i D^{a_i} y = f with y = t^2: implicit L1 at order 2 - max(a) = 1.3, explicit at 1."""
+    orders, weights = [0.3, 0.7], [1.0, 2.0]
+
+    def forcing(t, y):
+        return sum(c * 2.0 / math.gamma(3 - a) * t ** (2 - a) for a, c in zip(orders, weights)) * torch.ones_like(y)
+
+    errors = []
+    sizes = [32, 64, 128, 256]
+    for n in sizes:
+        t = grid(n)
+        y = fdeint(forcing, torch.zeros(1, dtype=F64), t, orders, method="l1", coefficients=weights, implicit=implicit)
+        errors.append((y[:, 0] - t**2).abs().max().item())
+    slope = -np.polyfit(np.log2(sizes), np.log2(errors), 1)[0]
+    assert abs(slope - (1.3 if implicit else 1.0)) <= 0.1, (errors, slope)
 
 
 def _naive_gl(f, y0, t, alpha, window=None):

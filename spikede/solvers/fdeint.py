@@ -175,7 +175,7 @@ def fdeint(
     Args:
         alpha: the order, a float or 0-d tensor (gradients reach a tensor that
             requires them); a list `[a1, a2, ...]` with `coefficients=[c1, c2, ...]`
-            solves the multi-term equation `sum_i c_i D^{a_i} y = f` (method `gl`).
+            solves the multi-term equation `sum_i c_i D^{a_i} y = f` (methods `gl` and `l1`).
         method: `'gl'` (Grünwald–Letnikov, order 1), `'l1'` (L1, order 2 - alpha
             with `implicit=True`, 1 explicit), `'pred'` (product rectangle,
             order 1), `'trap'` (Adams–Bashforth–Moulton PECE, order

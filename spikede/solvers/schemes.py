@@ -20,6 +20,7 @@ and the PECE method.
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from typing import Callable, ClassVar
 
@@ -113,11 +114,16 @@ class GrunwaldLetnikov(Scheme):
         n, device = self.problem.n_steps, self.problem.device
         self._alphas, self._coefficients = alphas, coefficients
         if len(alphas) == 1:  # y_n = y0 + h^a / c * F - sum g_j u_{n-j}, with g exact (-1, 0, ... at a = 1)
-            self.step_coef = self._scalar(self.h**self.alpha / coefficients[0])
+            coefficient = coefficients[0]
+            if isinstance(coefficient, torch.Tensor):
+                coefficient = coefficient.to(device=device, dtype=torch.float64)
+            self.step_coef = self._scalar(self.h**self.alpha / coefficient)
             return wts.grunwald_letnikov(self.alpha, n, device)[None]
         total = None
         for a, c in zip(alphas, coefficients):
             a = wts.as_alpha_tensor(a, device)
+            if isinstance(c, torch.Tensor):
+                c = c.to(device=device, dtype=torch.float64)
             term = c * self.h ** (-a) * wts.grunwald_letnikov(a, n, device)
             total = term if total is None else total + term
         self.step_coef = self._scalar(1.0 / total[0])
@@ -125,10 +131,11 @@ class GrunwaldLetnikov(Scheme):
 
     def sequence_terms(self):
         alphas = [float(a.detach()) if isinstance(a, torch.Tensor) else float(a) for a in self._alphas]
+        scales = [float(c.detach()) if isinstance(c, torch.Tensor) else float(c) for c in self._coefficients]
         if len(alphas) == 1:
             return [[("gl", alphas[0], 1.0, 0)]]
-        total = sum(c * self.h ** (-a) for a, c in zip(alphas, self._coefficients))
-        return [[("gl", a, c * self.h ** (-a) / total, 0) for a, c in zip(alphas, self._coefficients)]]
+        total = sum(c * self.h ** (-a) for a, c in zip(alphas, scales))
+        return [[("gl", a, c * self.h ** (-a) / total, 0) for a, c in zip(alphas, scales)]]
 
     def first_stored(self, y0, f0):
         return torch.zeros_like(y0)
@@ -148,21 +155,41 @@ class GrunwaldLetnikov(Scheme):
 
 
 class L1(Scheme):
-    """L1 scheme for the Caputo derivative (order 2 - alpha for smooth solutions with implicit f)."""
+    r"""L1 scheme for the Caputo derivative (order 2 - alpha for smooth solutions with implicit f).
+
+    Multi-term: $\sum_i c_i D^{a_i} y = f$ sums the L1 weights $W_j = \sum_i c_i b^{(a_i)}_j /
+    (\Gamma(2 - a_i) h^{a_i})$ and steps $y_n = y_{n-1} + F / W_0 - \sum_{j \ge 1} (W_j / W_0) u_{n-j}$.
+    """
 
     name = "l1"
+    multi_term = True
 
     @classmethod
     def order(cls, alpha, implicit):
         return 2.0 - alpha if implicit else 1.0
 
     def build_weights(self, alphas, coefficients):
-        a = self.alpha
-        self.step_coef = self._scalar(wts.gamma(2.0 - a) * self.h**a)
-        return wts.l1_weights(a, self.problem.n_steps, self.problem.device)[None]
+        n, device = self.problem.n_steps, self.problem.device
+        self._alphas, self._coefficients = alphas, coefficients
+        if len(alphas) == 1 and isinstance(coefficients[0], float) and coefficients[0] == 1.0:
+            a = self.alpha
+            self.step_coef = self._scalar(wts.gamma(2.0 - a) * self.h**a)
+            return wts.l1_weights(a, n, device)[None]
+        total = None
+        for a, c in zip(alphas, coefficients):
+            a = wts.as_alpha_tensor(a, device)
+            if isinstance(c, torch.Tensor):
+                c = c.to(device=device, dtype=torch.float64)
+            term = c / (wts.gamma(2.0 - a) * self.h**a) * wts.l1_weights(a, n, device)
+            total = term if total is None else total + term
+        self.step_coef = self._scalar(1.0 / total[0])
+        return (total / total[0])[None]
 
     def sequence_terms(self):
-        return [[("l1", float(self.alpha.detach()), 1.0, 0)]]
+        alphas = [float(a.detach()) if isinstance(a, torch.Tensor) else float(a) for a in self._alphas]
+        scales = [float(c.detach()) if isinstance(c, torch.Tensor) else float(c) for c in self._coefficients]
+        lam = [c / (math.gamma(2.0 - a) * self.h**a) for a, c in zip(alphas, scales)]
+        return [[("l1", a, w / sum(lam), 0) for a, w in zip(alphas, lam)]]
 
     def first_stored(self, y0, f0):
         return torch.zeros_like(y0)
