@@ -553,3 +553,13 @@ def test_multi_term_arguments_are_checked():
     model = nn.Sequential(LIFNeuron(), LIFNeuron())
     layers = fractionalize(model, alpha=[[0.3, 0.7], 0.8])
     assert layers[0].alpha.tolist() == pytest.approx([0.3, 0.7]) and layers[1].alpha.dim() == 0
+
+
+def test_state_dicts_from_before_tau_was_stored_as_given_still_load():
+    """Checkpoints of 0.1.0 hold a fixed tau as a `log_tau` buffer."""
+    neuron = FractionalLIF(alpha=0.7, tau=3.0)
+    old = {k: v for k, v in neuron.state_dict().items() if k != "tau_fixed"}
+    old["log_tau"] = torch.tensor(math.log(5.0))
+    fresh = FractionalLIF(alpha=0.7, tau=3.0)
+    fresh.load_state_dict(old)
+    assert fresh.tau.item() == pytest.approx(5.0, rel=1e-6)
