@@ -301,7 +301,7 @@ class LIFNeuron(SpikingNeuron):
 
     No history is kept (forward Euler; SpikingJelly's `LIFNode` with `decay_input=True`).  The
     keywords are those of [FractionalLIF][spikede.neurons.FractionalLIF] without `alpha`,
-    `method`, `memory`, `learn_alpha` and `adjoint`.
+    `coefficients`, `method`, `memory`, `learn_alpha`, `learn_coefficients` and `adjoint`.
     """
 
     def __init__(

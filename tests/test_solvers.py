@@ -506,7 +506,7 @@ def test_flmm_weights_are_the_taylor_coefficients_of_their_generating_functions(
     assert (long[::300] - direct).abs().max() <= 1e-14
 
 
-@pytest.mark.parametrize("method", FLMM)
+@pytest.mark.parametrize("method", [m if m == "flmm-trap" else pytest.param(m, marks=pytest.mark.slow) for m in FLMM])
 @pytest.mark.parametrize("alpha", [pytest.param(0.3, marks=pytest.mark.slow), 0.5,
                                    pytest.param(0.7, marks=pytest.mark.slow), pytest.param(0.9, marks=pytest.mark.slow)])
 def test_flmm_is_second_order_on_the_mittag_leffler_relaxation(method, alpha):

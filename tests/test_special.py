@@ -124,7 +124,7 @@ def test_empty_and_non_finite_arguments():
     assert math.isnan(mittag_leffler(torch.tensor([complex(inf, 0.0)]), 0.5).abs().item())
 
 
-@pytest.mark.parametrize("alpha", [0.3, 0.5, 0.7, 0.9, 1.3, 1.8])
+@pytest.mark.parametrize("alpha", [pytest.param(0.3, marks=pytest.mark.slow), 0.5, 0.7, 0.9, 1.3, 1.8])
 @pytest.mark.parametrize("beta", [1.0, pytest.param(0.6, marks=pytest.mark.slow), pytest.param(1.7, marks=pytest.mark.slow)])
 def test_mittag_leffler_on_the_complex_plane(alpha, beta):
     """Every argument of z, radii up to min(40, 150^alpha) (where the series reference stays affordable)."""

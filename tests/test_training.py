@@ -186,6 +186,7 @@ def test_incompatible_checkpoint(tmp_path):
     assert len(out.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_evaluate_takes_the_output_folder(tmp_path):
     run_cli("train", *QUICK, "--out", str(tmp_path), check=True)
     by_folder = run_cli("evaluate", str(tmp_path), check=True)
@@ -200,6 +201,7 @@ def test_zero_epochs_lists_only_what_it_wrote(tmp_path):
     assert listed == {p.name for p in tmp_path.iterdir()} == {"metrics.csv", "metrics.json", "raster.png"}
 
 
+@pytest.mark.slow
 def test_silent_layer_is_reported_with_advice(tmp_path):
     out = run_cli("train", *QUICK, "--tau", "1000", "--out", str(tmp_path), check=True)
     warnings = [l for l in out.stderr.splitlines() if l.startswith("spikede: warning:")]
@@ -209,6 +211,7 @@ def test_silent_layer_is_reported_with_advice(tmp_path):
     assert "warning" not in loud.stderr
 
 
+@pytest.mark.slow
 def test_compare_alpha_over_seeds(tmp_path):
     out = run_cli("train", "--compare-alpha", "1.0", "0.7", "--seeds", "2", "--limit", "64", "--epochs", "2",
                   "--timesteps", "6", "--hidden", "16", "--tau", "0.5", "--out", str(tmp_path), check=True)
