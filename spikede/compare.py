@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .training import TrainConfig, train
 
-__all__ = ["comparison_configs", "compare_alphas"]
+__all__ = ["comparison_configs", "compare_alphas", "table_lines"]
 
 
 def comparison_configs(base: TrainConfig, alphas: list[float], seeds: int) -> list[TrainConfig]:

@@ -28,11 +28,13 @@ def step_threads(template: torch.Tensor):
     A step of a time loop is a dozen small operations on the state.  Spread over several
     threads, each of them waits for the slowest thread; on a machine whose cores are busy
     with other work that wait is a whole scheduling slice, and a loop of thousands of steps
-    became 5-10x slower with 2 threads than with one (`benchmarks/neurons.py --compete`).
+    became 3.6-8.8x slower with 2 threads than with one (`benchmarks/neurons.py --compete`).
     For states of fewer than `PARALLEL_STEP_MIN` elements on the CPU the loop therefore runs
     with `torch.set_num_threads(1)`, and the previous setting is restored afterwards (also on
-    an error).  Large operations inside the loop take the threads back (`block_threads`).  The setting is process-wide: other threads of the process that run torch
-    operations meanwhile get one intra-op thread too.
+    an error).  Large operations inside the loop take the threads back (`block_threads`).
+    The setting is process-wide: other threads of the process that run torch operations
+    meanwhile get one intra-op thread too.  Loops may nest (a training batch around a layer's
+    loop); the innermost large operation still gets the threads of the outermost loop.
     """
     if template.device.type != "cpu" or template.numel() >= PARALLEL_STEP_MIN or torch.get_num_threads() == 1:
         yield
