@@ -587,3 +587,58 @@ def test_flmm_refuses_what_it_cannot_do(kwargs, error, match):
     args.update(kwargs)
     with pytest.raises(error, match=match):
         fdeint(**args)
+
+
+def _power_problem(alpha):
+    """D^a y = Gamma(1 + a) + (t^a - y), y(0) = 0: the solution t^a (the last term vanishes on it)."""
+    g = math.gamma(1 + alpha)
+    return lambda t, y: g * torch.ones_like(y) + (t**alpha - y)
+
+
+@pytest.mark.parametrize("alpha", [0.3, 0.5, 0.7])
+def test_graded_l1_recovers_two_minus_alpha(alpha):
+    """Stynes, O'Riordan & Gracia (2017): on t_j = (j/N)^r, r = (2 - a)/a, L1 converges at 2 - a in the maximum
+    norm on a t^a solution; on the uniform grid at about a."""
+    sizes = [64, 128, 256, 512]
+    graded, uniform = [], []
+    for n in sizes:
+        j = torch.arange(n + 1, dtype=F64)
+        for grid_points, errors in (((j / n) ** ((2 - alpha) / alpha), graded), (j / n, uniform)):
+            y = fdeint(_power_problem(alpha), torch.zeros(1, dtype=F64), grid_points, alpha, method="l1", implicit=True)
+            errors.append((y[:, 0] - grid_points**alpha).abs().max().item())
+    slope = lambda errors: -np.polyfit(np.log2(sizes[-3:]), np.log2(errors[-3:]), 1)[0]  # noqa: E731
+    assert abs(slope(graded) - (2 - alpha)) <= 0.15, graded
+    assert abs(slope(uniform) - alpha) <= 0.1, uniform
+
+
+def test_nonuniform_l1_is_the_uniform_l1_on_a_uniform_grid():
+    from spikede.solvers.nonuniform import l1_nonuniform
+
+    t = torch.linspace(0, 2, 61, dtype=F64)
+    func = lambda t, y: -y + torch.sin(3 * t)  # noqa: E731
+    for implicit in (False, True):
+        expected = fdeint(func, torch.ones(2, dtype=F64), t, 0.6, method="l1", implicit=implicit)
+        got = l1_nonuniform(func, torch.ones(2, dtype=F64), t, 0.6, implicit=implicit, newton_tol=1e-14,
+                            newton_max_iters=50, save_every=1)
+        assert (got - expected).abs().max() <= 1e-12  # the same scheme summed in another order
+
+
+def test_nonuniform_l1_gradients_by_autograd():
+    t = torch.tensor([0.0, 0.01, 0.05, 0.15, 0.4, 1.0], dtype=F64)
+    lam = torch.tensor(0.7, dtype=F64, requires_grad=True)
+    y0 = torch.tensor([1.0, -0.5], dtype=F64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda lam, y0: fdeint(lambda t, y: -lam * y, y0, t, 0.5, method="l1"), (lam, y0))
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(method="gl"), "method 'gl' needs one"),
+    (dict(method="l1", memory=8), "memory is not available"),
+    (dict(method="l1", adjoint=True), "adjoint is not available"),
+    (dict(method="l1", alpha=[0.3, 0.6], coefficients=[1.0, 1.0]), "multi-term"),
+])
+def test_nonuniform_grids_outside_l1_are_refused(kwargs, match):
+    args = dict(func=lambda t, y: -y, y0=torch.ones(1, dtype=F64), t=torch.tensor([0.0, 0.1, 0.3, 0.7], dtype=F64),
+                alpha=0.5)
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=match):
+        fdeint(**args)

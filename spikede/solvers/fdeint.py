@@ -41,7 +41,8 @@ def _check_alpha(alpha, name: str = "alpha"):
     return alpha
 
 
-def _check_grid(t: torch.Tensor, device: torch.device) -> tuple[torch.Tensor, float]:
+def _check_grid(t: torch.Tensor, device: torch.device) -> tuple[torch.Tensor, float, str | None]:
+    """`(t on device, mean step h, why it is not uniform or None)`."""
     if not isinstance(t, torch.Tensor) or t.dim() != 1:
         raise ValueError(f"t must be a 1-D tensor of time points, got {t!r}")
     if t.numel() < 2:
@@ -60,12 +61,10 @@ def _check_grid(t: torch.Tensor, device: torch.device) -> tuple[torch.Tensor, fl
     h = (t64[-1] - t64[0]).item() / n
     slack = 64 * torch.finfo(t.dtype).eps * max(abs(t64[0].item()), abs(t64[-1].item()), h)
     worst = (steps - h).abs().max().item()
+    uneven = None
     if worst > max(1e-6 * h, slack):
-        raise ValueError(
-            f"t must be a uniform grid (fractional schemes here use a fixed step); steps differ from "
-            f"h = {h:.6g} by up to {worst:.3g}. Use torch.linspace(t0, t1, n + 1)"
-        )
-    return t.to(device), h
+        uneven = f"steps differ from h = {h:.6g} by up to {worst:.3g}"
+    return t.to(device), h, uneven
 
 
 def _check_y0(y0) -> torch.Tensor:
@@ -170,7 +169,9 @@ def fdeint(
 
     Same convention as `torchdiffeq.odeint`: `func(t, y)` returns a tensor of
     `y`'s shape and dtype; the result has shape `[len(t), *y0.shape]` on
-    `y0`'s device and dtype.  `t` must be uniform (`torch.linspace`).
+    `y0`'s device and dtype.  `t` is uniform (`torch.linspace`), or, for `method='l1'`, any
+    increasing grid such as a graded one, `t_j = T (j/N)^r` (`spikede.solvers.nonuniform`:
+    full memory, gradients by autograd).
 
     Args:
         alpha: the order, a float or 0-d tensor (gradients reach a tensor that
@@ -232,13 +233,16 @@ def fdeint(
         valid = FRACTIONAL_METHODS + _torchdiffeq_methods()
         if method not in valid:
             raise ValueError(f"unknown method {method!r}; valid methods are {', '.join(map(repr, valid))}")
-    t, h = _check_grid(t, y0.device)
+    t, h, uneven = _check_grid(t, y0.device)
 
     if method not in SCHEMES:
         return _delegate_to_torchdiffeq(func, y0, t, alpha, method, memory, options)
     if options:
         raise ValueError(f"options= is only passed on to torchdiffeq methods; method {method!r} takes keywords")
     alphas, coefficients = _alpha_terms(alpha, coefficients, method)
+    if uneven is not None:
+        return _solve_on_nonuniform_grid(func, y0, t, alphas, coefficients, method, memory, implicit, adjoint,
+                                         newton_tol, newton_max_iters, save_every, event, uneven)
     memory = check_memory(memory)
     if memory == "soe" and any(isinstance(a, torch.Tensor) and a.requires_grad for a in alphas):
         raise ValueError(
@@ -295,6 +299,27 @@ def fdeint(
         raise ValueError(f"method {method!r} solves its first steps together, which the step-by-step reverse sweep "
                          "of the discrete adjoint does not follow; use adjoint=False (autograd)")
     return strategy.solve(func, build, y0, alphas, memory, kernel_options, save_every)
+
+
+def _solve_on_nonuniform_grid(func, y0, t, alphas, coefficients, method, memory, implicit, adjoint, newton_tol,
+                              newton_max_iters, save_every, event, uneven: str) -> torch.Tensor:
+    """The L1 scheme on the given increasing grid (`spikede.solvers.nonuniform`), with its conditions."""
+    if method != "l1":
+        raise ValueError(f"t is not a uniform grid ({uneven}); method {method!r} needs one (use torch.linspace"
+                         "(t0, t1, n + 1)); non-uniform grids, e.g. graded ones, are solved by method='l1'")
+    for name, bad in (("memory", memory is not None), ("adjoint", adjoint is not False),
+                      ("alpha (multi-term)", len(alphas) > 1)):
+        if bad:
+            raise ValueError(f"method 'l1' on a non-uniform grid ({uneven}) keeps the full history and takes "
+                             f"gradients by autograd: {name} is not available there")
+    from .nonuniform import l1_nonuniform
+
+    return l1_nonuniform(
+        _checked_rhs(func, y0), y0, t, alphas[0], implicit=bool(implicit),
+        newton_tol=default_tolerance(y0.dtype) if newton_tol is None else _check_tolerance(newton_tol, "newton_tol"),
+        newton_max_iters=_check_positive_int(newton_max_iters, "newton_max_iters"),
+        save_every=_check_positive_int(save_every, "save_every"), event=event,
+    )
 
 
 def _adjoint_strategy(adjoint, checkpoint_every, adjoint_params) -> DiscreteAdjoint | None:

@@ -33,7 +33,7 @@ import torch
 
 from .engine import block_threads
 
-__all__ = ["HistoryKernel", "check_memory", "make_kernel"]
+__all__ = ["HistoryKernel", "WeightedRows", "check_memory", "make_kernel"]
 
 
 def check_memory(memory: object) -> int | str | None:
@@ -250,6 +250,33 @@ class HistoryKernel:
         if n > lo:
             h = h + self._contract(n, 1, lo, n)[:, 0]
         return h.reshape(self.channels, *self.shape)
+
+
+class WeightedRows:
+    """Stored rows `u_0, u_1, ...` and sums `sum_k w_k u_k` with weights given at each read.
+
+    For schemes whose weights are not a convolution (the L1 scheme on a non-uniform grid): one
+    product of the weights with the stored rows per read, no loop over past steps; gradients as
+    for `HistoryKernel` (rows kept once, their gradient accumulated in one buffer).
+    """
+
+    def __init__(self, n_rows: int, template: torch.Tensor):
+        self.shape = template.shape
+        self._store = _RowStore(template.new_empty(n_rows, template.numel()))
+        self._token = template.new_empty(0)
+        self._count = 0
+
+    def append(self, u: torch.Tensor) -> None:
+        """Store the next row."""
+        self._token = _Append.apply(self._token, u, self._store, self._count)
+        self._count += 1
+
+    def weighted_sum(self, weights: torch.Tensor) -> torch.Tensor:
+        """`sum_k weights[k] u_k` over the rows stored so far (`weights`: one per row)."""
+        if weights.shape != (self._count,):
+            raise ValueError(f"weights must be [{self._count}] (one per stored row), got {tuple(weights.shape)}")
+        out = _Contract.apply(self._token, weights.reshape(1, 1, -1), self._store, 0, self._count)
+        return out.reshape(self.shape)
 
 
 def make_kernel(scheme, n_steps: int, template: torch.Tensor, memory, *, block: int = 64,
