@@ -240,9 +240,6 @@ def fdeint(
     if options:
         raise ValueError(f"options= is only passed on to torchdiffeq methods; method {method!r} takes keywords")
     alphas, coefficients = _alpha_terms(alpha, coefficients, method)
-    if uneven is not None:
-        return _solve_on_nonuniform_grid(func, y0, t, alphas, coefficients, method, memory, implicit, adjoint,
-                                         newton_tol, newton_max_iters, save_every, event, uneven)
     memory = check_memory(memory)
     if memory == "soe" and any(isinstance(a, torch.Tensor) and a.requires_grad for a in alphas):
         raise ValueError(
@@ -277,6 +274,10 @@ def fdeint(
                           soe_first_lag=_check_soe_first_lag(soe_first_lag))
     save_every = _check_positive_int(save_every, "save_every")
     rhs = _checked_rhs(func, y0)
+    if uneven is not None:
+        return _solve_on_nonuniform_grid(rhs, y0, t, alphas, method, memory, implicit, adjoint,
+                                         default_tolerance(y0.dtype) if newton_tol is None else newton_tol,
+                                         newton_max_iters, save_every, event, uneven)
     grid = t.to(y0.dtype).unbind(0)
 
     def build(start: torch.Tensor, orders: list, kernel: bool = True):
@@ -301,9 +302,9 @@ def fdeint(
     return strategy.solve(func, build, y0, alphas, memory, kernel_options, save_every)
 
 
-def _solve_on_nonuniform_grid(func, y0, t, alphas, coefficients, method, memory, implicit, adjoint, newton_tol,
-                              newton_max_iters, save_every, event, uneven: str) -> torch.Tensor:
-    """The L1 scheme on the given increasing grid (`spikede.solvers.nonuniform`), with its conditions."""
+def _solve_on_nonuniform_grid(rhs, y0, t, alphas, method, memory, implicit, adjoint, newton_tol, newton_max_iters,
+                              save_every, event, uneven: str) -> torch.Tensor:
+    """The L1 scheme on the given increasing grid (`spikede.solvers.nonuniform`); the arguments are checked."""
     if method != "l1":
         raise ValueError(f"t is not a uniform grid ({uneven}); method {method!r} needs one (use torch.linspace"
                          "(t0, t1, n + 1)); non-uniform grids, e.g. graded ones, are solved by method='l1'")
@@ -314,12 +315,8 @@ def _solve_on_nonuniform_grid(func, y0, t, alphas, coefficients, method, memory,
                              f"gradients by autograd: {name} is not available there")
     from .nonuniform import l1_nonuniform
 
-    return l1_nonuniform(
-        _checked_rhs(func, y0), y0, t, alphas[0], implicit=bool(implicit),
-        newton_tol=default_tolerance(y0.dtype) if newton_tol is None else _check_tolerance(newton_tol, "newton_tol"),
-        newton_max_iters=_check_positive_int(newton_max_iters, "newton_max_iters"),
-        save_every=_check_positive_int(save_every, "save_every"), event=event,
-    )
+    return l1_nonuniform(rhs, y0, t, alphas[0], implicit=implicit, newton_tol=newton_tol,
+                         newton_max_iters=newton_max_iters, save_every=save_every, event=event)
 
 
 def _adjoint_strategy(adjoint, checkpoint_every, adjoint_params) -> DiscreteAdjoint | None:

@@ -20,7 +20,6 @@ and the PECE method.
 
 from __future__ import annotations
 
-import math
 from abc import ABC, abstractmethod
 from typing import Callable, ClassVar
 
@@ -89,6 +88,27 @@ class Scheme(ABC):
         """Per weight channel, `(sequence, alpha, scale, shift)` terms: `W[c, j] = sum scale * w_{j-shift}`
         with `w` one of the sequences of `spikede.solvers.soe` (used by `memory='soe'`)."""
 
+    def _multi_term_weights(self, alphas, coefficients, scale, weights) -> torch.Tensor:
+        """Weights of $\sum_i c_i D^{a_i}$: $W = \sum_i c_i\, \mathrm{scale}(a_i)\, w^{(a_i)}$ normalised by
+        $W_0$, with `step_coef` $= 1 / W_0$ (`scale`, `weights`: functions of a float64 order tensor)."""
+        self._alphas, self._coefficients, self._scale = alphas, coefficients, scale
+        device, total = self.problem.device, None
+        for a, c in zip(alphas, coefficients):
+            a = wts.as_alpha_tensor(a, device)
+            if isinstance(c, torch.Tensor):
+                c = c.to(device=device, dtype=torch.float64)
+            term = c * scale(a) * weights(a, self.problem.n_steps, device)
+            total = term if total is None else total + term
+        self.step_coef = self._scalar(1.0 / total[0])
+        return (total / total[0])[None]
+
+    def _multi_term_sequences(self, sequence: str) -> list:
+        """`sequence_terms` of `_multi_term_weights`: each order with its share of $W_0$."""
+        alphas = [float(a.detach()) if isinstance(a, torch.Tensor) else float(a) for a in self._alphas]
+        shares = [float(c.detach()) if isinstance(c, torch.Tensor) else float(c) for c in self._coefficients]
+        shares = [c * self._scale(torch.tensor(a, dtype=torch.float64)).item() for a, c in zip(alphas, shares)]
+        return [[(sequence, a, share / sum(shares), 0) for a, share in zip(alphas, shares)]]
+
     def _scalar(self, value: torch.Tensor) -> torch.Tensor:
         return value.to(self.problem.dtype)
 
@@ -111,31 +131,17 @@ class GrunwaldLetnikov(Scheme):
         return 1.0
 
     def build_weights(self, alphas, coefficients):
-        n, device = self.problem.n_steps, self.problem.device
-        self._alphas, self._coefficients = alphas, coefficients
         if len(alphas) == 1:  # y_n = y0 + h^a / c * F - sum g_j u_{n-j}, with g exact (-1, 0, ... at a = 1)
+            self._alphas, self._coefficients, self._scale = alphas, coefficients, lambda a: self.h ** (-a)
             coefficient = coefficients[0]
             if isinstance(coefficient, torch.Tensor):
-                coefficient = coefficient.to(device=device, dtype=torch.float64)
+                coefficient = coefficient.to(device=self.problem.device, dtype=torch.float64)
             self.step_coef = self._scalar(self.h**self.alpha / coefficient)
-            return wts.grunwald_letnikov(self.alpha, n, device)[None]
-        total = None
-        for a, c in zip(alphas, coefficients):
-            a = wts.as_alpha_tensor(a, device)
-            if isinstance(c, torch.Tensor):
-                c = c.to(device=device, dtype=torch.float64)
-            term = c * self.h ** (-a) * wts.grunwald_letnikov(a, n, device)
-            total = term if total is None else total + term
-        self.step_coef = self._scalar(1.0 / total[0])
-        return (total / total[0])[None]
+            return wts.grunwald_letnikov(self.alpha, self.problem.n_steps, self.problem.device)[None]
+        return self._multi_term_weights(alphas, coefficients, lambda a: self.h ** (-a), wts.grunwald_letnikov)
 
     def sequence_terms(self):
-        alphas = [float(a.detach()) if isinstance(a, torch.Tensor) else float(a) for a in self._alphas]
-        scales = [float(c.detach()) if isinstance(c, torch.Tensor) else float(c) for c in self._coefficients]
-        if len(alphas) == 1:
-            return [[("gl", alphas[0], 1.0, 0)]]
-        total = sum(c * self.h ** (-a) for a, c in zip(alphas, scales))
-        return [[("gl", a, c * self.h ** (-a) / total, 0) for a, c in zip(alphas, scales)]]
+        return self._multi_term_sequences("gl")
 
     def first_stored(self, y0, f0):
         return torch.zeros_like(y0)
@@ -169,27 +175,17 @@ class L1(Scheme):
         return 2.0 - alpha if implicit else 1.0
 
     def build_weights(self, alphas, coefficients):
-        n, device = self.problem.n_steps, self.problem.device
-        self._alphas, self._coefficients = alphas, coefficients
+        def scale(a):
+            return 1.0 / (wts.gamma(2.0 - a) * self.h**a)
+
         if len(alphas) == 1 and isinstance(coefficients[0], float) and coefficients[0] == 1.0:
-            a = self.alpha
-            self.step_coef = self._scalar(wts.gamma(2.0 - a) * self.h**a)
-            return wts.l1_weights(a, n, device)[None]
-        total = None
-        for a, c in zip(alphas, coefficients):
-            a = wts.as_alpha_tensor(a, device)
-            if isinstance(c, torch.Tensor):
-                c = c.to(device=device, dtype=torch.float64)
-            term = c / (wts.gamma(2.0 - a) * self.h**a) * wts.l1_weights(a, n, device)
-            total = term if total is None else total + term
-        self.step_coef = self._scalar(1.0 / total[0])
-        return (total / total[0])[None]
+            self._alphas, self._coefficients, self._scale = alphas, coefficients, scale
+            self.step_coef = self._scalar(wts.gamma(2.0 - self.alpha) * self.h**self.alpha)
+            return wts.l1_weights(self.alpha, self.problem.n_steps, self.problem.device)[None]
+        return self._multi_term_weights(alphas, coefficients, scale, wts.l1_weights)
 
     def sequence_terms(self):
-        alphas = [float(a.detach()) if isinstance(a, torch.Tensor) else float(a) for a in self._alphas]
-        scales = [float(c.detach()) if isinstance(c, torch.Tensor) else float(c) for c in self._coefficients]
-        lam = [c / (math.gamma(2.0 - a) * self.h**a) for a, c in zip(alphas, scales)]
-        return [[("l1", a, w / sum(lam), 0) for a, w in zip(alphas, lam)]]
+        return self._multi_term_sequences("l1")
 
     def first_stored(self, y0, f0):
         return torch.zeros_like(y0)
