@@ -30,6 +30,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from .solvers import SCHEMES, fdeint
@@ -121,12 +122,10 @@ def _fmt(x: float, spec: str) -> str:
 
 def fitted_order(rows: list[ConvergenceRow], last: int = 3) -> float:
     """Least-squares slope of `log(error)` against `log(h)` over the `last` finest grids of one group."""
-    pts = [(math.log(r.h), math.log(r.error)) for r in rows[-last:] if r.error > 0]
-    if len(pts) < 2:
+    kept = [r for r in rows[-last:] if r.error > 0]
+    if len(kept) < 2:
         return math.nan
-    mx = sum(x for x, _ in pts) / len(pts)
-    my = sum(y for _, y in pts) / len(pts)
-    return sum((x - mx) * (y - my) for x, y in pts) / sum((x - mx) ** 2 for x, _ in pts)
+    return float(np.polyfit(np.log([r.h for r in kept]), np.log([r.error for r in kept]), 1)[0])
 
 
 def _groups(rows: list[ConvergenceRow]) -> dict[tuple, list[ConvergenceRow]]:

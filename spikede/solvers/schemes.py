@@ -89,7 +89,7 @@ class Scheme(ABC):
         with `w` one of the sequences of `spikede.solvers.soe` (used by `memory='soe'`)."""
 
     def _multi_term_weights(self, alphas, coefficients, scale, weights) -> torch.Tensor:
-        """Weights of $\sum_i c_i D^{a_i}$: $W = \sum_i c_i\, \mathrm{scale}(a_i)\, w^{(a_i)}$ normalised by
+        r"""Weights of $\sum_i c_i D^{a_i}$: $W = \sum_i c_i\, \mathrm{scale}(a_i)\, w^{(a_i)}$ normalised by
         $W_0$, with `step_coef` $= 1 / W_0$ (`scale`, `weights`: functions of a float64 order tensor)."""
         self._alphas, self._coefficients, self._scale = alphas, coefficients, scale
         device, total = self.problem.device, None
