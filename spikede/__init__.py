@@ -3,6 +3,7 @@
 from .events import RESET_MODES, EventParams, apply_events, check_reset, fire_and_reset
 from . import solvers, special
 from .solvers import ConvergenceError, DiscreteAdjoint, fdeint, fdeint_adjoint
+from .fused import EngineWarning, engine_status, set_engine
 from .network import TimeDistributed, fractionalize, latency_encode, rate_encode, reset, reset_net
 from .neurons import FractionalIF, FractionalLIF, IFNeuron, LIFNeuron
 from .special import mittag_leffler
@@ -22,6 +23,7 @@ __all__ = [
     "ConvergenceError",
     "DiscreteAdjoint",
     "RESET_MODES",
+    "EngineWarning",
     "EventParams",
     "FractionalIF",
     "FractionalLIF",
@@ -33,6 +35,7 @@ __all__ = [
     "apply_events",
     "available_surrogates",
     "check_reset",
+    "engine_status",
     "fdeint",
     "fdeint_adjoint",
     "fire_and_reset",
@@ -44,6 +47,7 @@ __all__ = [
     "rate_encode",
     "register_surrogate",
     "reset",
+    "set_engine",
     "reset_net",
     "solvers",
     "special",

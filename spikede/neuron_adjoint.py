@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import torch
 
+from . import fused
 from .events import apply_events
 from .solvers.adjoint import lag_gradient
 from .solvers.engine import step_threads
@@ -60,6 +61,9 @@ class SequenceAdjoint(torch.autograd.Function):
 
     @staticmethod
     def _forward(ctx, x, threshold, tau, alpha, coefficients, neuron):
+        if fused.applies(neuron, x):
+            return SequenceAdjoint._forward_compiled(ctx, x, threshold, tau, alpha, coefficients, neuron)
+        ctx.recurrence = None
         steps = x.shape[0]
         with torch.no_grad():
             tau_, theta = tau.to(x.dtype), threshold.to(x.dtype)
@@ -96,7 +100,37 @@ class SequenceAdjoint(torch.autograd.Function):
         return out, membrane
 
     @staticmethod
+    def _forward_compiled(ctx, x, threshold, tau, alpha, coefficients, neuron):
+        """`_forward` by the compiled block kernels (`spikede.fused`): the same saved tensors."""
+        steps = x.shape[0]
+        with torch.no_grad():
+            flat = x.reshape(steps, -1).contiguous()
+            scheme = neuron._scheme(torch.full_like(x[0], neuron.v_rest), steps)
+            recurrence = fused.Recurrence(neuron, fused.history_for(neuron, scheme, steps), scheme.step_coef.item(),
+                                          tau.item(), threshold.item())
+            keep_membrane = neuron.record or neuron.return_membrane
+            rows, out, v_last, proposed, membrane = recurrence.forward(
+                flat, keep_proposed=neuron.events.reset == "zero", keep_membrane=keep_membrane)
+            shape = x.shape[1:]
+            out, rows = out.view(x.shape), rows.view(steps + 1, *shape)
+            membrane = membrane.view(x.shape) if keep_membrane else x.new_empty(0)
+            proposed = None if proposed is None else proposed.view(x.shape)
+            bits = SpikeBits.pack(out)
+        if neuron.record:
+            neuron.membrane = membrane
+        v_last = v_last.view(shape)
+        neuron._last_v = v_last
+        ctx.neuron, ctx.recurrence = neuron, recurrence
+        needs_drive = tau.requires_grad or alpha.requires_grad or (coefficients is not None and coefficients.requires_grad)
+        drive_input = x if needs_drive else None
+        ctx.save_for_backward(rows, bits, proposed, v_last, drive_input, threshold, tau, alpha, coefficients)
+        ctx.mark_non_differentiable(membrane)
+        return out, membrane
+
+    @staticmethod
     def _backward(ctx, grad_spikes):
+        if ctx.recurrence is not None:
+            return SequenceAdjoint._backward_compiled(ctx, grad_spikes)
         rows, bits, proposed, v_last, x, threshold, tau_in, alpha, coefficients = ctx.saved_tensors
         neuron = ctx.neuron
         steps, dtype = bits.shape[0], rows.dtype
@@ -160,16 +194,47 @@ class SequenceAdjoint(torch.autograd.Function):
                     g_rows[n - 1] = g_input
                 if n > 1:
                     v, v_prev = v_prev, scheme.previous(v_prev, rows, n - 1)
-        g_x = g_rows[:steps]
-        targets = [leaf for leaf, needed in ((alpha_, ctx.needs_input_grad[3]), (coefficients_, ctx.needs_input_grad[4]))
-                   if needed]
-        grads = iter(order_gradients(scheme, targets, coef, g_coef, to_history, g_x, rows[:steps], neuron.memory)
-                     if targets else ())
-        g_alpha = next(grads) if ctx.needs_input_grad[3] else None
-        g_coefficients = next(grads) if ctx.needs_input_grad[4] else None
-        g_threshold = g_theta.to(threshold.dtype) if ctx.needs_input_grad[1] else None
-        g_tau_in = g_tau.to(tau_in.dtype) if ctx.needs_input_grad[2] else None
-        return g_x, g_threshold, g_tau_in, g_alpha, g_coefficients, None
+        return _gradients(ctx, scheme, (alpha_, coefficients_), coef, g_coef, to_history, g_rows[:steps], rows,
+                          g_theta, g_tau)
+
+    @staticmethod
+    def _backward_compiled(ctx, grad_spikes):
+        """`_backward` by the compiled block kernels: the same gradients."""
+        rows, bits, proposed, v_last, x, _, _, alpha, coefficients = ctx.saved_tensors
+        neuron, recurrence = ctx.neuron, ctx.recurrence
+        steps, shape = bits.shape[0], rows.shape[1:]
+        with torch.enable_grad():
+            alpha_ = alpha.detach().requires_grad_(ctx.needs_input_grad[3])
+            coefficients_ = None if coefficients is None else coefficients.detach().requires_grad_(ctx.needs_input_grad[4])
+            scheme = neuron._scheme_for_alpha(torch.full_like(rows[0], neuron.v_rest), steps, alpha_, coefficients_)
+            coef = scheme.step_coef
+        to_history = -recurrence.tau / coef.item()
+        flat_rows = rows.reshape(steps + 1, -1)
+        g_x, (g_theta, drive_f, drive_p) = recurrence.backward(
+            flat_rows, bits, None if proposed is None else proposed.reshape(steps, -1),
+            v_last.reshape(-1), None if x is None else x.reshape(steps, -1).contiguous(), grad_spikes.reshape(steps, -1),
+            to_history)
+        def scalar(value):
+            return torch.tensor(value, dtype=torch.float64, device=rows.device)
+
+        return _gradients(ctx, scheme, (alpha_, coefficients_), coef, scalar(drive_p / recurrence.tau).to(rows.dtype),
+                          to_history, g_x.view(steps, *shape), rows, scalar(g_theta),
+                          scalar(-drive_f / recurrence.tau**2))
+
+
+def _gradients(ctx, scheme, order_leaves, coef, g_coef, to_history, g_x, rows, g_theta, g_tau) -> tuple:
+    """`SequenceAdjoint.backward`'s result: the input gradient `g_x`, the threshold's and tau's from
+    their sums, and the orders' (and multi-term coefficients') through `order_gradients`."""
+    threshold, tau = ctx.saved_tensors[5:7]
+    needs = ctx.needs_input_grad
+    targets = [leaf for leaf, needed in zip(order_leaves, needs[3:5]) if needed]
+    grads = iter(order_gradients(scheme, targets, coef, g_coef, to_history, g_x, rows[: g_x.shape[0]], ctx.neuron.memory)
+                 if targets else ())
+    g_alpha = next(grads) if needs[3] else None
+    g_coefficients = next(grads) if needs[4] else None
+    g_threshold = g_theta.to(threshold.dtype) if needs[1] else None
+    g_tau = g_tau.to(tau.dtype) if needs[2] else None
+    return g_x, g_threshold, g_tau, g_alpha, g_coefficients, None
 
 
 class SpikeBits:
@@ -188,6 +253,17 @@ class SpikeBits:
         if self.size % 8:
             flat = torch.cat([flat, flat.new_zeros(8 - self.size % 8)])
         self.bits[n] = flat.view(-1, 8) @ self._weights
+
+    @classmethod
+    def pack(cls, spikes: torch.Tensor) -> torch.Tensor:
+        """The bits of a whole train `[T, ...]` (exactly 0 or 1) at once, as `write` keeps them."""
+        steps = spikes.shape[0]
+        flat = spikes.reshape(steps, -1)
+        size = flat.shape[1]
+        if size % 8:
+            flat = torch.cat([flat, flat.new_zeros(steps, 8 - size % 8)], dim=1)
+        weights = 2 ** torch.arange(8, device=spikes.device, dtype=spikes.dtype)
+        return (flat.view(steps, -1, 8) @ weights).to(torch.uint8)
 
     def read(self, n: int) -> torch.Tensor:
         """Step `n`'s spikes, 0 or 1 in the template's dtype."""

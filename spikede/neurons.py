@@ -38,6 +38,7 @@ from dataclasses import dataclass, replace
 import torch
 from torch import nn
 
+from . import fused
 from .events import EventParams, apply_events
 from .neuron_adjoint import SequenceAdjoint
 from .solvers.engine import Problem, step_threads
@@ -495,8 +496,12 @@ class FractionalLIF(SpikingNeuron):
         return self.step_mode == "multi" and not (self.record or self.return_membrane or random_spike)
 
     def forward(self, x: torch.Tensor):
-        if not (self.uses_adjoint() and torch.is_grad_enabled() and isinstance(x, torch.Tensor) and x.dim() >= 2
-                and x.shape[0] > 0):
+        sequence = self.step_mode == "multi" and isinstance(x, torch.Tensor) and x.dim() >= 2 and x.shape[0] > 0
+        if sequence and not torch.is_grad_enabled() and fused.applies(self, x):  # inference, compiled
+            self._check_input(x)
+            spikes, membrane = SequenceAdjoint.apply(x, self.threshold, self.tau, self.alpha, self.coefficients, self)
+            return self._output(spikes, membrane)
+        if not (sequence and self.uses_adjoint() and torch.is_grad_enabled()):
             return super().forward(x)
         if self.surrogate.spec.stochastic and self.surrogate.training:
             raise ValueError("adjoint=True needs a deterministic spike; the 'noisy' surrogate is random in training")

@@ -437,6 +437,32 @@ class BlockedSOEKernel(_FixedHorizon):
         rows = self._rows[split - self._base : n - self._base]
         return torch.addmm(self._far[:, i], weights, rows).reshape(self.channels, *self.shape)
 
+    @property
+    def near_weights(self) -> torch.Tensor:
+        """`[C, L0 + b + 1]`: the weight `read` gives each lag `0 .. L0 + b` of the rows it keeps exact."""
+        return self._reversed.flip(-1)
+
+    def append_block(self, rows: torch.Tensor) -> None:
+        """Store the next `k <= b` rows at once (`[k, width]`), after a `block_history` call."""
+        start = self._n_stored - self._base
+        self._rows[start : start + rows.shape[0]] = rows
+        self._n_stored += rows.shape[0]
+
+    def block_history(self, s: int, b: int) -> torch.Tensor:
+        """`[C, b, width]`: for the steps `s .. s + b - 1` (`b <= block`; blocks in order), the history
+        sums over every row before `s` (the modes and the exact rows from the split on).  A step's
+        sum of `read` is this plus the rows from `s` on, each with its lag's `near_weights`."""
+        if self._n_stored != s or not 0 < b <= self.block:
+            raise RuntimeError(f"block_history({s}, {b}) needs {s} rows stored (holds {self._n_stored}) and "
+                               f"0 < b <= {self.block}")
+        self._start_block(s)
+        split, span = self._split, self._reversed.shape[1] - 1
+        rows = self._rows[split - self._base : s - self._base]
+        steps = torch.arange(b, device=rows.device)[:, None]
+        lags = s - split - torch.arange(s - split, device=rows.device)[None, :] + steps  # step s + i, row split + r
+        weights = self._reversed[:, span - lags]  # [C, b, rows]
+        return torch.baddbmm(self._far[:, :b], weights, rows.expand(self.channels, *rows.shape))
+
     def _start_block(self, s: int) -> None:
         split = max(0, s - self.first_lag)
         entering = split - self._split

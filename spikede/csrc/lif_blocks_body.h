@@ -1,0 +1,130 @@
+/* The kernels for one element type T; included by lif_blocks.c once per type, NAME(f) giving f
+   its type suffix.  Pointers are `restrict`: the caller passes distinct buffers (a buffer that is
+   read and written, such as `rows` or `g`, is one pointer), which lets the compiler vectorise
+   every loop over neurons. */
+
+/* Forward: steps n0 .. n0+b-1.  rows: u_{n0} .. u_{n0+b-1} are written there (near lags read
+   back); v: v_{n0-1} in, v_{n0+b-1} out; spikes, proposed, membrane: [b, m] (last two may be
+   NULL). */
+void NAME(lif_forward)(long b, long m, long far_step, const T *restrict far, const T *restrict x,
+                       const T *restrict W, T *restrict rows, T *restrict v, T *restrict spikes,
+                       T *restrict proposed, T *restrict membrane, double c_, double tau_,
+                       double theta_, double v_rest_, double v_reset_, int leak, int l1, int reset)
+{
+    const T c = (T)c_, tau = (T)tau_, theta = (T)theta_, v_rest = (T)v_rest_, v_reset = (T)v_reset_;
+    T acc[CHUNK];
+    for (long lo = 0; lo < m; lo += CHUNK) {  /* a chunk of neurons through all b steps: its rows stay in cache */
+        const long n = m - lo < CHUNK ? m - lo : CHUNK;
+        for (long k = 0; k < b; ++k) {
+            const T *restrict f = far + k * far_step + lo;
+            for (long i = 0; i < n; ++i) acc[i] = f[i];
+            for (long j = 1; j <= k; ++j) {
+                const T w = W[j];
+                const T *restrict u = rows + (k - j) * m + lo;
+                for (long i = 0; i < n; ++i) acc[i] += w * u[i];
+            }
+            const long o = k * m + lo;
+            T *restrict vv = v + lo;
+            T *restrict p_out = proposed ? proposed + o : acc;  /* acc is free once read */
+            for (long i = 0; i < n; ++i) {
+                const T v_prev = vv[i];
+                const T drive = leak ? (x[o + i] - (v_prev - v_rest)) / tau : x[o + i] / tau;
+                const T p = ((l1 ? v_prev : v_rest) - acc[i]) + c * drive;
+                const T d = p - theta;
+                const T s = d >= (T)0 ? (T)1 : (d < (T)0 ? (T)0 : (T)NAN);  /* H(0) = 1, H(NaN) = NaN */
+                const T v_new = reset == RESET_SUBTRACT ? p - theta * s
+                              : reset == RESET_ZERO ? ((T)1 - s) * p + s * v_reset : p;
+                rows[o + i] = v_new - (l1 ? v_prev : v_rest);
+                spikes[o + i] = s;
+                p_out[i] = p;
+                vv[i] = v_new;
+            }
+            if (membrane)
+                for (long i = 0; i < n; ++i) membrane[o + i] = vv[i];
+        }
+    }
+}
+
+/* The l1 potentials of a block, rebuilt backwards from its last one: out[b] = v_top and
+   out[q] = out[q+1] - u[q] (u: the block's b stored rows u_{n_bot} .. u_{n_top}). */
+void NAME(lif_rebuild_l1)(long b, long m, const T *restrict u, const T *restrict v_top, T *restrict out)
+{
+    for (long i = 0; i < m; ++i) out[b * m + i] = v_top[i];
+    for (long q = b - 1; q >= 0; --q)
+        for (long i = 0; i < m; ++i) out[q * m + i] = out[(q + 1) * m + i] - u[q * m + i];
+}
+
+/* Reverse sweep over steps n_top = n_bot+b-1 down to n_bot.  g: the input gradients G_n of the
+   block's steps (row q = step n_bot + q), written here, near lags read back; far (row q at
+   far + q * far_step) holds sum_j W_j G_{n+j} over the steps after the block.  s, p, bump,
+   g_spikes, x, v_prev: [b, m] in natural order (x, v_prev NULL unless the drive is needed);
+   carry: [m] in/out.  partials: [3, m] float64, per neuron += the threshold gradient,
+   sum g_f * drive and sum g_p * drive (the caller adds them up once, after the sweep). */
+void NAME(lif_backward)(long b, long m, long far_step, const T *restrict far, const T *restrict W,
+                        T *restrict g, const T *restrict s, const T *restrict p, const T *restrict bump,
+                        const T *restrict g_spikes, const T *restrict x, const T *restrict v_prev,
+                        T *restrict carry, double *restrict partials, double c_, double tau_,
+                        double theta_, double v_rest_, double v_reset_, double to_history_, int leak, int l1,
+                        int reset, int detach_reset)
+{
+    const T c = (T)c_, tau = (T)tau_, theta = (T)theta_, v_rest = (T)v_rest_, v_reset = (T)v_reset_;
+    const T to_history = (T)to_history_;
+    T acc[CHUNK];
+    for (long lo = 0; lo < m; lo += CHUNK) {
+        const long n = m - lo < CHUNK ? m - lo : CHUNK;
+        double *restrict part_theta = partials + lo;
+        double *restrict part_tau = partials + m + lo;
+        double *restrict part_coef = partials + 2 * m + lo;
+        T *restrict cc = carry + lo;
+        for (long q = b - 1; q >= 0; --q) {
+            const T *restrict f = far + q * far_step + lo;
+            for (long i = 0; i < n; ++i) acc[i] = f[i];
+            for (long j = 1; q + j < b; ++j) {
+                const T w = W[j];
+                const T *restrict later = g + (q + j) * m + lo;
+                for (long i = 0; i < n; ++i) acc[i] += w * later[i];
+            }
+            const long o = q * m + lo;
+            for (long i = 0; i < n; ++i) {
+                const T mu = to_history * acc[i];
+                const T g_v = cc[i] + mu;
+                const T sq = s[o + i], pq = p[o + i];
+                const T dv_dp = reset == RESET_ZERO ? (T)1 - sq : (T)1;
+                const T dv_ds = reset == RESET_SUBTRACT ? -theta : reset == RESET_ZERO ? v_reset - pq : (T)0;
+                const T dv_dtheta = reset == RESET_SUBTRACT ? -sq : (T)0;
+                const T g_spike = detach_reset ? g_spikes[o + i] : g_spikes[o + i] + g_v * dv_ds;
+                const T pulled = g_spike * bump[o + i];
+                const T g_p = g_v * dv_dp + pulled;
+                part_theta[i] += (double)(g_v * dv_dtheta) - (double)pulled;
+                const T g_in = (c * g_p) / tau;
+                cc[i] = (l1 ? g_p - mu : (T)0) - (leak ? g_in : (T)0);
+                g[o + i] = g_in;
+                acc[i] = g_p;  /* read above; kept for the drive sums */
+            }
+            if (x) {
+                for (long i = 0; i < n; ++i) {
+                    const T g_p = acc[i];
+                    const T drive = leak ? x[o + i] - (v_prev[o + i] - v_rest) : x[o + i];
+                    part_tau[i] += (double)((c * g_p) * drive);
+                    part_coef[i] += (double)(g_p * drive);
+                }
+            }
+        }
+    }
+}
+
+/* A block's spikes from their bits (step q, neuron i: bit i % 8 of byte i / 8 of row q, `row_bytes`
+   bytes a row) and, unless p is NULL ('zero' keeps its own), the proposed potentials:
+   p = v + theta s ('subtract') or v ('none'), with v the block's post-reset potentials. */
+void NAME(lif_unpack)(long b, long m, long row_bytes, const unsigned char *restrict bits, const T *restrict v,
+                      T *restrict s, T *restrict p, double theta_, int reset)
+{
+    const T theta = reset == RESET_SUBTRACT ? (T)theta_ : (T)0;
+    for (long q = 0; q < b; ++q) {
+        const unsigned char *restrict row = bits + q * row_bytes;
+        T *restrict sq = s + q * m;
+        for (long i = 0; i < m; ++i) sq[i] = (T)((row[i >> 3] >> (i & 7)) & 1);
+        if (p)
+            for (long i = 0; i < m; ++i) p[q * m + i] = v[q * m + i] + theta * sq[i];
+    }
+}

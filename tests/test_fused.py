@@ -1,0 +1,192 @@
+"""The compiled engine (`spikede.fused`) against the eager loop, and how it is chosen.
+
+Both engines sum the same history terms in a different order (the compiled near history adds lag
+by lag, the eager one through a matrix product), so states and gradients are compared with a
+tolerance: 1e-12 relative in float64 and 1e-5 relative in float32 (a few hundred roundings of
+the dtype over the history sums), while the 0/1 spikes must be identical on these inputs.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+
+from spikede import FractionalIF, FractionalLIF, fused
+
+TOLERANCE = {torch.float64: 1e-12, torch.float32: 1e-5}
+
+
+@pytest.fixture
+def engine_state():
+    """Restore the engine choice and the loaded library after a test that changes them."""
+    saved = fused._engine, fused._library, fused._failure
+    yield
+    fused._engine, fused._library, fused._failure = saved
+
+
+def _close(a: torch.Tensor, b: torch.Tensor, dtype) -> bool:
+    scale = max(a.abs().max().item(), b.abs().max().item(), 1e-30)
+    return (a - b).abs().max().item() <= TOLERANCE[dtype] * scale
+
+
+def _run(engine: str, make, x: torch.Tensor, seed: int = 0):
+    fused.set_engine(engine)
+    torch.manual_seed(seed)
+    neuron = make()
+    x = x.clone().requires_grad_()
+    spikes = neuron(x)
+    weights = torch.linspace(-1.0, 1.0, spikes.numel(), dtype=x.dtype).reshape(spikes.shape)
+    (spikes * weights).sum().backward()
+    grads = [x.grad] + [p.grad for _, p in sorted(neuron.named_parameters())]
+    return spikes.detach(), grads
+
+
+def _assert_engines_agree(make, x: torch.Tensor) -> None:
+    """float64: identical spikes, every gradient within 1e-12 relative."""
+    spikes_e, grads_e = _run("eager", make, x)
+    spikes_c, grads_c = _run("compiled", make, x)
+    assert spikes_e.sum() > 0.05 * spikes_e.numel()  # resets enter the history
+    assert torch.equal(spikes_e, spikes_c)
+    for a, b in zip(grads_e, grads_c):
+        assert _close(a, b, torch.float64)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("method", ["gl", "l1"])
+@pytest.mark.parametrize("reset", ["subtract", "zero", "none"])
+@pytest.mark.parametrize("memory", [None, 7, "soe"])
+@pytest.mark.parametrize("detach_reset", [False, True])
+def test_compiled_equals_eager(engine_state, dtype, method, reset, memory, detach_reset):
+    def make():
+        return FractionalLIF(alpha=0.7, tau=0.8, threshold=0.6, method=method, reset=reset, memory=memory,
+                             detach_reset=detach_reset, v_reset=-0.1, v_rest=0.05, learn_alpha=memory != "soe",
+                             learn_tau=True, learn_threshold=True, dtype=dtype)
+
+    x = torch.rand(75, 3, 5, generator=torch.Generator().manual_seed(3), dtype=dtype) * 1.5
+    spikes_e, grads_e = _run("eager", make, x)
+    spikes_c, grads_c = _run("compiled", make, x)
+    assert spikes_e.sum() > 20  # the layer fires, so resets enter the history
+    assert torch.equal(spikes_e, spikes_c)
+    assert len(grads_e) == 3 + (memory != "soe")
+    assert _close(grads_e[0], grads_c[0], dtype)  # the input gradient
+    if dtype == torch.float64:
+        for a, b in zip(grads_e[1:], grads_c[1:]):
+            assert _close(a, b, dtype)
+        return
+    # float32 parameter gradients are sums of T x m terms that cancel and pass through the
+    # recurrence; the eager loop adds them in float32 and is itself up to 4e-5 (relative) away from
+    # the float64 gradient on these inputs.  So both engines are held to the float64 gradient with
+    # one bound, 1e-4 relative, instead of to each other at 1e-5.
+    def make64():
+        return make().double()
+
+    spikes_64, grads_64 = _run("eager", make64, x.double())
+    assert torch.equal(spikes_64, spikes_e.double())
+    for eager, compiled, exact in zip(grads_e[1:], grads_c[1:], grads_64[1:]):
+        bound = 1e-4 * exact.abs().max().item()
+        assert (eager.double() - exact).abs().max().item() <= bound
+        assert (compiled.double() - exact).abs().max().item() <= bound
+
+
+@pytest.mark.parametrize("cls", [FractionalLIF, FractionalIF])
+@pytest.mark.parametrize("method", ["gl", "l1"])
+def test_compiled_equals_eager_multi_term(engine_state, cls, method):
+    def make():
+        return cls(alpha=[0.4, 0.9], coefficients=[0.3, 0.7], learn_coefficients=True, learn_alpha=True,
+                   method=method, dtype=torch.float64)
+
+    x = torch.rand(70, 2, 6, generator=torch.Generator().manual_seed(4), dtype=torch.float64) * 2.0
+    _assert_engines_agree(make, x)
+
+
+@pytest.mark.parametrize("method", ["gl", "l1"])
+def test_compiled_equals_eager_soe_over_many_blocks(engine_state, method):
+    def make():
+        return FractionalLIF(alpha=0.55, tau=0.7, method=method, memory="soe", learn_tau=True, dtype=torch.float64)
+
+    x = torch.rand(400, 2, 4, generator=torch.Generator().manual_seed(6), dtype=torch.float64) * 1.5
+    _assert_engines_agree(make, x)
+
+
+@pytest.mark.parametrize("option", ["record", "return_membrane"])
+def test_compiled_inference_and_membrane(engine_state, option):
+    x = torch.rand(90, 4, 3, generator=torch.Generator().manual_seed(5), dtype=torch.float64) * 1.5
+    out = {}
+    for engine in ("eager", "compiled"):
+        fused.set_engine(engine)
+        neuron = FractionalLIF(alpha=0.6, method="l1", dtype=torch.float64, **{option: True})
+        with torch.no_grad():
+            result = neuron(x)
+        spikes, membrane = result if option == "return_membrane" else (result, neuron.membrane)
+        out[engine] = spikes, membrane, neuron._last_v
+    assert torch.equal(out["eager"][0], out["compiled"][0])
+    assert _close(out["eager"][1], out["compiled"][1], torch.float64)
+    assert _close(out["eager"][2], out["compiled"][2], torch.float64)
+
+
+def test_compiled_spikes_equal_a_hand_computed_trace(engine_state):
+    """alpha = 1 (gl weights -1, 0, 0, ...): v_n = v_{n-1} + dt/tau (I - v_{n-1}), subtract reset, by hand."""
+    fused.set_engine("compiled")
+    x = torch.tensor([[1.5], [1.5], [0.0], [3.0], [1.5]], dtype=torch.float64)
+    spikes = FractionalLIF(alpha=1.0, tau=2.0, dt=1.0, dtype=torch.float64)(x.clone().requires_grad_())
+    v, expected = 0.0, []
+    for current in x[:, 0].tolist():
+        v = v + 0.5 * (current - v)
+        s = 1.0 if v >= 1.0 else 0.0
+        v -= s
+        expected.append(s)
+    assert expected == [0.0, 1.0, 0.0, 1.0, 1.0]
+    assert spikes[:, 0].tolist() == expected
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_runs_eager(engine_state, dtype):
+    fused.set_engine("compiled")
+    neuron = FractionalLIF(alpha=0.7, dtype=dtype)
+    x = torch.rand(20, 2, 3, dtype=dtype, requires_grad=True)
+    assert not fused.applies(neuron, x)
+    neuron(x * 3).sum().backward()
+    assert x.grad is not None and x.grad.dtype == dtype
+
+
+def test_failed_build_falls_back_once_with_a_notice(engine_state, monkeypatch, tmp_path):
+    monkeypatch.setenv("CC", "no-such-compiler-spikede")
+    monkeypatch.setenv("SPIKEDE_CACHE_DIR", str(tmp_path))
+    fused.set_engine("auto")
+    fused._library, fused._failure = None, None
+    neuron = FractionalLIF(alpha=0.7)
+    x = torch.rand(10, 2, 3)
+    with pytest.warns(fused.EngineWarning, match="no-such-compiler-spikede"):
+        assert not fused.applies(neuron, x)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert not fused.applies(neuron, x)  # said once
+        neuron(x)
+    assert fused.engine_status()["build_error"].startswith("no C compiler")
+    fused.set_engine("compiled")
+    with pytest.raises(RuntimeError, match="engine='compiled'"):
+        fused.compiled_kernels()
+
+
+def test_the_build_is_cached(engine_state, monkeypatch, tmp_path):
+    monkeypatch.setenv("SPIKEDE_CACHE_DIR", str(tmp_path))
+    fused._build()
+    (library,) = tmp_path.glob("lif_blocks-*.so")
+    stamp = library.stat().st_mtime_ns
+    def no_compiler(*args, **kwargs):
+        raise AssertionError("a cache hit must not run the compiler")
+
+    monkeypatch.setattr(fused.subprocess, "run", no_compiler)
+    fused._build()
+    assert library.stat().st_mtime_ns == stamp
+
+
+def test_engine_names_are_checked(engine_state, monkeypatch):
+    with pytest.raises(ValueError, match="engine must be one of 'auto', 'compiled', 'eager', got 'fast'"):
+        fused.set_engine("fast")
+    fused._engine = None
+    monkeypatch.setenv("SPIKEDE_ENGINE", "turbo")
+    with pytest.raises(ValueError, match="SPIKEDE_ENGINE must be one of auto, compiled, eager, got 'turbo'"):
+        fused.compiled_kernels()
