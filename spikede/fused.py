@@ -58,7 +58,8 @@ __all__ = ["EngineWarning", "set_engine", "engine_status", "compiled_kernels"]
 ENGINES = ("auto", "compiled", "eager")
 BLOCK = 32  # steps per kernel call: the near history costs b/2 lags per step, the far product b rows per read
 _RESETS = {"subtract": 0, "zero": 1, "none": 2}
-_FLAGS = ["-O3", "-march=native", "-fPIC", "-shared", "-std=gnu99"]
+_FLAGS = ["-O3", "-fPIC", "-shared", "-std=gnu99"]
+_NATIVE = "-march=native"  # tried first; a compiler that rejects it builds without it
 _SOURCE = Path(__file__).with_name("csrc") / "lif_blocks.c"
 
 
@@ -116,7 +117,7 @@ def _build() -> ctypes.CDLL:
     """Compile (or find in the cache) and load the kernel library; raises `RuntimeError` on failure."""
     source = b"".join(path.read_bytes() for path in sorted(_SOURCE.parent.glob("*.[ch]")))
     compiler = os.environ.get("CC", "cc")
-    key = hashlib.sha256(source + " ".join([compiler, *_FLAGS, _cpu_tag()]).encode()).hexdigest()[:16]
+    key = hashlib.sha256(source + " ".join([compiler, *_FLAGS, _NATIVE, _cpu_tag()]).encode()).hexdigest()[:16]
     target = _cache_dir() / f"lif_blocks-{key}.so"
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -129,8 +130,11 @@ def _build() -> ctypes.CDLL:
             raise RuntimeError(f"no C compiler: {compiler!r} is not on PATH (set CC to one)")
         with tempfile.TemporaryDirectory(dir=target.parent) as scratch:
             built = Path(scratch) / target.name
-            result = subprocess.run([compiler, *_FLAGS, str(_SOURCE), "-o", str(built), "-lm"],
-                                    capture_output=True, text=True)
+            for flags in ([*_FLAGS, _NATIVE], _FLAGS):
+                result = subprocess.run([compiler, *flags, str(_SOURCE), "-o", str(built), "-lm"],
+                                        capture_output=True, text=True)
+                if result.returncode == 0:
+                    break
             if result.returncode != 0:
                 raise RuntimeError(f"{compiler} failed to build {_SOURCE.name}: {result.stderr.strip()[:500]}")
             os.replace(built, target)  # atomic: concurrent processes see a whole library or none
@@ -179,6 +183,7 @@ def applies(neuron, x: torch.Tensor) -> bool:
 
 
 def _ptr(tensor: torch.Tensor | None):
+    """The address of `tensor`'s first element; the caller keeps `tensor` alive during the call."""
     return None if tensor is None else ctypes.c_void_p(tensor.data_ptr())
 
 
@@ -322,6 +327,12 @@ class Recurrence:
         surrogate = nrn.surrogate
         theta, v_rest = self.theta, float(nrn.v_rest)
         v_top = v_last.contiguous()
+        # Every buffer handed to the kernels is held by a name while it runs: a pointer into a
+        # temporary (`_ptr(t.contiguous())`) may point at freed memory.  An expanded gradient
+        # (from `spikes.sum()`) becomes one contiguous tensor here.
+        grad_spikes = grad_spikes.contiguous()
+        if x is not None:
+            x = x.contiguous()
         for top in range(steps, 0, -BLOCK):
             bottom = max(1, top - BLOCK + 1)
             b = top - bottom + 1
@@ -340,7 +351,7 @@ class Recurrence:
             previous = potentials[:-1].contiguous() if x is not None else None
             sweep(b, m, step * m, _ptr_row(far, step, b), _ptr(history.near_weights), _ptr(g[bottom - 1]),
                   _ptr(s), _ptr(p), _ptr(bump),
-                  _ptr(grad_spikes[bottom - 1:top].contiguous()), _ptr(None if x is None else x[bottom - 1:top]),
+                  _ptr(grad_spikes[bottom - 1:top]), _ptr(None if x is None else x[bottom - 1:top]),
                   _ptr(previous), _ptr(carry), _ptr(partials),
                   self.c, self.tau, theta, v_rest, float(nrn.events.v_reset), float(to_history),
                   self.leak, self.l1, self.reset, int(nrn.events.detach_reset))

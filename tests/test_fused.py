@@ -8,6 +8,8 @@ the dtype over the history sums), while the 0/1 spikes must be identical on thes
 
 from __future__ import annotations
 
+import os
+import shutil
 import warnings
 
 import pytest
@@ -190,3 +192,33 @@ def test_engine_names_are_checked(engine_state, monkeypatch):
     monkeypatch.setenv("SPIKEDE_ENGINE", "turbo")
     with pytest.raises(ValueError, match="SPIKEDE_ENGINE must be one of auto, compiled, eager, got 'turbo'"):
         fused.compiled_kernels()
+
+
+@pytest.mark.skipif(shutil.which("cc") is None or not hasattr(os, "getuid"), reason="needs cc and a POSIX shell")
+def test_a_compiler_without_native_flags_still_builds(engine_state, monkeypatch, tmp_path):
+    """A compiler that rejects -march=native gets a second, portable build."""
+    wrapper = tmp_path / "picky-cc"
+    wrapper.write_text('#!/bin/sh\nfor a in "$@"; do [ "$a" = "-march=native" ] && exit 1; done\nexec cc "$@"\n')
+    wrapper.chmod(0o755)
+    monkeypatch.setenv("CC", str(wrapper))
+    monkeypatch.setenv("SPIKEDE_CACHE_DIR", str(tmp_path / "cache"))
+    library = fused._build()
+    assert library.lif_forward_f64 is not None
+    assert len(list((tmp_path / "cache").glob("lif_blocks-*.so"))) == 1
+
+
+@pytest.mark.parametrize("memory", [None, "soe"])
+def test_expanded_gradient_and_strided_input(engine_state, memory):
+    """`spikes.sum()` hands the backward an expanded (stride 0) gradient, and a transposed input is
+    not contiguous: the kernels must see the same numbers as the eager loop."""
+    base = torch.randn(6, 40, 3, generator=torch.Generator().manual_seed(7), dtype=torch.float64) * 2.0
+    grads = {}
+    for engine in ("eager", "compiled"):
+        fused.set_engine(engine)
+        neuron = FractionalLIF(alpha=0.7, memory=memory, learn_tau=True, learn_threshold=True, dtype=torch.float64)
+        x = base.clone().requires_grad_()
+        spikes = neuron(x.transpose(0, 1))  # [40, 6, 3], not contiguous
+        assert spikes.sum() > 10
+        grads[engine] = torch.autograd.grad(spikes.sum(), [x, neuron.log_tau, neuron.threshold])
+    for a, b in zip(grads["eager"], grads["compiled"]):
+        assert _close(a, b, torch.float64)
