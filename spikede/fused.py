@@ -67,17 +67,14 @@ class EngineWarning(UserWarning):
     """The compiled engine could not be built; the eager loop runs instead."""
 
 
-def _check_engine(name: object) -> str:
+def _check_engine(name: object, what: str = "engine") -> str:
     if name not in ENGINES:
-        raise ValueError(f"engine must be one of {', '.join(map(repr, ENGINES))}, got {name!r}")
+        raise ValueError(f"{what} must be one of {', '.join(map(repr, ENGINES))}, got {name!r}")
     return name  # type: ignore[return-value]
 
 
 def _engine_from_env() -> str:
-    value = os.environ.get("SPIKEDE_ENGINE", "auto").strip().lower() or "auto"
-    if value not in ENGINES:
-        raise ValueError(f"SPIKEDE_ENGINE must be one of {', '.join(ENGINES)}, got {value!r}")
-    return value
+    return _check_engine(os.environ.get("SPIKEDE_ENGINE", "auto").strip().lower() or "auto", "SPIKEDE_ENGINE")
 
 
 _engine: str | None = None
@@ -348,7 +345,7 @@ class Recurrence:
             unpack(b, m, bits.shape[1], _ptr(bits[bottom - 1]), _ptr(potentials[1:]), _ptr(s),
                    _ptr(None if self.reset == _RESETS["zero"] else p), theta, self.reset)
             bump = surrogate.derivative(p - theta).contiguous()
-            previous = potentials[:-1].contiguous() if x is not None else None
+            previous = potentials[:-1] if x is not None else None
             sweep(b, m, step * m, _ptr_row(far, step, b), _ptr(history.near_weights), _ptr(g[bottom - 1]),
                   _ptr(s), _ptr(p), _ptr(bump),
                   _ptr(grad_spikes[bottom - 1:top]), _ptr(None if x is None else x[bottom - 1:top]),

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import numbers
-from typing import Sequence
 
 import torch
 from torch import nn

@@ -136,11 +136,8 @@ class SequenceAdjoint(torch.autograd.Function):
         steps, dtype = bits.shape[0], rows.dtype
         spiked = SpikeBits(steps, rows[0], bits)
         rest = torch.full_like(rows[0], neuron.v_rest)
-        with torch.enable_grad():
-            alpha_ = alpha.detach().requires_grad_(ctx.needs_input_grad[3])
-            coefficients_ = None if coefficients is None else coefficients.detach().requires_grad_(ctx.needs_input_grad[4])
-            scheme = neuron._scheme_for_alpha(rest, steps, alpha_, coefficients_)
-            coef = scheme.step_coef
+        scheme, alpha_, coefficients_ = _order_scheme(ctx, rest, steps, alpha, coefficients)
+        coef = scheme.step_coef
         tau = tau_in.detach().to(dtype)
         theta = threshold.detach().to(dtype)
         c = coef.detach()
@@ -203,23 +200,27 @@ class SequenceAdjoint(torch.autograd.Function):
         rows, bits, proposed, v_last, x, _, _, alpha, coefficients = ctx.saved_tensors
         neuron, recurrence = ctx.neuron, ctx.recurrence
         steps, shape = bits.shape[0], rows.shape[1:]
-        with torch.enable_grad():
-            alpha_ = alpha.detach().requires_grad_(ctx.needs_input_grad[3])
-            coefficients_ = None if coefficients is None else coefficients.detach().requires_grad_(ctx.needs_input_grad[4])
-            scheme = neuron._scheme_for_alpha(torch.full_like(rows[0], neuron.v_rest), steps, alpha_, coefficients_)
-            coef = scheme.step_coef
+        scheme, alpha_, coefficients_ = _order_scheme(ctx, torch.full_like(rows[0], neuron.v_rest), steps, alpha,
+                                                      coefficients)
+        coef = scheme.step_coef
         to_history = -recurrence.tau / coef.item()
-        flat_rows = rows.reshape(steps + 1, -1)
         g_x, (g_theta, drive_f, drive_p) = recurrence.backward(
-            flat_rows, bits, None if proposed is None else proposed.reshape(steps, -1),
-            v_last.reshape(-1), None if x is None else x.reshape(steps, -1).contiguous(), grad_spikes.reshape(steps, -1),
+            rows.reshape(steps + 1, -1), bits, None if proposed is None else proposed.reshape(steps, -1),
+            v_last.reshape(-1), None if x is None else x.reshape(steps, -1), grad_spikes.reshape(steps, -1),
             to_history)
-        def scalar(value):
-            return torch.tensor(value, dtype=torch.float64, device=rows.device)
+        sums = torch.tensor([drive_p / recurrence.tau, g_theta, -drive_f / recurrence.tau**2], dtype=torch.float64,
+                            device=rows.device)
+        return _gradients(ctx, scheme, (alpha_, coefficients_), coef, sums[0].to(rows.dtype), to_history,
+                          g_x.view(steps, *shape), rows, sums[1], sums[2])
 
-        return _gradients(ctx, scheme, (alpha_, coefficients_), coef, scalar(drive_p / recurrence.tau).to(rows.dtype),
-                          to_history, g_x.view(steps, *shape), rows, scalar(g_theta),
-                          scalar(-drive_f / recurrence.tau**2))
+
+def _order_scheme(ctx, template: torch.Tensor, steps: int, alpha, coefficients) -> tuple:
+    """The layer's scheme rebuilt from leaves of the order (and multi-term coefficients) that carry
+    gradients where the backward needs them: `(scheme, alpha_leaf, coefficients_leaf)`."""
+    with torch.enable_grad():
+        alpha_ = alpha.detach().requires_grad_(ctx.needs_input_grad[3])
+        coefficients_ = None if coefficients is None else coefficients.detach().requires_grad_(ctx.needs_input_grad[4])
+        return ctx.neuron._scheme_for_alpha(template, steps, alpha_, coefficients_), alpha_, coefficients_
 
 
 def _gradients(ctx, scheme, order_leaves, coef, g_coef, to_history, g_x, rows, g_theta, g_tau) -> tuple:
@@ -249,26 +250,26 @@ class SpikeBits:
 
     def write(self, n: int, spikes: torch.Tensor) -> None:
         """Keep step `n`'s spikes (exactly 0 or 1)."""
-        flat = spikes.reshape(-1)
-        if self.size % 8:
-            flat = torch.cat([flat, flat.new_zeros(8 - self.size % 8)])
-        self.bits[n] = flat.view(-1, 8) @ self._weights
+        self.bits[n] = _packed(spikes.reshape(1, -1), self._weights)[0]
 
-    @classmethod
-    def pack(cls, spikes: torch.Tensor) -> torch.Tensor:
+    @staticmethod
+    def pack(spikes: torch.Tensor) -> torch.Tensor:
         """The bits of a whole train `[T, ...]` (exactly 0 or 1) at once, as `write` keeps them."""
-        steps = spikes.shape[0]
-        flat = spikes.reshape(steps, -1)
-        size = flat.shape[1]
-        if size % 8:
-            flat = torch.cat([flat, flat.new_zeros(steps, 8 - size % 8)], dim=1)
         weights = 2 ** torch.arange(8, device=spikes.device, dtype=spikes.dtype)
-        return (flat.view(steps, -1, 8) @ weights).to(torch.uint8)
+        return _packed(spikes.reshape(spikes.shape[0], -1), weights).to(torch.uint8)
 
     def read(self, n: int) -> torch.Tensor:
         """Step `n`'s spikes, 0 or 1 in the template's dtype."""
         flat = (self.bits[n, :, None] & self._masks) != 0
         return flat.reshape(-1)[: self.size].view(self.shape).to(self.dtype)
+
+
+def _packed(flat: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Rows `[k, m]` of 0/1 values as `[k, ceil(m / 8)]` byte values (in `flat`'s dtype): bit `i % 8`
+    of byte `i // 8` is value `i`; `weights` holds `1, 2, .., 128`."""
+    if flat.shape[1] % 8:
+        flat = torch.cat([flat, flat.new_zeros(flat.shape[0], 8 - flat.shape[1] % 8)], dim=1)
+    return flat.view(flat.shape[0], -1, 8) @ weights
 
 
 def order_gradients(scheme, targets, coef, g_coef, to_history, g_input, rows, window) -> tuple:

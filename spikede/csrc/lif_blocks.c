@@ -15,7 +15,6 @@
  * ('subtract'), (1 - s_n) p_n + s_n v_reset ('zero') or p_n ('none').
  */
 #include <math.h>
-#include <stddef.h>
 
 enum { RESET_SUBTRACT = 0, RESET_ZERO = 1, RESET_NONE = 2 };
 enum { CHUNK = 512 };  /* neurons per tile: a block's rows of one tile stay in the core's cache */
