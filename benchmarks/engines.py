@@ -81,15 +81,16 @@ def main() -> None:
     if args.threads != "default":
         torch.set_num_threads(int(args.threads))
 
-    from spikede import FractionalLIF, fused
+    from spikede import FractionalLIF
+    from spikede.solvers import native
 
     with tempfile.TemporaryDirectory() as cache:
         os.environ["SPIKEDE_CACHE_DIR"] = cache
         start = time.perf_counter()
-        fused._build()
+        native._build()
         cold = time.perf_counter() - start
         start = time.perf_counter()
-        fused._build()
+        native._build()
         warm = time.perf_counter() - start
     print(f"C kernel: build {cold:.2f} s (cold cache), load {1e3 * warm:.1f} ms (warm cache)")
 
@@ -109,7 +110,7 @@ def main() -> None:
     print(f"one FractionalLIF layer, T = {args.steps}, [32, 1024], float32, {torch.get_num_threads()} thread(s)")
     print(f"{'engine':<16}{'fwd s':>9}{'x eager':>9}{'fwd+bwd s':>11}{'x eager':>9}")
     for engine in ("eager", "compiled"):
-        fused.set_engine(engine)
+        native.set_engine(engine)
         rows[engine] = _time(forward), _time(forward_backward)
     base_f, base_b = rows["eager"]
     for engine, (f, b) in rows.items():

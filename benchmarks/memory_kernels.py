@@ -7,9 +7,13 @@ subprocess) and the maximum difference from `full` (where `full` ran).  `full` i
 library's blocked kernel; `full (per-step)` is the same exact sum done as one
 matrix-vector product per step (block=1), the textbook implementation.  `soe final` keeps
 only the final state (`save_every=N`), so its memory does not grow with N at all.
-`full` is skipped above --full-max steps (at N = 1e5 it needs ~1e13 flops).
+`full` is skipped above --full-max steps (at N = 1e5 it needs ~1e13 flops).  The rows marked
+`(eager)` run the same solve on the eager engine (`SPIKEDE_ENGINE=eager`: one history read and
+a few tensor operations per step) instead of the compiled loop (`spikede.solvers.blocks`).
+Every table is printed for 1 intra-op thread and for torch's default.
 
     python benchmarks/memory_kernels.py [--steps 1000 10000 100000] [--full-max 10000] [--repeats 2]
+                                        [--threads 1 default]
 """
 
 from __future__ import annotations
@@ -29,15 +33,20 @@ CONFIGS = {
     "window 64": dict(memory=64),
     "soe": dict(memory="soe"),
     "soe final": dict(memory="soe", final_only=True),
+    "soe (eager)": dict(memory="soe", engine="eager"),
+    "full (eager)": dict(memory=None, engine="eager"),
 }
 
 
-def _child(name: str, steps: int, out: str, repeats: int) -> None:
+def _child(name: str, steps: int, out: str, repeats: int, threads: str) -> None:
     import torch
 
-    from spikede import fdeint
+    from spikede import fdeint, set_engine
 
+    if threads != "default":
+        torch.set_num_threads(int(threads))
     options = dict(CONFIGS[name])
+    set_engine(options.pop("engine", "auto"))
     if options.pop("final_only", False):
         options["save_every"] = steps
     torch.manual_seed(0)
@@ -64,25 +73,32 @@ def main() -> None:
     parser.add_argument("--steps", type=int, nargs="+", default=[1000, 10000, 100000])
     parser.add_argument("--full-max", type=int, default=10000)
     parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--threads", nargs="+", default=["1", "default"])
+    parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        _child(args.child[0], int(args.child[1]), args.child[2], args.repeats)
+        _child(args.child[0], int(args.child[1]), args.child[2], args.repeats, args.child[3])
         return
+    for threads in args.threads:
+        _table(args, threads)
 
+
+def _table(args, threads: str) -> None:
     import torch
 
-    print("D^0.6 y = -y + 0.1 sin y, state 1024, float64, gl; ratios are time / time(soe) at the same N")
+    print(f"\nD^0.6 y = -y + 0.1 sin y, state 1024, float64, gl, {threads} thread(s); ratios are time / time(soe) "
+          "at the same N")
     print(f"{'kernel':<17}{'N':>8}{'time s':>10}{'x soe':>8}{'peak MB':>10}{'max |y - y_full|':>19}")
     soe_times = {}
     with tempfile.TemporaryDirectory() as tmp:
         for steps in args.steps:
             rows, finals = {}, {}
-            for name in ("soe", "soe final", "window 64", "full", "full (per-step)"):
+            for name in ("soe", "soe final", "soe (eager)", "window 64", "full", "full (eager)", "full (per-step)"):
                 if name.startswith("full") and steps > args.full_max:
                     continue
                 out = str(Path(tmp) / f"{steps}-{name}.pt")
-                cmd = [sys.executable, __file__, "--child", name, str(steps), out, "--repeats", str(args.repeats)]
+                cmd = [sys.executable, __file__, "--child", name, str(steps), out, threads, "--repeats",
+                       str(args.repeats)]
                 rows[name] = json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout)
                 finals[name] = torch.load(out)
             soe_times[steps] = rows["soe"]["seconds"]

@@ -3,7 +3,7 @@
 from .events import RESET_MODES, EventParams, apply_events, check_reset, fire_and_reset
 from . import solvers, special
 from .solvers import ConvergenceError, DiscreteAdjoint, fdeint, fdeint_adjoint
-from .fused import EngineWarning, engine_status, set_engine
+from .solvers.native import EngineWarning, engine_status, set_engine
 from .network import TimeDistributed, fractionalize, latency_encode, rate_encode, reset, reset_net
 from .neurons import FractionalIF, FractionalLIF, IFNeuron, LIFNeuron
 from .special import mittag_leffler

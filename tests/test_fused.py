@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from spikede import FractionalIF, FractionalLIF, fused
+from spikede.solvers import native
 
 TOLERANCE = {torch.float64: 1e-12, torch.float32: 1e-5}
 
@@ -23,9 +24,9 @@ TOLERANCE = {torch.float64: 1e-12, torch.float32: 1e-5}
 @pytest.fixture
 def engine_state():
     """Restore the engine choice and the loaded library after a test that changes them."""
-    saved = fused._engine, fused._library, fused._failure
+    saved = native._engine, native._library, native._failure
     yield
-    fused._engine, fused._library, fused._failure = saved
+    native._engine, native._library, native._failure = saved
 
 
 def _same_spikes(a: torch.Tensor, b: torch.Tensor) -> bool:
@@ -41,7 +42,7 @@ def _close(a: torch.Tensor, b: torch.Tensor, dtype) -> bool:
 
 
 def _run(engine: str, make, x: torch.Tensor, seed: int = 0):
-    fused.set_engine(engine)
+    native.set_engine(engine)
     torch.manual_seed(seed)
     neuron = make()
     x = x.clone().requires_grad_()
@@ -124,7 +125,7 @@ def test_compiled_inference_and_membrane(engine_state, option):
     x = torch.rand(90, 4, 3, generator=torch.Generator().manual_seed(5), dtype=torch.float64) * 1.5
     out = {}
     for engine in ("eager", "compiled"):
-        fused.set_engine(engine)
+        native.set_engine(engine)
         neuron = FractionalLIF(alpha=0.6, method="l1", dtype=torch.float64, **{option: True})
         with torch.no_grad():
             result = neuron(x)
@@ -137,7 +138,7 @@ def test_compiled_inference_and_membrane(engine_state, option):
 
 def test_compiled_spikes_equal_a_hand_computed_trace(engine_state):
     """alpha = 1 (gl weights -1, 0, 0, ...): v_n = v_{n-1} + dt/tau (I - v_{n-1}), subtract reset, by hand."""
-    fused.set_engine("compiled")
+    native.set_engine("compiled")
     x = torch.tensor([[1.5], [1.5], [0.0], [3.0], [1.5]], dtype=torch.float64)
     spikes = FractionalLIF(alpha=1.0, tau=2.0, dt=1.0, dtype=torch.float64)(x.clone().requires_grad_())
     v, expected = 0.0, []
@@ -152,7 +153,7 @@ def test_compiled_spikes_equal_a_hand_computed_trace(engine_state):
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 def test_half_precision_runs_eager(engine_state, dtype):
-    fused.set_engine("compiled")
+    native.set_engine("compiled")
     neuron = FractionalLIF(alpha=0.7, dtype=dtype)
     x = torch.rand(20, 2, 3, dtype=dtype, requires_grad=True)
     assert not fused.applies(neuron, x)
@@ -163,42 +164,42 @@ def test_half_precision_runs_eager(engine_state, dtype):
 def test_failed_build_falls_back_once_with_a_notice(engine_state, monkeypatch, tmp_path):
     monkeypatch.setenv("CC", "no-such-compiler-spikede")
     monkeypatch.setenv("SPIKEDE_CACHE_DIR", str(tmp_path))
-    fused.set_engine("auto")
-    fused._library, fused._failure = None, None
+    native.set_engine("auto")
+    native._library, native._failure = None, None
     neuron = FractionalLIF(alpha=0.7)
     x = torch.rand(10, 2, 3)
-    with pytest.warns(fused.EngineWarning, match="no-such-compiler-spikede"):
+    with pytest.warns(native.EngineWarning, match="no-such-compiler-spikede"):
         assert not fused.applies(neuron, x)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert not fused.applies(neuron, x)  # said once
         neuron(x)
-    assert fused.engine_status()["build_error"].startswith("no C compiler")
-    fused.set_engine("compiled")
+    assert native.engine_status()["build_error"].startswith("no C compiler")
+    native.set_engine("compiled")
     with pytest.raises(RuntimeError, match="engine='compiled'"):
-        fused.compiled_kernels()
+        native.compiled_kernels()
 
 
 def test_the_build_is_cached(engine_state, monkeypatch, tmp_path):
     monkeypatch.setenv("SPIKEDE_CACHE_DIR", str(tmp_path))
-    fused._build()
-    (library,) = tmp_path.glob("lif_blocks-*.so")
+    native._build()
+    (library,) = tmp_path.glob("kernels-*.so")
     stamp = library.stat().st_mtime_ns
     def no_compiler(*args, **kwargs):
         raise AssertionError("a cache hit must not run the compiler")
 
-    monkeypatch.setattr(fused.subprocess, "run", no_compiler)
-    fused._build()
+    monkeypatch.setattr(native.subprocess, "run", no_compiler)
+    native._build()
     assert library.stat().st_mtime_ns == stamp
 
 
 def test_engine_names_are_checked(engine_state, monkeypatch):
     with pytest.raises(ValueError, match="engine must be one of 'auto', 'compiled', 'eager', got 'fast'"):
-        fused.set_engine("fast")
-    fused._engine = None
+        native.set_engine("fast")
+    native._engine = None
     monkeypatch.setenv("SPIKEDE_ENGINE", "turbo")
     with pytest.raises(ValueError, match="SPIKEDE_ENGINE must be one of 'auto', 'compiled', 'eager', got 'turbo'"):
-        fused.compiled_kernels()
+        native.compiled_kernels()
 
 
 @pytest.mark.skipif(shutil.which("cc") is None or not hasattr(os, "getuid"), reason="needs cc and a POSIX shell")
@@ -209,9 +210,9 @@ def test_a_compiler_without_native_flags_still_builds(engine_state, monkeypatch,
     wrapper.chmod(0o755)
     monkeypatch.setenv("CC", str(wrapper))
     monkeypatch.setenv("SPIKEDE_CACHE_DIR", str(tmp_path / "cache"))
-    library = fused._build()
+    library = native._build()
     assert library.lif_forward_f64 is not None
-    assert len(list((tmp_path / "cache").glob("lif_blocks-*.so"))) == 1
+    assert len(list((tmp_path / "cache").glob("kernels-*.so"))) == 1
 
 
 @pytest.mark.parametrize("memory", [None, "soe"])
@@ -221,7 +222,7 @@ def test_expanded_gradient_and_strided_input(engine_state, memory):
     base = torch.randn(6, 40, 3, generator=torch.Generator().manual_seed(7), dtype=torch.float64) * 2.0
     grads = {}
     for engine in ("eager", "compiled"):
-        fused.set_engine(engine)
+        native.set_engine(engine)
         neuron = FractionalLIF(alpha=0.7, memory=memory, learn_tau=True, learn_threshold=True, dtype=torch.float64)
         x = base.clone().requires_grad_()
         spikes = neuron(x.transpose(0, 1))  # [40, 6, 3], not contiguous

@@ -303,8 +303,8 @@ def test_nan_reports_step():
 @pytest.mark.parametrize(
     "kwargs,error,match",
     [
-        (dict(alpha=0.0), ValueError, "alpha must satisfy 0 < alpha <= 1"),
-        (dict(alpha=1.5), ValueError, "alpha must satisfy"),
+        (dict(alpha=0.0), ValueError, "alpha must satisfy 0 < alpha <= 2"),
+        (dict(alpha=2.5), ValueError, "alpha must satisfy"),
         (dict(alpha="a"), TypeError, "alpha must be a float"),
         (dict(method="euler2"), ValueError, "unknown method 'euler2'; valid methods are 'gl', 'l1', 'pred', 'trap'"),
         (dict(memory=0), ValueError, "memory must be a positive"),

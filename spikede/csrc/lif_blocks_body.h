@@ -1,7 +1,21 @@
-/* The kernels for one element type T; included by lif_blocks.c once per type, NAME(f) giving f
-   its type suffix.  Pointers are `restrict`: the caller passes distinct buffers (a buffer that is
-   read and written, such as `rows` or `g`, is one pointer), which lets the compiler vectorise
-   every loop over neurons. */
+/* Block kernels of the fractional LIF recurrence (spikede.fused), for one element type T;
+   included by kernels.c once per type, NAME(f) giving f its type suffix.
+
+   One call runs `b` consecutive time steps of `m` independent neurons: the near history (lags
+   inside the block), the scheme's update, the spike and the reset -- and, backwards, the same
+   steps of the discrete adjoint.  The row of the far history of the block's step k is at
+   far + k * far_step (far_step = -m walks a buffer whose rows lie in reverse step order).
+
+   Scheme (DESIGN.md; spikede/solvers/schemes.py):  H_n = sum_j W_j u_{n-j},
+     gl:  p_n = v_rest  - H_n + c F_n,  u_n = v_n - v_rest
+     l1:  p_n = v_{n-1} - H_n + c F_n,  u_n = v_n - v_{n-1}
+   with F_n = (I_n - (v_{n-1} - v_rest)) / tau (leaky) or I_n / tau, the spike
+   s_n = H(p_n - theta) (H(0) = 1, H(NaN) = NaN) and the reset v_n = p_n - theta s_n
+   ('subtract'), (1 - s_n) p_n + s_n v_reset ('zero') or p_n ('none').
+
+   Pointers are `restrict`: the caller passes distinct buffers (a buffer that is read and
+   written, such as `rows` or `g`, is one pointer), which lets the compiler vectorise every loop
+   over neurons. */
 
 /* Forward: steps n0 .. n0+b-1.  rows: u_{n0} .. u_{n0+b-1} are written there (near lags read
    back); v: v_{n0-1} in, v_{n0+b-1} out; spikes, proposed, membrane: [b, m] (last two may be

@@ -15,7 +15,7 @@ from typing import Callable
 
 import torch
 
-__all__ = ["Problem", "begin", "march", "integrate", "check_finite", "step_threads", "block_threads",
+__all__ = ["Problem", "begin", "march", "integrate", "check_finite", "not_finite", "step_threads", "block_threads",
            "PARALLEL_STEP_MIN", "PARALLEL_WORK_MIN"]
 
 PARALLEL_STEP_MIN = 1 << 18  # state elements per step below which one step's operations run on one thread
@@ -81,6 +81,13 @@ class Problem:
     corrector_iters: int
     newton_tol: float
     newton_max_iters: int
+    dy0: torch.Tensor | None = None  # y'(t_0), for 1 < alpha <= 2
+
+    def initial(self, n: int) -> torch.Tensor:
+        """The Taylor polynomial of the initial values at `t_n`: `y0`, or `y0 + (t_n - t_0) y'(t_0)`."""
+        if self.dy0 is None:
+            return self.y0
+        return self.y0 + (self.t[n] - self.t[0]) * self.dy0
 
     @property
     def dtype(self) -> torch.dtype:
@@ -94,10 +101,13 @@ class Problem:
         return self.func(t, y)
 
 
-def begin(problem: Problem, scheme, kernel):
-    """Store `u_0` and return `(y_0, f_0)` (`f_0` where the scheme uses it, else `None`)."""
+def begin(problem: Problem, scheme, kernel, f0: torch.Tensor | None = None):
+    """Store `u_0` and return `(y_0, f_0)` (`f_0` where the scheme uses it, else `None`; `f0`:
+    `f(t_0, y_0)` if the caller has it already)."""
     y0 = problem.y0
-    f = problem.rhs(problem.t[0], y0) if (scheme.stores_rhs or scheme.needs_f_prev) else None
+    f = None
+    if scheme.stores_rhs or scheme.needs_f_prev:
+        f = problem.rhs(problem.t[0], y0) if f0 is None else f0
     kernel.append(scheme.first_stored(y0, f))
     return y0, f
 
@@ -122,8 +132,9 @@ def march(problem: Problem, scheme, kernel, y, f, first: int, last: int, visit, 
     return y, f
 
 
-def integrate(problem: Problem, scheme, kernel, save_every: int, event=None):
-    y, f = begin(problem, scheme, kernel)
+def integrate(problem: Problem, scheme, kernel, save_every: int, event=None, f0: torch.Tensor | None = None):
+    """The eager loop of a whole solve: the states at steps `0, k, 2k, ...` and the last (`k = save_every`)."""
+    y, f = begin(problem, scheme, kernel, f0)
     n_steps = problem.n_steps
     trajectory = _Trajectory(y, n_steps // save_every + 1 + (n_steps % save_every != 0))
 
@@ -162,11 +173,16 @@ class _Trajectory:
 
 
 def check_finite(out: torch.Tensor, save_every: int, n_steps: int) -> None:
+    """Raise `not_finite` at the first saved state of `out` that is not finite."""
     finite = torch.isfinite(out.detach()).reshape(out.shape[0], -1).all(1)
     if not bool(finite.all()):
-        step = min(int(torch.nonzero(~finite)[0]) * save_every, n_steps)
-        where = f"from step {step} on" if save_every == 1 else f"by step {step} (states are saved every {save_every})"
-        raise FloatingPointError(
-            f"the solution is not finite {where} (t index {step}); the problem may be stiff "
-            "for this step size: reduce h or use implicit=True"
-        )
+        raise not_finite(min(int(torch.nonzero(~finite)[0]) * save_every, n_steps), save_every)
+
+
+def not_finite(step: int, save_every: int = 1) -> FloatingPointError:
+    """The error for a solution that is not finite at `step` (seen at a state saved every `save_every`)."""
+    where = f"from step {step} on" if save_every == 1 else f"by step {step} (states are saved every {save_every})"
+    return FloatingPointError(
+        f"the solution is not finite {where} (t index {step}); the problem may be stiff "
+        "for this step size: reduce h or use implicit=True"
+    )

@@ -9,6 +9,7 @@ from typing import Callable, Sequence
 import torch
 
 from .adjoint import DiscreteAdjoint
+from .blocks import compiled_applies, history_for, integrate_compiled
 from .engine import Problem, integrate
 from .memory import check_memory, make_kernel
 from .newton import default_tolerance
@@ -36,8 +37,8 @@ def _check_alpha(alpha, name: str = "alpha"):
         value = float(alpha)
     else:
         raise TypeError(f"{name} must be a float or a 0-d tensor, got {type(alpha).__name__}: {alpha!r}")
-    if not (0.0 < value <= 1.0):
-        raise ValueError(f"{name} must satisfy 0 < {name} <= 1 (Caputo order), got {value}")
+    if not (0.0 < value <= 2.0):
+        raise ValueError(f"{name} must satisfy 0 < {name} <= 2 (Caputo order), got {value}")
     return alpha
 
 
@@ -67,14 +68,31 @@ def _check_grid(t: torch.Tensor, device: torch.device) -> tuple[torch.Tensor, fl
     return t.to(device), h, uneven
 
 
-def _check_y0(y0) -> torch.Tensor:
+def _initial_values(y0) -> tuple[torch.Tensor, list]:
+    """`(y(t_0), [y'(t_0), ...])` from `y0`: a tensor, or a tuple/list of tensors of one shape, dtype and device."""
+    if not isinstance(y0, (tuple, list)):
+        return _check_y0(y0), []
+    if not 1 <= len(y0) <= 2:
+        raise ValueError(f"y0 as a sequence holds the initial values (y(t0),) or (y(t0), y'(t0)); got {len(y0)} entries")
+    first = _check_y0(y0[0])
+    rest = []
+    for k, value in enumerate(y0[1:], 1):
+        value = _check_y0(value, f"y0[{k}]")
+        if value.shape != first.shape or value.dtype != first.dtype or value.device != first.device:
+            raise ValueError(f"y0[{k}] must match y0[0] in shape, dtype and device: got {tuple(value.shape)} "
+                             f"{value.dtype} {value.device} against {tuple(first.shape)} {first.dtype} {first.device}")
+        rest.append(value)
+    return first, rest
+
+
+def _check_y0(y0, name: str = "y0") -> torch.Tensor:
     if not isinstance(y0, torch.Tensor):
-        raise TypeError(f"y0 must be a floating-point tensor, got {type(y0).__name__}")
+        raise TypeError(f"{name} must be a floating-point tensor, got {type(y0).__name__}")
     if not y0.is_floating_point():
-        raise TypeError(f"y0 must be a floating-point tensor, got dtype {y0.dtype}; use y0.double() or y0.float()")
+        raise TypeError(f"{name} must be a floating-point tensor, got dtype {y0.dtype}; use .double() or .float()")
     if not bool(torch.isfinite(y0.detach()).all()):
         bad = y0.detach().reshape(-1)[~torch.isfinite(y0.detach().reshape(-1))][0].item()
-        raise ValueError(f"y0 must be finite, got a value {bad}")
+        raise ValueError(f"{name} must be finite, got a value {bad}")
     return y0
 
 
@@ -138,13 +156,9 @@ def _alpha_terms(alpha, coefficients, method: str):
     return alphas, coefficients
 
 
-def _is_integer_order(alpha) -> bool:
-    return not isinstance(alpha, (list, tuple)) and float(alpha) == 1.0
-
-
 def fdeint(
     func: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
-    y0: torch.Tensor,
+    y0: torch.Tensor | Sequence[torch.Tensor],
     t: torch.Tensor,
     alpha: float | torch.Tensor | Sequence[float | torch.Tensor],
     method: str = "gl",
@@ -165,7 +179,7 @@ def fdeint(
     checkpoint_every: int | None = None,
     options: dict | None = None,
 ) -> torch.Tensor:
-    r"""Solve `D^alpha y = f(t, y)`, `y(t[0]) = y0` (Caputo, `0 < alpha <= 1`) on the grid `t`.
+    r"""Solve `D^alpha y = f(t, y)`, `y(t[0]) = y0` (Caputo, `0 < alpha <= 2`) on the grid `t`.
 
     Same convention as `torchdiffeq.odeint`: `func(t, y)` returns a tensor of
     `y`'s shape and dtype; the result has shape `[len(t), *y0.shape]` on
@@ -174,9 +188,14 @@ def fdeint(
     full memory, gradients by autograd).
 
     Args:
+        y0: `y(t[0])`; for `1 < alpha <= 2` the pair `(y(t[0]), y'(t[0]))` (a Caputo problem of
+            order alpha takes `ceil(alpha)` initial values; they enter through the Taylor
+            polynomial `y(t0) + (t - t0) y'(t0)`).
         alpha: the order, a float or 0-d tensor (gradients reach a tensor that
             requires them); a list `[a1, a2, ...]` with `coefficients=[c1, c2, ...]`
-            solves the multi-term equation `sum_i c_i D^{a_i} y = f` (methods `gl` and `l1`).
+            solves the multi-term equation `sum_i c_i D^{a_i} y = f` (methods `gl` and `l1`,
+            orders up to 1).  Orders `1 < alpha <= 2` are solved by `gl`, `pred` and `trap`
+            (`SCHEMES[name].max_alpha`), with the full history or a window, by autograd.
         method: `'gl'` (Grünwald–Letnikov, order 1), `'l1'` (L1, order 2 - alpha
             with `implicit=True`, 1 explicit), `'pred'` (product rectangle,
             order 1), `'trap'` (Adams–Bashforth–Moulton PECE, order
@@ -224,7 +243,7 @@ def fdeint(
         ConvergenceError: an implicit step failed (the message names the step).
         FloatingPointError: the solution stopped being finite (the message names the step).
     """
-    y0 = _check_y0(y0)
+    y0, derivatives = _initial_values(y0)
     if not callable(func):
         raise TypeError(f"func must be callable as func(t, y), got {type(func).__name__}")
     if isinstance(method, str) and method.lower() in SCHEMES:
@@ -236,7 +255,7 @@ def fdeint(
     t, h, uneven = _check_grid(t, y0.device)
 
     if method not in SCHEMES:
-        return _delegate_to_torchdiffeq(func, y0, t, alpha, method, memory, options)
+        return _delegate_to_torchdiffeq(func, y0, derivatives, t, alpha, method, memory, options)
     if options:
         raise ValueError(f"options= is only passed on to torchdiffeq methods; method {method!r} takes keywords")
     alphas, coefficients = _alpha_terms(alpha, coefficients, method)
@@ -247,6 +266,8 @@ def fdeint(
             "Use memory=None or an int window to learn alpha"
         )
     scheme_cls = SCHEMES[method]
+    _check_high_order(alphas, derivatives, scheme_cls, memory, adjoint, checkpoint_every)
+    dy0 = derivatives[0] if derivatives else None
     if event is not None:
         if not callable(event):
             raise TypeError(f"event must be callable as event(t, y), got {type(event).__name__}")
@@ -285,15 +306,22 @@ def fdeint(
             func=rhs, y0=start, t=grid, h=h, n_steps=t.numel() - 1,
             window=memory if isinstance(memory, int) else None, corrector_iters=corrector_iters,
             newton_tol=default_tolerance(y0.dtype) if newton_tol is None else float(newton_tol),
-            newton_max_iters=newton_max_iters,
+            newton_max_iters=newton_max_iters, dy0=dy0,
         )
         scheme = scheme_cls(problem, orders, coefficients, bool(implicit))
         return problem, scheme, make_kernel(scheme, problem.n_steps, start, memory, **kernel_options) if kernel else None
 
     strategy = _adjoint_strategy(adjoint, checkpoint_every, adjoint_params)
     if strategy is None:
-        problem, scheme, kernel = build(y0, alphas)
-        return integrate(problem, scheme, kernel, save_every, event)
+        problem, scheme, _ = build(y0, alphas, kernel=False)
+        f0 = None
+        if compiled_applies(problem, scheme, memory, event):
+            f0 = rhs(grid[0], y0)
+            if not (f0.requires_grad and torch.is_grad_enabled()):
+                history = history_for(scheme, problem.n_steps, memory, kernel_options)
+                return integrate_compiled(problem, scheme, history, save_every, kernel_options["block"], f0)
+        kernel = make_kernel(scheme, problem.n_steps, y0, memory, **kernel_options)
+        return integrate(problem, scheme, kernel, save_every, event, f0)
     if event is not None:
         raise ValueError("adjoint=True needs event=None (the reverse sweep differentiates the plain scheme)")
     if scheme_cls.coupled_start:
@@ -345,17 +373,51 @@ def _check_soe_first_lag(value) -> int:
     return value
 
 
-def _delegate_to_torchdiffeq(func, y0, t, alpha, method, memory, options):
-    if not _is_integer_order(alpha) or (isinstance(alpha, torch.Tensor) and alpha.requires_grad):
+def _check_high_order(alphas: list, derivatives: list, scheme_cls, memory, adjoint, checkpoint_every) -> None:
+    """`ceil(alpha)` initial values, and orders above 1 only where the method and options allow them."""
+    top = max(float(a.detach()) if isinstance(a, torch.Tensor) else float(a) for a in alphas)
+    needed = math.ceil(top)
+    if len(derivatives) + 1 != needed:
+        given = "a tensor" if not derivatives else f"{len(derivatives) + 1} initial values"
+        wanted = "y0=(y(t0), y'(t0))" if needed == 2 else "y0 as one tensor y(t0)"
+        raise ValueError(f"alpha={top:g} takes ceil(alpha)={needed} initial value(s): pass {wanted}; got {given}")
+    if top <= 1.0:
+        return
+    if len(alphas) > 1:
+        raise ValueError(f"multi-term equations take orders 0 < alpha <= 1; got an order {top:g}")
+    if top > scheme_cls.max_alpha:
+        able = [name for name, cls in SCHEMES.items() if cls.max_alpha >= top]
+        raise ValueError(f"method {scheme_cls.name!r} takes 0 < alpha <= {scheme_cls.max_alpha:g}; alpha={top:g} "
+                         f"is solved by {', '.join(map(repr, able))}")
+    if memory == "soe":
+        raise ValueError(f"memory='soe' compresses the weights of orders up to 1; alpha={top:g}: use memory=None "
+                         "or an int window")
+    if adjoint is not False or checkpoint_every is not None:
+        raise ValueError(f"the discrete adjoint covers orders up to 1; alpha={top:g}: use adjoint=False (autograd)")
+
+
+def _delegate_to_torchdiffeq(func, y0, derivatives, t, alpha, method, memory, options):
+    order = None if isinstance(alpha, (list, tuple)) else float(alpha)
+    if order not in (1.0, 2.0) or (isinstance(alpha, torch.Tensor) and alpha.requires_grad):
         raise ValueError(
-            f"method {method!r} is an integer-order torchdiffeq solver; it needs alpha == 1 (a constant), got "
+            f"method {method!r} is an integer-order torchdiffeq solver; it needs alpha == 1 or 2 (a constant), got "
             f"alpha={alpha!r}. Fractional orders use one of {', '.join(map(repr, FRACTIONAL_METHODS))}"
         )
     if memory is not None:
         raise ValueError(f"memory={memory!r} has no meaning for the integer-order method {method!r}")
+    if len(derivatives) + 1 != order:
+        wanted = "y0=(y(t0), y'(t0))" if order == 2 else "y0 as one tensor y(t0)"
+        raise ValueError(f"alpha={order:g} takes {order:g} initial value(s): pass {wanted}")
     import torchdiffeq
 
-    return torchdiffeq.odeint(func, y0, t.to(y0.dtype), method=method, options=options)
+    t = t.to(y0.dtype)
+    if order == 1.0:
+        return torchdiffeq.odeint(func, y0, t, method=method, options=options)
+
+    def first_order(t, state):  # y'' = f(t, y) as (y, y')' = (y', f(t, y))
+        return torch.stack([state[1], func(t, state[0])])
+
+    return torchdiffeq.odeint(first_order, torch.stack([y0, derivatives[0]]), t, method=method, options=options)[:, 0]
 
 
 def fdeint_adjoint(func, y0, t, alpha, method="gl", memory=None, **options) -> torch.Tensor:

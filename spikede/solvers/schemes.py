@@ -51,6 +51,7 @@ class Scheme(ABC):
     implicit_modes: ClassVar[tuple[bool, ...]] = (False, True)  # the values `implicit=` may take
     coupled_start: ClassVar[bool] = False  # True if the first steps are solved together (no discrete adjoint)
     compressible: ClassVar[bool] = True  # whether memory='soe' can compress the weights (`sequence_terms`)
+    max_alpha: ClassVar[float] = 1.0  # the largest order the scheme takes (orders above 1 need y'(t_0))
 
     def __init__(self, problem, alphas: list, coefficients: list[float], implicit: bool):
         self.problem = problem
@@ -124,6 +125,7 @@ class GrunwaldLetnikov(Scheme):
     """Caputo-corrected Grünwald–Letnikov (first order); supports multi-term equations."""
 
     name = "gl"
+    max_alpha = 2.0
     multi_term = True
 
     @classmethod
@@ -147,17 +149,18 @@ class GrunwaldLetnikov(Scheme):
         return torch.zeros_like(y0)
 
     def step(self, n, y_prev, history, f_prev):
-        base = self.problem.y0 - history[0]
+        self._initial = self.problem.initial(n)  # u_n = y_n - T(t_n) (`stored`, called after this step)
+        base = self._initial - history[0]
         if self.implicit:
             return self._solve(n, base, self.step_coef, y_prev)
         return base + self.step_coef * f_prev
 
     def stored(self, y, y_prev, f):
-        return y - self.problem.y0
+        return y - self._initial
 
     def previous(self, y, rows, n):
-        """`y_{n-1}` from `y_n` and the stored rows `u_0 .. u_n`: `y0 + u_{n-1}`."""
-        return self.problem.y0 + rows[n - 1]
+        """`y_{n-1}` from `y_n` and the stored rows `u_0 .. u_n`: `T(t_{n-1}) + u_{n-1}`."""
+        return self.problem.initial(n - 1) + rows[n - 1]
 
 
 class L1(Scheme):
@@ -214,6 +217,7 @@ class ProductRectangle(Scheme):
     """
 
     name = "pred"
+    max_alpha = 2.0
 
     stores_rhs = True
 
@@ -236,7 +240,7 @@ class ProductRectangle(Scheme):
         return torch.zeros_like(f0) if self.implicit else f0
 
     def step(self, n, y_prev, history, f_prev):
-        base = self.problem.y0 + self.kappa * history[0]
+        base = self.problem.initial(n) + self.kappa * history[0]
         if self.implicit:
             return self._solve(n, base, self.kappa, y_prev)
         return base
@@ -256,6 +260,7 @@ class ProductTrapezoid(Scheme):
     """
 
     name = "trap"
+    max_alpha = 2.0
 
     stores_rhs = True
 
@@ -288,12 +293,13 @@ class ProductTrapezoid(Scheme):
 
     def step(self, n, y_prev, history, f_prev):
         p = self.problem
-        y = p.y0 + self.kappa_p * history[0]
+        initial = p.initial(n)
+        y = initial + self.kappa_p * history[0]
         corrector_history = history[1] + self.start_correction[n] * self.f0
         if self.implicit:
-            return self._solve(n, p.y0 + self.kappa_c * corrector_history, self.kappa_c, y)
+            return self._solve(n, initial + self.kappa_c * corrector_history, self.kappa_c, y)
         for _ in range(p.corrector_iters):
-            y = p.y0 + self.kappa_c * (p.rhs(p.t[n], y) + corrector_history)
+            y = initial + self.kappa_c * (p.rhs(p.t[n], y) + corrector_history)
         return y
 
     def stored(self, y, y_prev, f):

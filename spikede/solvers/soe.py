@@ -39,6 +39,7 @@ import torch
 from scipy.special import gamma as gamma_fn
 
 from . import weights as wts
+from .engine import block_threads
 
 __all__ = ["SumOfExponentials", "compress", "SEQUENCES", "SOEKernel", "BlockedSOEKernel"]
 
@@ -416,6 +417,7 @@ class BlockedSOEKernel(_FixedHorizon):
         self._modes = template.new_zeros(self.channels, self.n_modes + self.by_parts, self.width)
         self._rows = template.new_zeros(span + 1, self.width)
         self._far = template.new_zeros(self.channels, block, self.width)
+        self._toeplitz: dict = {}  # (b, rows) -> the weights block_history applies to them
         self._n_stored = 0
         self._base = 0  # the first row held in _rows
         self._split = 0  # p: rows before it are in the modes
@@ -455,13 +457,17 @@ class BlockedSOEKernel(_FixedHorizon):
         if self._n_stored != s or not 0 < b <= self.block:
             raise RuntimeError(f"block_history({s}, {b}) needs {s} rows stored (holds {self._n_stored}) and "
                                f"0 < b <= {self.block}")
-        self._start_block(s)
-        split, span = self._split, self._reversed.shape[1] - 1
-        rows = self._rows[split - self._base : s - self._base]
-        steps = torch.arange(b, device=rows.device)[:, None]
-        lags = s - split - torch.arange(s - split, device=rows.device)[None, :] + steps  # step s + i, row split + r
-        weights = self._reversed[:, span - lags]  # [C, b, rows]
-        return torch.baddbmm(self._far[:, :b], weights, rows.expand(self.channels, *rows.shape))
+        split, span = max(0, s - self.first_lag), self._reversed.shape[1] - 1
+        count = s - split
+        weights = self._toeplitz.get((b, count))
+        if weights is None:  # [C, b, rows]: entry (i, r) weighs row split + r for step s + i (lag count - r + i)
+            device = self._reversed.device
+            lags = count - torch.arange(count, device=device)[None, :] + torch.arange(b, device=device)[:, None]
+            weights = self._toeplitz[b, count] = self._reversed[:, span - lags]
+        with block_threads(self.channels * b * (count + 2 * self.n_modes) * self.width):
+            self._start_block(s)
+            rows = self._rows[split - self._base : s - self._base]
+            return torch.baddbmm(self._far[:, :b], weights, rows.expand(self.channels, *rows.shape))
 
     def _start_block(self, s: int) -> None:
         split = max(0, s - self.first_lag)
@@ -469,9 +475,10 @@ class BlockedSOEKernel(_FixedHorizon):
         if entering:
             lo = self._split - self._base
             fresh = self._rows[lo : lo + entering]
-            if self.by_parts:
-                before = self._rows[lo - 1 : lo] if self._split > 0 else torch.zeros_like(fresh[:1])
-                fresh = torch.diff(fresh, dim=0, prepend=before)
+            if self.by_parts and self._split > 0:
+                fresh = fresh - self._rows[lo - 1 : lo - 1 + entering]
+            elif self.by_parts:  # the first rows to enter: u_0 has no predecessor
+                fresh = torch.diff(fresh, dim=0, prepend=torch.zeros_like(fresh[:1]))
             modes = self._modes[:, : self.n_modes]
             modes.mul_(self._powers[:, :, entering, None])
             for c in range(self.channels):

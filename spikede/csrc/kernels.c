@@ -1,0 +1,31 @@
+/* spikede's compiled kernels (built and loaded by spikede.solvers.native).
+ *
+ * Two families, each instantiated for float (suffix _f32) and double (_f64):
+ *   lif_blocks_body.h  blocks of steps of the fractional LIF recurrence and its adjoint (spikede.fused);
+ *   fde_body.h         one explicit gl / l1 step of fdeint's blocked loop (spikede.solvers.blocks).
+ * In both the far history of a block (rows before it) is one matrix product done by the caller and
+ * handed in as `far`; the kernels add the near lags (rows inside the block) and do the update.
+ * Arrays are contiguous, row-major, `m` values per step.
+ */
+#include <math.h>
+
+enum { RESET_SUBTRACT = 0, RESET_ZERO = 1, RESET_NONE = 2 };
+enum { CHUNK = 512 };  /* values per tile: a block's rows of one tile stay in the core's cache */
+
+#define CONCAT(a, b) a##_##b
+#define EXPAND(a, b) CONCAT(a, b)
+#define NAME(f) EXPAND(f, SUFFIX)
+
+#define T float
+#define SUFFIX f32
+#include "lif_blocks_body.h"
+#include "fde_body.h"
+#undef T
+#undef SUFFIX
+
+#define T double
+#define SUFFIX f64
+#include "lif_blocks_body.h"
+#include "fde_body.h"
+#undef T
+#undef SUFFIX

@@ -1,0 +1,182 @@
+r"""Time loops in blocks of steps: the far history of a block as one product, the steps compiled.
+
+For a block of `b` steps starting at `n_0`, the history sum splits into the rows before the block
+and the rows inside it:
+
+$$
+H_n = \sum_{j=1}^{n-n_0} W_j u_{n-j} + \sum_{j=n-n_0+1}^{n} W_j u_{n-j}, \qquad n_0 \le n < n_0 + b.
+$$
+
+The second sum (the far history) is one matrix product for all `b` steps (`FullHistory`: a
+Toeplitz block of the weights times the rows; `SOEHistory`: the blocked sum-of-exponentials
+kernel's modes and exact rows); the first (the near history) and the update run in a compiled
+kernel (`spikede/csrc`, `spikede.solvers.native`), one call per step for `fdeint`, one per block
+for the LIF layers (`spikede.fused`).
+
+`integrate_compiled` is `fdeint`'s loop for the explicit schemes whose history is the state's own
+(`gl`, `l1`: $u_n = c F_{n-1} - H_n$, $y_n = y_0 + u_n$ or $y_{n-1} + u_n$), where no gradient has
+to pass through the solve; `fdeint` chooses it (see `compiled_applies`).  It computes the same sums
+as the eager loop in another order: the tests hold the two to 1e-12 (float64) relative.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from . import native
+from .engine import Problem, block_threads, not_finite, step_threads
+from .memory import make_kernel
+
+__all__ = ["FullHistory", "SOEHistory", "history_for", "compiled_applies", "integrate_compiled"]
+
+
+class FullHistory:
+    """Far sums over the stored rows themselves: one product of a Toeplitz block of the weights
+    (zero beyond a window) with the rows before the block."""
+
+    def __init__(self, weights: torch.Tensor, window: int | None):
+        self.window = window
+        if window is not None and window < weights.numel() - 1:
+            weights = weights * (torch.arange(weights.numel(), device=weights.device) <= window).to(weights.dtype)
+        self.near_weights = weights.contiguous()
+        self._flipped = weights.flip(0).contiguous()  # W_{L-l} at l: Toeplitz blocks as strided views
+
+    def start(self, template: torch.Tensor) -> None:
+        """Ready for a sweep over rows like `template` (the first row, `u_0` or the zero before `G_T`)."""
+
+    def forward_far(self, rows: torch.Tensor, n0: int, b: int) -> tuple[torch.Tensor, int]:
+        """The far sums of steps `n0 .. n0+b-1` and the row step (`-1`: rows in reverse step order)."""
+        lo = 0 if self.window is None else max(0, n0 - self.window)
+        lags = self._flipped.numel() - 1  # entry (k', r) of the view: W_{n0+b-1-k'-r}, row lo + r, step n0+b-1-k'
+        toeplitz = self._flipped.as_strided((b, n0 - lo), (1, 1), lags - n0 - b + 1 + lo)
+        with block_threads(b * (n0 - lo) * rows.shape[1]):
+            return toeplitz @ rows[lo:n0], -1
+
+    def forward_rows(self, rows: torch.Tensor) -> None:
+        """The rows the kernel just wrote (kept in place: nothing to do)."""
+
+    def backward_far(self, g: torch.Tensor, top: int, b: int) -> tuple[torch.Tensor, int]:
+        """`sum_j W_j G_{n+j}` over the gradients after the block, for `n = top - b + 1 .. top`."""
+        steps = g.shape[0]
+        hi = steps if self.window is None else min(steps, top + self.window)
+        if hi <= top:
+            return g.new_zeros(b, g.shape[1]), 1
+        toeplitz = self.near_weights.as_strided((b, hi - top), (1, 1), 1)  # entry (q', r): W_{1+q'+r}, step top - q'
+        with block_threads(b * (hi - top) * g.shape[1]):
+            return toeplitz @ g[top:hi], -1
+
+    def backward_rows(self, g_block: torch.Tensor) -> None:
+        """The gradients the kernel just wrote (kept in place: nothing to do)."""
+
+
+class SOEHistory:
+    """Far sums from a blocked sum-of-exponentials kernel (`BlockedSOEKernel`): its modes and
+    exact rows give everything before the block; the block's own lags use its `near_weights`."""
+
+    def __init__(self, make):
+        self._make = make  # template -> a fresh BlockedSOEKernel
+        self._kernel = None
+        self._steps = 0
+
+    def start(self, template: torch.Tensor) -> None:
+        self._kernel = self._make(template)
+        self.near_weights = self._kernel.near_weights[0].contiguous()
+        self._kernel.append_block(template[None])
+        self._steps = self._kernel.n_steps
+
+    def forward_far(self, rows, n0, b):
+        return self._kernel.block_history(n0, b)[0], 1
+
+    def forward_rows(self, rows: torch.Tensor) -> None:
+        self._kernel.append_block(rows)
+
+    def backward_far(self, g, top, b):  # the kernel runs over G_T, G_{T-1}, ...: its block is reversed
+        return self._kernel.block_history(self._steps + 1 - top, b)[0], -1
+
+    def backward_rows(self, g_block: torch.Tensor) -> None:
+        self._kernel.append_block(g_block.flip(0))
+
+
+def history_for(scheme, steps: int, memory, options: dict):
+    """The far history of `memory=` (`None`, a window, or `'soe'`, which over fewer steps than its
+    exact lags is the rows themselves) for `scheme`'s single weight channel; `options`: the memory
+    kernel's (`block`, `soe_tol`, `soe_first_lag`)."""
+    if memory != "soe" or steps < options.get("soe_first_lag", 32):
+        return FullHistory(scheme.weights.detach()[0], memory if isinstance(memory, int) else None)
+
+    def make(template):
+        return make_kernel(scheme, steps, template, "soe", differentiable=False, **options)
+
+    return SOEHistory(make)
+
+
+def ptr_row(tensor: torch.Tensor, step: int, b: int):
+    """The row of the block's first step in a far buffer whose rows run with `step` (+1 or -1)."""
+    return native.ptr(tensor[0] if step > 0 else tensor[b - 1])
+
+
+def compiled_applies(problem: Problem, scheme, memory, event) -> bool:
+    """Whether `fdeint` may run `integrate_compiled`: an explicit `gl`/`l1` solve on the CPU in
+    float32/float64 with any memory kernel, an order up to 1, no event, nothing that needs a gradient from the
+    weights, `y0` or the step coefficient (`func`'s own answer is checked at its first call), and
+    the kernels built."""
+    y0 = problem.y0
+    if scheme.name not in ("gl", "l1") or scheme.implicit or event is not None or problem.dy0 is not None:
+        return False
+    if torch.is_grad_enabled() and (y0.requires_grad or scheme.weights.requires_grad or scheme.step_coef.requires_grad):
+        return False
+    return (y0.device.type == "cpu" and y0.dtype in (torch.float32, torch.float64) and scheme.weights.shape[0] == 1
+            and native.compiled_kernels() is not None)
+
+
+def integrate_compiled(problem: Problem, scheme, history, save_every: int, block: int, f0: torch.Tensor):
+    """The states at steps `0, k, 2k, ...` and the last (`k = save_every`), `[*, *y0.shape]`:
+    `fdeint`'s loop with the far history of each `block` of steps from `history` and each step
+    one kernel call after `func`.  `f0 = f(t_0, y_0)`, already evaluated (and known to carry no
+    gradient)."""
+    y0, steps, ts = problem.y0, problem.n_steps, problem.t
+    shape, dtype, rhs = y0.shape, y0.dtype, problem.rhs
+    m = y0.numel()
+    keep = steps // save_every + 1 + (steps % save_every != 0)
+    out = y0.new_empty(keep, *shape)
+    out[0] = y0.detach()
+    full = isinstance(history, FullHistory)
+    rows = y0.new_zeros((steps + 1) if full else block, m)  # full: every row; 'soe': the block's rows
+    history.start(y0.new_zeros(m))
+    run, c = native.kernel("fde_step", dtype), float(scheme.step_coef)
+    row_bytes = m * y0.element_size()
+    weights = history.near_weights
+    y, f = out[0], f0
+    l1 = scheme.name == "l1"  # gl steps from y_0, l1 from y_{n-1}
+    y_address = first_address = y.data_ptr()
+    # Every address handed to the kernel is of a tensor held by a name while it runs (out, rows,
+    # far, weights, f, y).
+    with step_threads(y):
+        for n0 in range(1, steps + 1, block):
+            b = min(block, steps + 1 - n0)
+            far, far_step = history.forward_far(rows, n0, b)
+            far_first = far.data_ptr() + (0 if far_step > 0 else (b - 1) * row_bytes)
+            far_step *= row_bytes
+            block_rows = rows[n0:n0 + b] if full else rows[:b]
+            block_address, weights_address = block_rows.data_ptr(), weights.data_ptr()
+            for i in range(b):
+                n = n0 + i
+                if not f.is_contiguous():
+                    f = f.contiguous()
+                if f.dtype != dtype or f.device.type != "cpu" or f.numel() != m or f.requires_grad:
+                    raise TypeError(f"func(t, y) returned a {f.dtype} tensor of {f.numel()} values on {f.device} "
+                                    f"(requires_grad={f.requires_grad}) at step {n}; at step 1 it returned "
+                                    f"{dtype}, shape {tuple(shape)}, on cpu, without a gradient: keep it so")
+                if n % save_every == 0:
+                    y_new = out[n // save_every]
+                else:
+                    y_new = out[keep - 1] if n == steps else torch.empty_like(y)
+                new_address = y_new.data_ptr()
+                if run(i, m, far_first + i * far_step, weights_address, block_address, f.data_ptr(),
+                       y_address if l1 else first_address, new_address, c):
+                    raise not_finite(n)
+                y, y_address = y_new, new_address
+                if n < steps:
+                    f = rhs(ts[n], y)
+            history.forward_rows(block_rows)
+    return out

@@ -1,0 +1,151 @@
+"""`fdeint`'s compiled loop (`spikede.solvers.blocks.integrate_compiled`) against the eager one.
+
+Both loops sum the same history terms in another order (the compiled near history adds lag by
+lag, the eager one through a matrix product), so the states are held to a tolerance: 1e-12
+relative in float64 and 1e-5 in float32, a few hundred roundings of the dtype over the sums.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+import torch
+
+from spikede import fdeint
+from spikede.solvers import blocks, native
+
+FDEINT_MODULE = importlib.import_module("spikede.solvers.fdeint")  # the name `fdeint` is the function
+TOLERANCE = {torch.float64: 1e-12, torch.float32: 1e-5}
+
+
+@pytest.fixture
+def engine_state():
+    saved = native._engine, native._library, native._failure
+    yield
+    native._engine, native._library, native._failure = saved
+
+
+def _rhs(t, y):
+    return -y + 0.5 * torch.sin(y) + torch.cos(3.0 * t)
+
+
+def _solve(engine: str, *args, **kwargs) -> torch.Tensor:
+    native.set_engine(engine)
+    with torch.no_grad():
+        return fdeint(*args, **kwargs)
+
+
+def _relative(a: torch.Tensor, b: torch.Tensor) -> float:
+    return ((a - b).abs().max() / a.abs().max()).item()
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("method", ["gl", "l1"])
+@pytest.mark.parametrize("memory", [None, 20, "soe"])
+@pytest.mark.parametrize("save_every", [1, 7])
+def test_compiled_loop_equals_eager(engine_state, dtype, method, memory, save_every):
+    y0 = torch.randn(3, 5, generator=torch.Generator().manual_seed(1), dtype=dtype)
+    t = torch.linspace(0.0, 5.0, 211, dtype=dtype)  # 210 steps: blocks of 16, the last one partial
+    args = (_rhs, y0, t, 0.6)
+    kwargs = dict(method=method, memory=memory, save_every=save_every, block=16)
+    eager, compiled = _solve("eager", *args, **kwargs), _solve("compiled", *args, **kwargs)
+    assert compiled.shape == eager.shape == (210 // save_every + 1 + (210 % save_every != 0), 3, 5)
+    assert compiled.dtype == dtype
+    assert _relative(eager, compiled) <= TOLERANCE[dtype]
+
+
+def test_multi_term_gl_and_long_soe(engine_state):
+    y0 = torch.linspace(-1.0, 1.0, 64, dtype=torch.float64)
+    t = torch.linspace(0.0, 20.0, 2001, dtype=torch.float64)
+    for kwargs in (dict(alpha=[0.9, 0.4], coefficients=[1.0, 0.5]), dict(alpha=0.5, memory="soe")):
+        eager = _solve("eager", _rhs, y0, t, **kwargs)
+        compiled = _solve("compiled", _rhs, y0, t, **kwargs)
+        assert _relative(eager, compiled) <= 1e-12
+
+
+def test_the_function_is_called_once_per_step(engine_state):
+    calls = []
+
+    def counted(t, y):
+        calls.append(float(t))
+        return -y
+
+    t = torch.linspace(0.0, 1.0, 41, dtype=torch.float64)
+    _solve("compiled", counted, torch.ones(2, dtype=torch.float64), t, 0.7)
+    assert calls == [float(v) for v in t[:-1]]  # f(t_0) .. f(t_{N-1}): the explicit step needs no f(t_N)
+
+
+def test_non_contiguous_answer(engine_state):
+    y0 = torch.randn(4, 6, dtype=torch.float64)
+    t = torch.linspace(0.0, 2.0, 50, dtype=torch.float64)
+
+    def transposed(t, y):
+        return (-y.t()).t()  # same shape, not contiguous
+
+    eager, compiled = _solve("eager", transposed, y0, t, 0.5), _solve("compiled", transposed, y0, t, 0.5)
+    assert _relative(eager, compiled) <= 1e-12
+
+
+def test_an_answer_that_changes_dtype_is_refused(engine_state):
+    def drifting(t, y):
+        return -y if float(t) < 0.5 else (-y).float()
+
+    with pytest.raises(TypeError, match=r"func\(t, y\) returned a torch.float32 tensor .* at step \d+"):
+        _solve("compiled", drifting, torch.ones(3, dtype=torch.float64), torch.linspace(0.0, 1.0, 20), 0.5)
+
+
+def test_blow_up_names_the_step(engine_state):
+    t = torch.linspace(0.0, 1.0, 101, dtype=torch.float64)
+    with pytest.raises(FloatingPointError, match="not finite from step 3 on"):
+        _solve("compiled", lambda t, y: torch.where(t > 0.015, torch.full_like(y, float("inf")), -y),
+               torch.ones(2, dtype=torch.float64), t, 0.5)
+
+
+def test_gradients_keep_the_eager_loop(engine_state):
+    """With autograd needed (y0, alpha or func's answer requiring grad) the compiled loop does not
+    run: its gradients equal the eager loop's."""
+    native.set_engine("compiled")
+    t = torch.linspace(0.0, 1.0, 30, dtype=torch.float64)
+    y0 = torch.tensor([1.0, -0.5], dtype=torch.float64, requires_grad=True)
+    rate = torch.tensor(0.7, dtype=torch.float64, requires_grad=True)
+    fdeint(lambda t, y: -rate * y, y0, t, 0.6)[-1].sum().backward()
+    native.set_engine("eager")
+    y0_e, rate_e = y0.detach().clone().requires_grad_(), rate.detach().clone().requires_grad_()
+    fdeint(lambda t, y: -rate_e * y, y0_e, t, 0.6)[-1].sum().backward()
+    assert torch.allclose(y0.grad, y0_e.grad, rtol=1e-13, atol=0) and torch.allclose(rate.grad, rate_e.grad, rtol=1e-13)
+
+
+@pytest.mark.parametrize("kwargs", [dict(implicit=True), dict(method="trap"),
+                                    dict(event=lambda t, y: y)])
+def test_other_solves_stay_eager(engine_state, monkeypatch, kwargs):
+    def refuse(*args, **kw):
+        raise AssertionError("integrate_compiled must not run here")
+
+    monkeypatch.setattr(FDEINT_MODULE, "integrate_compiled", refuse)
+    native.set_engine("compiled")
+    with torch.no_grad():
+        out = fdeint(_rhs, torch.ones(3, dtype=torch.float64), torch.linspace(0.0, 1.0, 40, dtype=torch.float64),
+                     0.6, **kwargs)
+    assert torch.isfinite(out).all()
+
+
+def test_applies_only_where_it_should(engine_state):
+    native.set_engine("compiled")
+    t = torch.linspace(0.0, 1.0, 10)
+    calls = []
+    original = blocks.integrate_compiled
+
+    def spy(*args, **kw):
+        calls.append(args[0].dtype)
+        return original(*args, **kw)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(FDEINT_MODULE, "integrate_compiled", spy)
+        with torch.no_grad():
+            fdeint(_rhs, torch.ones(2), t, 0.5)
+            fdeint(_rhs, torch.ones(2, dtype=torch.float16), t.half(), 0.5)
+        native.set_engine("eager")
+        with torch.no_grad():
+            fdeint(_rhs, torch.ones(2), t, 0.5)
+    assert calls == [torch.float32]
