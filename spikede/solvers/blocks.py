@@ -117,7 +117,7 @@ def ptr_row(tensor: torch.Tensor, step: int, b: int):
 
 def compiled_applies(problem: Problem, scheme, memory, event) -> bool:
     """Whether `fdeint` may run `integrate_compiled`: an explicit `gl`/`l1` solve on the CPU in
-    float32/float64 with any memory kernel, an order up to 1, no event, nothing that needs a gradient from the
+    float32/float64 with any memory kernel, one order up to 1, no event, nothing that needs a gradient from the
     weights, `y0` or the step coefficient (`func`'s own answer is checked at its first call), and
     the kernels built."""
     y0 = problem.y0
@@ -125,8 +125,8 @@ def compiled_applies(problem: Problem, scheme, memory, event) -> bool:
         return False
     if torch.is_grad_enabled() and (y0.requires_grad or scheme.weights.requires_grad or scheme.step_coef.requires_grad):
         return False
-    return (y0.device.type == "cpu" and y0.dtype in (torch.float32, torch.float64) and scheme.weights.shape[0] == 1
-            and native.compiled_kernels() is not None)
+    return (y0.device.type == "cpu" and y0.dtype in (torch.float32, torch.float64) and scheme.weights.dim() == 2
+            and scheme.weights.shape[0] == 1 and native.compiled_kernels() is not None)
 
 
 def integrate_compiled(problem: Problem, scheme, history, save_every: int, block: int, f0: torch.Tensor):

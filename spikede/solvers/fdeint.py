@@ -26,19 +26,24 @@ def _torchdiffeq_methods() -> tuple[str, ...]:
     return tuple(SOLVERS)
 
 
-def _check_alpha(alpha, name: str = "alpha"):
+def _check_alpha(alpha, name: str = "alpha", per_component: bool = False):
+    """A Caputo order in (0, 2]: a float or 0-d tensor, or (`per_component`) a 1-D tensor of orders in (0, 1]."""
+    kinds = "a float, a 0-d tensor or a 1-D tensor" if per_component else "a float or a 0-d tensor"
     if isinstance(alpha, torch.Tensor):
-        if alpha.numel() != 1 or alpha.dim() != 0:
-            raise ValueError(f"{name} must be a float or a 0-d tensor, got a tensor of shape {tuple(alpha.shape)}")
+        if alpha.dim() > (1 if per_component else 0) or alpha.numel() == 0:
+            raise ValueError(f"{name} must be {kinds}, got a tensor of shape {tuple(alpha.shape)}")
         if not alpha.is_floating_point():
             raise TypeError(f"{name} must be a floating-point value, got a tensor of dtype {alpha.dtype}")
-        value = float(alpha.detach())
+        values = alpha.detach().reshape(-1).tolist()
     elif isinstance(alpha, numbers.Real) and not isinstance(alpha, bool):
-        value = float(alpha)
+        values = [float(alpha)]
     else:
-        raise TypeError(f"{name} must be a float or a 0-d tensor, got {type(alpha).__name__}: {alpha!r}")
-    if not (0.0 < value <= 2.0):
-        raise ValueError(f"{name} must satisfy 0 < {name} <= 2 (Caputo order), got {value}")
+        raise TypeError(f"{name} must be {kinds}, got {type(alpha).__name__}: {alpha!r}")
+    upper = 1.0 if isinstance(alpha, torch.Tensor) and alpha.dim() == 1 else 2.0
+    for value in values:
+        if not (0.0 < value <= upper):
+            what = "per-component orders" if upper == 1.0 else "Caputo order"
+            raise ValueError(f"{name} must satisfy 0 < {name} <= {upper:g} ({what}), got {value}")
     return alpha
 
 
@@ -140,7 +145,10 @@ def _alpha_terms(alpha, coefficients, method: str):
         if not alphas:
             raise ValueError("alpha must not be an empty list")
     else:
-        alphas = [_check_alpha(alpha)]
+        alphas = [_check_alpha(alpha, per_component=True)]
+        if isinstance(alpha, torch.Tensor) and alpha.dim() == 1 and coefficients is not None:
+            raise ValueError("coefficients= weighs the terms of a multi-term equation; per-component orders (a 1-D "
+                             "alpha) take none")
     if coefficients is None:
         if len(alphas) > 1:
             raise ValueError(f"multi-term alpha={list(alpha)} needs coefficients=[c1, ..., c{len(alphas)}]")
@@ -196,6 +204,10 @@ def fdeint(
             solves the multi-term equation `sum_i c_i D^{a_i} y = f` (methods `gl` and `l1`,
             orders up to 1).  Orders `1 < alpha <= 2` are solved by `gl`, `pred` and `trap`
             (`SCHEMES[name].max_alpha`), with the full history or a window, by autograd.
+            A 1-D tensor gives one order in (0, 1] per component of `y0`'s last axis (an
+            incommensurate system, e.g. `alpha=torch.tensor([0.8, 0.7])` for a state `[..., 2]`),
+            for `gl`, `l1`, `pred` and `trap` with the full history or a window, differentiable
+            by autograd like a scalar order.
         method: `'gl'` (Grünwald–Letnikov, order 1), `'l1'` (L1, order 2 - alpha
             with `implicit=True`, 1 explicit), `'pred'` (product rectangle,
             order 1), `'trap'` (Adams–Bashforth–Moulton PECE, order
@@ -267,6 +279,8 @@ def fdeint(
         )
     scheme_cls = SCHEMES[method]
     _check_high_order(alphas, derivatives, scheme_cls, memory, adjoint, checkpoint_every)
+    if isinstance(alphas[0], torch.Tensor) and alphas[0].dim() == 1:
+        _check_per_component(alphas[0], y0, scheme_cls, memory, adjoint, checkpoint_every, uneven)
     dy0 = derivatives[0] if derivatives else None
     if event is not None:
         if not callable(event):
@@ -373,9 +387,27 @@ def _check_soe_first_lag(value) -> int:
     return value
 
 
+def _check_per_component(alpha: torch.Tensor, y0: torch.Tensor, scheme_cls, memory, adjoint, checkpoint_every,
+                         uneven: str | None) -> None:
+    """A 1-D alpha: one order per entry of y0's last axis, for the schemes and options that take it."""
+    size = y0.shape[-1] if y0.dim() else None
+    if alpha.numel() != size:
+        raise ValueError(f"a 1-D alpha gives one order per component of y0's last axis: y0 has shape "
+                         f"{tuple(y0.shape)}, alpha has {alpha.numel()} orders")
+    if not scheme_cls.per_component:
+        able = [name for name, cls in SCHEMES.items() if cls.per_component]
+        raise ValueError(f"method {scheme_cls.name!r} takes one order for the whole state; per-component orders "
+                         f"are solved by {', '.join(map(repr, able))}")
+    for option, bad in (("memory='soe'", memory == "soe"), ("the discrete adjoint", adjoint is not False or
+                        checkpoint_every is not None), ("a non-uniform grid", uneven is not None)):
+        if bad:
+            raise ValueError(f"per-component orders (a 1-D alpha) use the full history or a window on a uniform "
+                             f"grid, by autograd: {option} is not available with them")
+
+
 def _check_high_order(alphas: list, derivatives: list, scheme_cls, memory, adjoint, checkpoint_every) -> None:
     """`ceil(alpha)` initial values, and orders above 1 only where the method and options allow them."""
-    top = max(float(a.detach()) if isinstance(a, torch.Tensor) else float(a) for a in alphas)
+    top = max(float(a.detach().max()) if isinstance(a, torch.Tensor) else float(a) for a in alphas)
     needed = math.ceil(top)
     if len(derivatives) + 1 != needed:
         given = "a tensor" if not derivatives else f"{len(derivatives) + 1} initial values"

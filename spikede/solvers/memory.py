@@ -94,19 +94,37 @@ class _Append(torch.autograd.Function):
 
 
 class _Contract(torch.autograd.Function):
-    """`out[c, i] = sum_k weights[c, i, k] * rows[k]` over the stored rows `[lo, hi)` as they lie."""
+    """`out[c, i] = sum_k weights[c, i, k] * rows[k]` over the stored rows `[lo, hi)` as they lie.
+
+    Per-component weights `[C, d, m, K]` (one order per entry of the state's last axis, of size
+    `d`) pair each component only with itself: `out[c, i, ..., q] = sum_k weights[c, q, i, k] *
+    rows[k, ..., q]`."""
 
     @staticmethod
     def forward(ctx, token, weights, store: _RowStore, lo: int, hi: int):
         ctx.store, ctx.lo, ctx.hi = store, lo, hi
         ctx.save_for_backward(weights)
-        return weights @ store.rows(lo, hi)
+        rows = store.rows(lo, hi)
+        if weights.dim() == 3:
+            return weights @ rows
+        channels, components, steps, _ = weights.shape
+        out = weights @ _by_component(rows, components)  # [C, d, m, rest]
+        return out.permute(0, 2, 3, 1).reshape(channels, steps, -1)
 
     @staticmethod
     def backward(ctx, grad_out):
         (weights,) = ctx.saved_tensors
         store, lo, hi = ctx.store, ctx.lo, ctx.hi
         grad_weights = None
+        if weights.dim() == 4:  # per component: g [C, d, m, rest]
+            channels, components, steps, _ = weights.shape
+            g = grad_out.reshape(channels, steps, -1, components).permute(0, 3, 1, 2)
+            if ctx.needs_input_grad[0] and hi > lo:
+                rows_grad = (weights.transpose(-1, -2) @ g).sum(0)  # [d, K, rest]
+                store.grad_rows(lo, hi).add_(rows_grad.permute(1, 2, 0).reshape(hi - lo, -1))
+            if ctx.needs_input_grad[1]:
+                grad_weights = g @ _by_component(store.rows(lo, hi), components).transpose(-1, -2)
+            return grad_out.new_empty(0), grad_weights, None, None, None
         if ctx.needs_input_grad[0] and hi > lo:
             c, m, k = weights.shape
             flat_w = weights.permute(2, 0, 1).reshape(k, c * m)
@@ -116,11 +134,17 @@ class _Contract(torch.autograd.Function):
         return grad_out.new_empty(0), grad_weights, None, None, None
 
 
+def _by_component(rows: torch.Tensor, components: int) -> torch.Tensor:
+    """Flattened rows `[K, width]` as `[d, K, width / d]`: component `q` of the state's last axis first."""
+    return rows.reshape(rows.shape[0], -1, components).permute(2, 0, 1)
+
+
 class HistoryKernel:
     """Exact (`window=None`) or short-memory history sums over a stored sequence.
 
     `weights`: tensor `[C, N + 1]` indexed by lag (lag 0 unused), in the state's
-    dtype; it may require grad.  `n_steps`: the largest `n` that will be read.
+    dtype; it may require grad.  `[C, d, N + 1]`: one weight sequence per component of the
+    state's last axis (size `d`; per-component orders).  `n_steps`: the largest `n` that will be read.
     `block`: the number of steps whose far history is computed together.
     `storage`: a contiguous tensor of `n_steps + 1` rows of `template`'s size, dtype and
     device to keep the rows in (default: a new one); `descending=True` puts row `k` at
@@ -169,12 +193,15 @@ class HistoryKernel:
         return self._store.data[: self._n_stored].view(self._n_stored, *self.shape)
 
     def _set_weights(self, weights: torch.Tensor, n_steps: int) -> None:
-        if weights.dim() != 2 or weights.shape[0] != self.channels or weights.shape[1] < n_steps + 1:
-            raise ValueError(f"weights must be [{self.channels}, >= {n_steps + 1}], got {tuple(weights.shape)}")
-        if self.window is not None and self.window < weights.shape[1] - 1:
-            keep = torch.arange(weights.shape[1], device=weights.device) <= self.window
+        components = () if weights.dim() == 2 else tuple(self.shape[-1:])
+        if (weights.shape[0] != self.channels or weights.shape[1:-1] != components
+                or weights.shape[-1] < n_steps + 1):
+            raise ValueError(f"weights must be [{', '.join(map(str, (self.channels, *components)))}, >= {n_steps + 1}], "
+                             f"got {tuple(weights.shape)}")
+        if self.window is not None and self.window < weights.shape[-1] - 1:
+            keep = torch.arange(weights.shape[-1], device=weights.device) <= self.window
             weights = weights * keep.to(weights.dtype)
-        self.n_lags = weights.shape[1] - 1
+        self.n_lags = weights.shape[-1] - 1
         # Paired with rows in storage order: reversed lags for ascending rows, as they are for descending.
         self._lag_weights = weights if self._store.descending else weights.flip(-1)
 
@@ -213,14 +240,14 @@ class HistoryKernel:
         return 0 if self.window is None else max(0, n - self.window)
 
     def _weight_rows(self, n0: int, m: int, lo: int, hi: int) -> torch.Tensor:
-        """`[C, m, hi - lo]`: the weights pairing rows `[lo, hi)`, in storage order, with steps
+        """`[C, (d,) m, hi - lo]`: the weights pairing rows `[lo, hi)`, in storage order, with steps
         `n0 .. n0+m-1`; ascending: entry `[c, i', k] = W[c, n0 + (m-1-i') - (lo + k)]` (steps
         reversed), descending: entry `[c, i, k] = W[c, n0 + i - (hi - 1 - k)]`."""
         if self._store.descending:
             start = n0 - hi + 1
         else:
             start = self.n_lags - n0 - (m - 1) + lo
-        span = self._lag_weights[:, start : start + m - 1 + hi - lo]
+        span = self._lag_weights[..., start : start + m - 1 + hi - lo]
         return span.unfold(-1, hi - lo, 1)
 
     def _contract(self, n0: int, m: int, lo: int, hi: int) -> torch.Tensor:

@@ -44,15 +44,17 @@ def newton_solve(
     max_iters: int,
     step: int,
 ) -> torch.Tensor:
-    """Solve `y = b + c f(y)` starting from `y_guess`; differentiable in `b`, `c` and `f`."""
+    """Solve `y = b + c f(y)` starting from `y_guess`; differentiable in `b`, `c` and `f`.
+    `c` is a scalar or broadcasts against `y` (per-component orders: one `c` per component)."""
     size = y_guess.numel()
     eye = torch.eye(size, dtype=y_guess.dtype, device=y_guess.device)
     b_, c_ = b.detach(), c.detach()
+    rows = c_ if c_.dim() == 0 else c_.expand(y_guess.shape).reshape(-1, 1)  # c of each Jacobian row
     y = y_guess.detach()
     with torch.no_grad():
         for iteration in range(1, max_iters + 1):
             residual = (y - b_ - c_ * f(y)).reshape(-1)
-            matrix = eye - c_ * _jacobian(f, y)
+            matrix = eye - rows * _jacobian(f, y)
             delta = torch.linalg.solve(matrix, residual).reshape(y.shape)
             y = y - delta
             scale = 1.0 + y.abs().max()
@@ -69,6 +71,6 @@ def newton_solve(
             "reduce the step size or raise newton_max_iters"
         )
     with torch.no_grad():
-        matrix = eye - c_ * _jacobian(f, y)
+        matrix = eye - rows * _jacobian(f, y)
     residual = (y - b - c * f(y)).reshape(-1)
     return y - torch.linalg.solve(matrix, residual).reshape(y.shape)

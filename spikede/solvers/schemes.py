@@ -52,6 +52,7 @@ class Scheme(ABC):
     coupled_start: ClassVar[bool] = False  # True if the first steps are solved together (no discrete adjoint)
     compressible: ClassVar[bool] = True  # whether memory='soe' can compress the weights (`sequence_terms`)
     max_alpha: ClassVar[float] = 1.0  # the largest order the scheme takes (orders above 1 need y'(t_0))
+    per_component: ClassVar[bool] = False  # whether alpha may be a 1-D tensor, one order per state component
 
     def __init__(self, problem, alphas: list, coefficients: list[float], implicit: bool):
         self.problem = problem
@@ -121,10 +122,16 @@ class Scheme(ABC):
         )
 
 
+def _lagged(weights: torch.Tensor) -> torch.Tensor:
+    """`weights` shifted one lag later along the last axis (lag 0 gets 0)."""
+    return torch.cat([weights.new_zeros(*weights.shape[:-1], 1), weights[..., :-1]], -1)
+
+
 class GrunwaldLetnikov(Scheme):
     """Caputo-corrected Grünwald–Letnikov (first order); supports multi-term equations."""
 
     name = "gl"
+    per_component = True
     max_alpha = 2.0
     multi_term = True
 
@@ -171,6 +178,7 @@ class L1(Scheme):
     """
 
     name = "l1"
+    per_component = True
     multi_term = True
 
     @classmethod
@@ -217,6 +225,7 @@ class ProductRectangle(Scheme):
     """
 
     name = "pred"
+    per_component = True
     max_alpha = 2.0
 
     stores_rhs = True
@@ -231,7 +240,7 @@ class ProductRectangle(Scheme):
         b = wts.rectangle_weights(a, self.problem.n_steps, self.problem.device)
         if self.implicit:  # y_n = y0 + kappa (b_0 f_n + sum_{m>=1} b_m f_{n-m})
             return b[None]
-        return torch.cat([b.new_zeros(1), b[:-1]])[None]  # lag m carries b_{m-1}
+        return _lagged(b)[None]  # lag m carries b_{m-1}
 
     def sequence_terms(self):
         return [[("rect", float(self.alpha.detach()), 1.0, 0 if self.implicit else 1)]]
@@ -260,6 +269,7 @@ class ProductTrapezoid(Scheme):
     """
 
     name = "trap"
+    per_component = True
     max_alpha = 2.0
 
     stores_rhs = True
@@ -274,13 +284,13 @@ class ProductTrapezoid(Scheme):
         self.kappa_c = self._scalar(self.h**a / wts.gamma(a + 2.0))
         b = wts.rectangle_weights(a, n_steps, device)
         c = wts.trapezoid_weights(a, n_steps, device)
-        predictor = torch.cat([b.new_zeros(1), b[:-1]])
+        predictor = _lagged(b)
         steps = torch.arange(n_steps + 1, device=device)
         start = wts.trapezoid_start_weight(a, steps.clamp(min=1)) - c
         window = self.problem.window
         if window is not None:  # the f_0 term belongs to lag n: dropped once n > window
             start = start * (steps <= window).to(start.dtype)
-        self.start_correction = start.to(self.problem.dtype).unbind(0)
+        self.start_correction = start.to(self.problem.dtype).unbind(-1)
         return torch.stack([predictor, c])
 
     def sequence_terms(self):

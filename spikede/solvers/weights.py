@@ -2,7 +2,8 @@ r"""Convolution weights of the fractional integrators (DESIGN.md section 2).
 
 Every function takes `alpha` as a float or a 0-d tensor (gradients flow to a
 tensor that requires them), computes in float64, and returns a 1-D float64 tensor
-indexed by the lag `j = 0 .. n`.  Differences of powers `(j+1)^p - j^p` are
+indexed by the lag `j = 0 .. n`; a 1-D `alpha` (one order per state component) gives one
+such row per order, `[len(alpha), n + 1]`.  Differences of powers `(j+1)^p - j^p` are
 evaluated as `j^p expm1(p log1p(1/j))` so that the weights keep full relative
 accuracy at large lags (a plain difference loses `log10(j)` digits).
 """
@@ -23,7 +24,8 @@ __all__ = [
 
 
 def as_alpha_tensor(alpha: float | torch.Tensor, device: torch.device | None = None) -> torch.Tensor:
-    """`alpha` as a float64 0-d tensor on `device` (differentiable if `alpha` is a tensor)."""
+    """`alpha` as a float64 tensor (0-d, or 1-D for per-component orders) on `device`
+    (differentiable if `alpha` is a tensor)."""
     if isinstance(alpha, torch.Tensor):
         return alpha.to(device=device, dtype=torch.float64)
     return torch.tensor(float(alpha), dtype=torch.float64, device=device)
@@ -43,33 +45,38 @@ def _forward_difference_of_power(j: torch.Tensor, p: torch.Tensor) -> torch.Tens
     return j**p * torch.expm1(p * torch.log1p(1.0 / j))
 
 
+def _column(alpha: float | torch.Tensor, device) -> torch.Tensor:
+    """`alpha` with a trailing axis of length 1, to broadcast against the lags."""
+    return as_alpha_tensor(alpha, device).unsqueeze(-1)
+
+
+def _with_ones(tail: torch.Tensor) -> torch.Tensor:
+    """`tail` (`[..., n]`) after a leading weight 1 at lag 0."""
+    return torch.cat([torch.ones(*tail.shape[:-1], 1, dtype=tail.dtype, device=tail.device), tail], -1)
+
+
 def grunwald_letnikov(alpha: float | torch.Tensor, n: int, device=None) -> torch.Tensor:
     """`g_0 = 1`, `g_j = (1 - (1 + alpha)/j) g_{j-1}`: the coefficients of `(1 - z)^alpha`.
 
     For `alpha = 1` they are `1, -1, 0, 0, ...` exactly (forward Euler).
     """
-    a = as_alpha_tensor(alpha, device)
+    a = _column(alpha, device)
     j = _lags(n, a.device)[1:]
-    factors = 1.0 - (1.0 + a) / j
-    return torch.cat([torch.ones(1, dtype=torch.float64, device=a.device), torch.cumprod(factors, 0)])
+    return _with_ones(torch.cumprod(1.0 - (1.0 + a) / j, -1))
 
 
 def _difference_weights(p: torch.Tensor, n: int) -> torch.Tensor:
-    j = _lags(n, p.device)[1:]
-    head = torch.ones(1, dtype=torch.float64, device=p.device)
-    return torch.cat([head, _forward_difference_of_power(j, p)])
+    return _with_ones(_forward_difference_of_power(_lags(n, p.device)[1:], p))
 
 
 def l1_weights(alpha: float | torch.Tensor, n: int, device=None) -> torch.Tensor:
     """L1 scheme: `b_j = (j+1)^(1-alpha) - j^(1-alpha)`, `b_0 = 1` (Oldham & Spanier; Lin & Xu 2007)."""
-    a = as_alpha_tensor(alpha, device)
-    return _difference_weights(1.0 - a, n)
+    return _difference_weights(1.0 - _column(alpha, device), n)
 
 
 def rectangle_weights(alpha: float | torch.Tensor, n: int, device=None) -> torch.Tensor:
     """Product rectangle rule: `b_k = (k+1)^alpha - k^alpha`, `b_0 = 1` (Diethelm, Ford & Freed 2002)."""
-    a = as_alpha_tensor(alpha, device)
-    return _difference_weights(a, n)
+    return _difference_weights(_column(alpha, device), n)
 
 
 def trapezoid_weights(alpha: float | torch.Tensor, n: int, device=None) -> torch.Tensor:
@@ -78,20 +85,19 @@ def trapezoid_weights(alpha: float | torch.Tensor, n: int, device=None) -> torch
     `c_0 = 1` (the weight of `f(t_n, y_n)`), `c_m = (m+1)^(a+1) + (m-1)^(a+1) - 2 m^(a+1)`
     for `m >= 1`; the weight of `f_0` is `trapezoid_start_weight` instead.
     """
-    a = as_alpha_tensor(alpha, device)
-    p = a + 1.0
-    head = torch.stack([torch.ones((), dtype=torch.float64, device=a.device), 2.0**p - 2.0])
+    p = _column(alpha, device) + 1.0
+    head = _with_ones(2.0**p - 2.0)
     if n < 2:
-        return head[: n + 1]
-    m = _lags(n, a.device)[2:]
+        return head[..., : n + 1]
+    m = _lags(n, p.device)[2:]
     x = 1.0 / m
     tail = m**p * (torch.expm1(p * torch.log1p(x)) + torch.expm1(p * torch.log1p(-x)))
-    return torch.cat([head, tail])
+    return torch.cat([head, tail], -1)
 
 
 def trapezoid_start_weight(alpha: float | torch.Tensor, n: torch.Tensor) -> torch.Tensor:
     """Weight of `f_0` in the product trapezoid rule at step `n >= 1`:
     `a_{0,n} = (n-1)^(a+1) - (n-1-a) n^a`."""
-    a = as_alpha_tensor(alpha, n.device)
+    a = _column(alpha, n.device)
     n = n.to(torch.float64)
     return (n - 1.0) ** (a + 1.0) - (n - 1.0 - a) * n**a
