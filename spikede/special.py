@@ -37,8 +37,8 @@ def _check_order(alpha, beta) -> tuple[float, float]:
         raise TypeError(f"alpha must be a real number, got {alpha!r}")
     if isinstance(beta, bool) or not isinstance(beta, (int, float)):
         raise TypeError(f"beta must be a real number, got {beta!r}")
-    if not (0.0 < alpha <= 2.0):
-        raise ValueError(f"alpha must satisfy 0 < alpha <= 2, got {alpha}")
+    if not (0.0 < alpha and math.isfinite(alpha)):
+        raise ValueError(f"alpha must be a finite number > 0, got {alpha}")
     if not (math.isfinite(beta) and beta > 0.0):
         raise ValueError(f"beta must be a finite number > 0, got {beta}")
     return float(alpha), float(beta)
@@ -102,8 +102,9 @@ def mittag_leffler(z: torch.Tensor, alpha: float, beta: float = 1.0) -> torch.Te
     """Two-parameter Mittag-Leffler function `E_{alpha,beta}(z)`, elementwise.
 
     `z`: real or complex tensor (any shape, any device); the result has `z`'s
-    dtype and device and is differentiable in `z`.  `0 < alpha <= 2`,
-    `beta > 0`.  Accuracy about 1e-13 relative in float64, on the real axis and on the
+    dtype and device and is differentiable in `z`.  `alpha > 0`, `beta > 0`; an order above 2
+    is reduced to `m = ceil(alpha / 2)` evaluations of order `alpha / m` at the `m`-th roots of
+    `z` (see `_split_order`), where non-finite `z` give NaN.  Accuracy about 1e-13 relative in float64, on the real axis and on the
     complex plane (tested against high-precision series for every argument of `z`; float32
     inputs are computed in float64 and rounded); where the value is exponentially small
     (`alpha = 1`, `beta != 1`, large negative `z`) the error is about 1e-16
@@ -123,6 +124,8 @@ def mittag_leffler(z: torch.Tensor, alpha: float, beta: float = 1.0) -> torch.Te
         return torch.exp(z)
     if z.numel() == 0:
         return torch.empty_like(z)
+    if alpha > 2.0:
+        return _split_order(z, alpha, beta)
     finite = torch.isfinite(z)
     if not bool(finite.all()):
         return _with_limits(z, finite, alpha, beta)
@@ -146,6 +149,23 @@ def mittag_leffler(z: torch.Tensor, alpha: float, beta: float = 1.0) -> torch.Te
         overflow = is_out & (log_size > _LOG_FLOAT64_MAX)
         value = torch.where(overflow, torch.full_like(value, complex(math.inf, 0.0)), value)
     value = torch.where(zc == 0, torch.full_like(value, 1.0 / math.gamma(beta)), value)
+    if z.is_complex():
+        return value.to(z.dtype)
+    return value.real.to(z.dtype)
+
+
+def _split_order(z: torch.Tensor, alpha: float, beta: float) -> torch.Tensor:
+    r"""$E_{\alpha,\beta}(z) = \frac{1}{m} \sum_{k=0}^{m-1} E_{\alpha/m,\beta}\bigl(z^{1/m} e^{2\pi i k/m}\bigr)$
+    with $m = \lceil \alpha/2 \rceil$: the sum over the roots keeps exactly the series terms
+    $z^{mj} / \Gamma(\alpha j + \beta)$ (Gorenflo, Kilbas, Mainardi & Rogosin, *Mittag-Leffler
+    Functions*, 2014, eq. 4.2.7 generalised to any $\beta$).  Non-finite `z` give NaN."""
+    m = math.ceil(alpha / 2.0)
+    finite = torch.isfinite(z)
+    zc = torch.where(finite, z, torch.zeros_like(z)).to(torch.complex128)
+    root = zc ** (1.0 / m)
+    value = sum(mittag_leffler(root * complex(math.cos(2.0 * math.pi * k / m), math.sin(2.0 * math.pi * k / m)),
+                               alpha / m, beta) for k in range(m)) / m
+    value = torch.where(finite, value, torch.full_like(value, complex(math.nan, math.nan)))
     if z.is_complex():
         return value.to(z.dtype)
     return value.real.to(z.dtype)

@@ -165,3 +165,30 @@ def test_a_large_complex_batch_stays_within_memory():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert float(out.stdout) < 1024  # MB above the interpreter and torch
+
+
+@pytest.mark.parametrize("alpha,beta", [(2.3, 1.0), (3.5, 0.7), (5.0, 2.0), (7.9, 1.3)])
+def test_orders_above_two_match_the_series(alpha, beta):
+    """Orders above 2 (MittagLeffler.jl's tests use 2.3) are split over the roots of z; against the
+    high-precision series on the real axis and off it, |z| <= 30."""
+    real = np.concatenate([-np.geomspace(0.05, 30.0, 9), [0.0], np.geomspace(0.05, 30.0, 9)])
+    got = mittag_leffler(torch.tensor(real, dtype=torch.float64), alpha, beta).numpy()
+    want = np.array([mittag_leffler_series(v, alpha, beta).real for v in real])
+    assert np.max(np.abs(got - want) / np.abs(want)) <= 1e-13
+    points = [complex(r * math.cos(t), r * math.sin(t)) for r in (0.7, 4.0, 25.0) for t in np.linspace(-3.0, 3.0, 7)]
+    got = mittag_leffler(torch.tensor(points, dtype=torch.complex128), alpha, beta).numpy()
+    want = np.array([mittag_leffler_series(p, alpha, beta) for p in points])
+    assert np.max(np.abs(got - want) / np.abs(want)) <= 1e-13
+
+
+def test_order_four_closed_form():
+    """E_4(-x) = cos(x^(1/4) / sqrt 2) cosh(x^(1/4) / sqrt 2) (from E_4(z^4) = (cos z + cosh z) / 2)."""
+    x = torch.linspace(0.0, 400.0, 401, dtype=torch.float64)
+    r = x**0.25 / math.sqrt(2.0)
+    want = torch.cos(r) * torch.cosh(r)
+    assert ((mittag_leffler(-x, 4.0) - want).abs() / want.abs().clamp(min=1.0)).max().item() <= 1e-13
+
+
+def test_orders_above_two_are_differentiable():
+    z = torch.tensor([-2.0, 0.5, 3.0], dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda v: mittag_leffler(v, 2.6, 1.2), (z,))
