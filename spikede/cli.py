@@ -50,6 +50,7 @@ def _number(cast, check=None, rule: str = ""):
 
 
 _alpha_value = _number(float, lambda v: 0.0 < v <= 1.0, "alpha in (0, 1]")
+_order_value = _number(float, lambda v: 0.0 < v <= 2.0, "alpha in (0, 2]")
 _positive_int = _number(int, lambda v: v >= 1, "a positive integer")
 _float_value = _number(float)
 _int_value = _number(int)
@@ -148,7 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     conv.add_argument("--out", default="spikede-out", help="output folder (default: spikede-out)")
     conv.add_argument(
-        "--alphas", type=_alpha_value, nargs="+", default=[0.3, 0.5, 0.7, 0.9], help="orders (default: 0.3 0.5 0.7 0.9)"
+        "--alphas", type=_order_value, nargs="+", default=[0.3, 0.5, 0.7, 0.9],
+        help="orders in (0, 2] (default: 0.3 0.5 0.7 0.9); above 1 only the methods that take them run, with y'(0) = 0"
     )
     conv.add_argument("--n0", type=_positive_int, default=16, help="coarsest number of steps (default: 16)")
     conv.add_argument("--halvings", type=_positive_int, default=5, help="number of step halvings (default: 5)")

@@ -39,8 +39,20 @@ def test_convergence_command_writes_plot_and_tables(tmp_path):
 
 
 def test_convergence_command_rejects_bad_alpha():
-    out = subprocess.run([sys.executable, "-m", "spikede", "convergence", "--alphas", "1.5"], capture_output=True, text=True)
-    assert out.returncode == 2 and "expected alpha in (0, 1], got 1.5" in out.stderr
+    out = subprocess.run([sys.executable, "-m", "spikede", "convergence", "--alphas", "2.5"], capture_output=True, text=True)
+    assert out.returncode == 2 and "expected alpha in (0, 2], got 2.5" in out.stderr
+
+
+def test_convergence_study_above_order_one():
+    """alpha = 1.5 runs only the methods that take it (y'(0) = 0) and measures their orders."""
+    from spikede.experiments import convergence_study
+
+    rows = convergence_study(alphas=(1.5,), n0=32, halvings=3)
+    methods = {r.method for r in rows}
+    assert methods == {"gl", "gl-implicit", "pred", "pred-implicit", "trap", "trap-implicit"}
+    finest = {(r.problem, r.method): r.order for r in rows if r.n == 256}
+    for problem in ("smooth", "nonlinear", "relaxation"):
+        assert abs(finest[problem, "gl"] - 1.0) <= 0.15 and abs(finest[problem, "trap-implicit"] - 2.0) <= 0.15
 
 
 def test_readme_usage_example_runs():
