@@ -7,6 +7,7 @@ from .solvers.native import EngineWarning, engine_status, set_engine
 from .network import TimeDistributed, fractionalize, latency_encode, rate_encode, reset, reset_net
 from .neurons import FractionalIF, FractionalLIF, IFNeuron, LIFNeuron
 from .special import mittag_leffler
+from .compat import SNNWrapper
 from .surrogate import (
     Surrogate,
     SurrogateSpec,
@@ -23,6 +24,7 @@ __all__ = [
     "ConvergenceError",
     "DiscreteAdjoint",
     "RESET_MODES",
+    "SNNWrapper",
     "EngineWarning",
     "EventParams",
     "FractionalIF",
