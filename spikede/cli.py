@@ -78,7 +78,7 @@ def _train_config(args: argparse.Namespace):
     from .training import TrainConfig
 
     return TrainConfig(
-        dataset=args.dataset, data_dir=args.data_dir, encoding=args.encoding, timesteps=args.timesteps,
+        dataset=args.dataset, data_dir=args.data_dir, model=args.model, encoding=args.encoding, timesteps=args.timesteps,
         hidden=args.hidden, alpha=list(args.alpha), learn_alpha=args.learn_alpha, method=args.method,
         memory=args.memory, adjoint=args.adjoint, surrogate=args.surrogate, surrogate_scale=args.surrogate_scale, tau=args.tau,
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed, device=args.device,
@@ -157,6 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     conv.set_defaults(handler=_convergence)
 
     from .data import DATASETS, ENCODINGS
+    from .training import MODELS
     from .neurons import NEURON_METHODS
     from .surrogate import available_surrogates
 
@@ -167,7 +168,11 @@ def build_parser() -> argparse.ArgumentParser:
         "report test accuracy. Under torchrun it uses DistributedDataParallel.",
     )
     tr.add_argument("--dataset", default="digits", help=f"one of {', '.join(DATASETS)} (default: digits)")
-    tr.add_argument("--data-dir", default=None, help="folder with the Fashion-MNIST IDX files")
+    tr.add_argument("--data-dir", default=None,
+                    help="folder with the Fashion-MNIST IDX files, or (--dataset events) with train/ and test/ event streams")
+    tr.add_argument("--model", default="mlp", choices=MODELS,
+                    help="mlp: Linear -> spiking -> Linear -> spiking; conv: two Conv-BatchNorm-spiking blocks "
+                         "with pooling, then Linear -> spiking (default: mlp)")
     tr.add_argument("--encoding", default="rate", choices=ENCODINGS, help="rate: Bernoulli spikes; rows: rows as steps")
     tr.add_argument("--timesteps", type=_int_value, default=16, help="time steps of the rate code (default: 16)")
     tr.add_argument("--hidden", type=_int_value, default=128, help="hidden neurons (default: 128)")

@@ -1,10 +1,13 @@
-"""Offline real datasets as spike trains: scikit-learn's digits and Fashion-MNIST (IDX files).
+"""Offline real datasets as spike trains: scikit-learn's digits, Fashion-MNIST (IDX files) and
+event-camera streams.
 
 Nothing is downloaded.  `digits` is scikit-learn's bundled copy of the UCI handwritten
 digits (1,797 images of 8x8 pixels, 16 grey levels); Fashion-MNIST is read from the IDX
-files that Debian's `dataset-fashion-mnist` package installs.
+files that Debian's `dataset-fashion-mnist` package installs; `events` reads a folder of
+event streams in tonic's format, binned into `--timesteps` frames (`spikede.event_streams`).
 
-Encodings (`[T, B, features]`):
+Encodings of images (`[T, B, features]`; event frames are spike trains already and are
+flattened as they are):
 
 * `rate`: pixel intensity `x` in [0, 1] fires with probability `x` at every step.
   The noise of sample `i` in a given epoch is drawn from a generator seeded by
@@ -25,7 +28,7 @@ import torch
 
 __all__ = ["Dataset", "DATASETS", "ENCODINGS", "load_dataset", "encode", "FASHION_MNIST_DIR"]
 
-DATASETS = ("digits", "fashion-mnist")
+DATASETS = ("digits", "fashion-mnist", "events")
 ENCODINGS = ("rate", "rows")
 FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
 
@@ -36,7 +39,8 @@ class DataError(ValueError):
 
 @dataclass(frozen=True)
 class Dataset:
-    """Images scaled to [0, 1] (`[N, H, W]` float32) and integer labels, split into train and test."""
+    """Images scaled to [0, 1] (`[N, H, W]` float32), or event frames (`[N, T, C, H, W]` bool), and
+    integer labels, split into train and test."""
 
     name: str
     x_train: torch.Tensor
@@ -46,7 +50,17 @@ class Dataset:
 
     @property
     def image_shape(self) -> tuple[int, int]:
-        return tuple(self.x_train.shape[1:])
+        return tuple(self.x_train.shape[-2:])
+
+    @property
+    def channels(self) -> int:
+        """Input channels: the polarities of event frames, 1 for images."""
+        return self.x_train.shape[2] if self.is_events else 1
+
+    @property
+    def is_events(self) -> bool:
+        """Whether the samples are event frames `[T, C, H, W]` (already spike trains)."""
+        return self.x_train.dim() == 5
 
     @property
     def n_classes(self) -> int:
@@ -110,17 +124,31 @@ def _fashion_mnist(data_dir: str | Path | None) -> Dataset:
     return Dataset("fashion-mnist", *parts["train"], *parts["test"])
 
 
-def load_dataset(name: str, data_dir: str | Path | None = None) -> Dataset:
-    """Load `'digits'` (fixed stratified 75/25 split) or `'fashion-mnist'` (its own split)."""
+def load_dataset(name: str, data_dir: str | Path | None = None, timesteps: int = 16) -> Dataset:
+    """Load `'digits'` (fixed stratified 75/25 split), `'fashion-mnist'` (its own split) or
+    `'events'` (the folder `data_dir`, its own split, binned into `timesteps` frames)."""
     if name == "digits":
         return _digits()
     if name == "fashion-mnist":
         return _fashion_mnist(data_dir)
+    if name == "events":
+        from .event_streams import EventDataError, MISSING_HELP, load_event_folder
+
+        if data_dir is None:
+            raise DataError(f"--dataset events needs --data-dir, a folder of event streams; {MISSING_HELP}")
+        try:
+            x_train, y_train, x_test, y_test, _ = load_event_folder(data_dir, timesteps)
+        except EventDataError as err:
+            raise DataError(str(err)) from None
+        return Dataset("events", x_train, y_train, x_test, y_test)
     raise DataError(f"unknown dataset {name!r}; valid datasets are {', '.join(map(repr, DATASETS))}")
 
 
 def encode(images: torch.Tensor, indices: torch.Tensor, encoding: str, steps: int, seed: int, epoch: int) -> torch.Tensor:
-    """Spike trains `[T, B, features]` for images `[B, H, W]` whose dataset indices are `indices`."""
+    """Spike trains `[T, B, features]` for images `[B, H, W]` whose dataset indices are `indices`
+    (event frames `[B, T, C, H, W]` are flattened as they are)."""
+    if images.dim() == 5:
+        return images.transpose(0, 1).flatten(2).float()
     if encoding == "rows":
         return images.permute(1, 0, 2).contiguous()
     if encoding != "rate":

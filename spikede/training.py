@@ -30,7 +30,7 @@ from .network import TimeDistributed
 from .neurons import FractionalLIF, LIFNeuron, SpikingNeuron
 from .solvers.engine import step_threads
 
-__all__ = ["TrainConfig", "SpikingMLP", "build_model", "train", "evaluate_checkpoint", "load_checkpoint",
+__all__ = ["TrainConfig", "SpikingMLP", "SpikingConvNet", "MODELS", "build_model", "train", "evaluate_checkpoint", "load_checkpoint",
            "epoch_batches", "CheckpointError", "Interrupted"]
 
 CHECKPOINT = "checkpoint.pt"
@@ -50,6 +50,7 @@ class TrainConfig:
 
     dataset: str = "digits"
     data_dir: str | None = None
+    model: str = "mlp"
     encoding: str = "rate"
     timesteps: int = 16
     hidden: int = 128
@@ -73,8 +74,15 @@ class TrainConfig:
         return self.alpha * 2 if len(self.alpha) == 1 else list(self.alpha)
 
     def validate(self) -> None:
+        if self.model not in MODELS:
+            raise ValueError(f"--model must be one of {', '.join(MODELS)}, got {self.model!r}")
+        if self.dataset == "events" and self.encoding != "rate":
+            raise ValueError("--dataset events gives spike trains already: --encoding does not apply (leave it rate)")
+        if self.model == "conv" and self.encoding != "rate":
+            raise ValueError("--model conv takes images: use --encoding rate (rows feeds an image's rows as steps)")
         if len(self.alpha) not in (1, 2):
-            raise ValueError(f"--alpha takes one value or one per layer (2), got {len(self.alpha)}")
+            raise ValueError(f"--alpha takes one value or one per layer (2: the hidden and the output layers), "
+                             f"got {len(self.alpha)}")
         for a in self.alpha:
             if not 0.0 < a <= 1.0:
                 raise ValueError(f"--alpha must be in (0, 1], got {a}")
@@ -121,13 +129,7 @@ class SpikingMLP(nn.Module):
         super().__init__()
         layers = []
         for width_in, width_out, alpha in zip((in_features, hidden), (hidden, classes), config.layer_alphas()):
-            layers.append(TimeDistributed(nn.Linear(width_in, width_out)))
-            common = dict(tau=config.tau, surrogate=config.surrogate, surrogate_scale=config.surrogate_scale)
-            if alpha == 1.0 and not config.learn_alpha:
-                layers.append(LIFNeuron(**common))
-            else:
-                layers.append(FractionalLIF(alpha=alpha, method=config.method, memory=config.memory,
-                                            learn_alpha=config.learn_alpha, adjoint=config.adjoint, **common))
+            layers += [TimeDistributed(nn.Linear(width_in, width_out)), _spiking_layer(config, alpha)]
         self.layers = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -142,14 +144,75 @@ class SpikingMLP(nn.Module):
         return self.layers[1](self.layers[0](x))
 
 
-def build_model(config: TrainConfig, data: Dataset) -> SpikingMLP:
+def _spiking_layer(config: TrainConfig, alpha: float) -> nn.Module:
+    """A `LIFNeuron` for `alpha = 1` (nothing learned about alpha), else a `FractionalLIF`."""
+    common = dict(tau=config.tau, surrogate=config.surrogate, surrogate_scale=config.surrogate_scale)
+    if alpha == 1.0 and not config.learn_alpha:
+        return LIFNeuron(**common)
+    return FractionalLIF(alpha=alpha, method=config.method, memory=config.memory, learn_alpha=config.learn_alpha,
+                         adjoint=config.adjoint, **common)
+
+
+class SpikingConvNet(nn.Module):
+    """Two Conv-BatchNorm-spiking blocks with 2x2 average pooling, then Linear -> spiking layer.
+
+    Input `[T, B, C * H * W]` (rate-coded images, `C = 1`, or event frames), output the spike
+    train `[T, B, classes]`.  The
+    convolutions have `hidden / 8` and `hidden / 4` channels (16 and 32 for the default 128);
+    both conv blocks take the first order of `--alpha`, the output layer the last.  Each
+    stateless layer sees every step at once (`TimeDistributed` folds time into the batch).
+    """
+
+    def __init__(self, image_shape: tuple[int, int], hidden: int, classes: int, config: TrainConfig,
+                 channels: int = 1):
+        super().__init__()
+        self.image_shape, self.channels = image_shape, channels
+        first, second = max(1, hidden // 8), max(1, hidden // 4)
+        hidden_alpha, output_alpha = config.layer_alphas()
+        height, width = image_shape
+        pooled = (height // 4) * (width // 4)
+        if pooled == 0:
+            raise ValueError(f"--model conv needs images of at least 4x4 pixels, got {height}x{width}")
+        self.features = nn.Sequential(
+            TimeDistributed(nn.Conv2d(channels, first, 3, padding=1, bias=False)), TimeDistributed(nn.BatchNorm2d(first)),
+            _spiking_layer(config, hidden_alpha), TimeDistributed(nn.AvgPool2d(2)),
+            TimeDistributed(nn.Conv2d(first, second, 3, padding=1, bias=False)), TimeDistributed(nn.BatchNorm2d(second)),
+            _spiking_layer(config, hidden_alpha), TimeDistributed(nn.AvgPool2d(2)),
+        )
+        self.classifier = nn.Sequential(TimeDistributed(nn.Linear(second * pooled, classes)),
+                                        _spiking_layer(config, output_alpha))
+
+    def _images(self, x: torch.Tensor) -> torch.Tensor:
+        return x.reshape(x.shape[0], x.shape[1], self.channels, *self.image_shape)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        features = self.features(self._images(x))
+        return self.classifier(features.flatten(2))
+
+    def alphas(self) -> list[float]:
+        return [m.alpha.item() if isinstance(m, FractionalLIF) else 1.0
+                for m in self.modules() if isinstance(m, (FractionalLIF, LIFNeuron))]
+
+    def hidden_spikes(self, x: torch.Tensor) -> torch.Tensor:
+        """Spikes of the first spiking layer, flattened `[T, B, channels * H * W]`."""
+        return self.features[:3](self._images(x)).flatten(2)
+
+
+MODELS = ("mlp", "conv")
+
+
+def build_model(config: TrainConfig, data: Dataset) -> nn.Module:
     height, width = data.image_shape
-    in_features = width if config.encoding == "rows" else height * width
     torch.manual_seed(config.seed)
+    if config.model == "conv":
+        return SpikingConvNet((height, width), config.hidden, data.n_classes, config, data.channels)
+    in_features = width if config.encoding == "rows" else data.channels * height * width
     return SpikingMLP(in_features, config.hidden, data.n_classes, config)
 
 
 def _steps(config: TrainConfig, data: Dataset) -> int:
+    if data.is_events:
+        return data.x_train.shape[1]
     return data.image_shape[0] if config.encoding == "rows" else config.timesteps
 
 
@@ -302,7 +365,7 @@ def train(config: TrainConfig, resume: bool = False, log=print, warn=_warn) -> d
         saved = TrainConfig(**state["config"])
         saved.epochs, saved.out, saved.device = config.epochs, config.out, config.device
         config = saved
-    data = load_dataset(config.dataset, config.data_dir)
+    data = load_dataset(config.dataset, config.data_dir, config.timesteps)
     if config.limit is not None:
         data = Dataset(data.name, data.x_train[: config.limit], data.y_train[: config.limit], data.x_test, data.y_test)
     model = build_model(config, data).to(config.device)
@@ -513,7 +576,7 @@ def evaluate_checkpoint(path: str | Path, device: str = "cpu") -> dict:
     except TypeError as err:
         raise CheckpointError(f"checkpoint {path} has an incompatible configuration: {err}") from None
     config.device = str(check_device(device))
-    data = load_dataset(config.dataset, config.data_dir)
+    data = load_dataset(config.dataset, config.data_dir, config.timesteps)
     model = build_model(config, data).to(config.device)
     try:
         model.load_state_dict(state["model"])

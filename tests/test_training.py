@@ -228,3 +228,21 @@ def test_compare_alpha_over_seeds(tmp_path):
         assert f"{row['test_acc_mean']:.4f} +- {row['test_acc_std']:.4f}" in out.stdout
     assert (tmp_path / "compare.png").stat().st_size > 10000
     assert len((tmp_path / "compare.csv").read_text().splitlines()) == 1 + 4
+
+
+def test_conv_model_trains_and_evaluates(tmp_path):
+    """`--model conv`: Conv-BatchNorm-FractionalLIF blocks; a short run learns (well above 10%
+    chance on the 450 test digits) and its checkpoint evaluates to the same accuracy."""
+    out = run_cli("train", "--model", "conv", "--limit", "512", "--epochs", "3", "--timesteps", "8",
+                  "--out", str(tmp_path), check=True)
+    line = next(l for l in out.stdout.splitlines() if l.startswith("test accuracy"))
+    accuracy = float(line.split()[2])
+    assert accuracy >= 0.6
+    result = evaluate_checkpoint(tmp_path / "checkpoint.pt")
+    assert result["test_acc"] == pytest.approx(accuracy, abs=5e-5)
+    assert len(result["alphas"]) == 3  # two conv blocks and the output layer
+
+
+def test_conv_model_refuses_row_sequences():
+    out = run_cli("train", "--model", "conv", "--encoding", "rows", "--epochs", "0")
+    assert out.returncode != 0 and "--model conv takes images: use --encoding rate" in out.stderr
