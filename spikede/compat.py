@@ -30,7 +30,8 @@ The step is `dt = x_time[1] - x_time[0]`.  The orders are laid out as in the ref
 spikede's neuron follows the Caputo equation
 $\tau D^\alpha v = -(v - v_{rest}) + I$ with the spike decided on the potential the scheme
 computes, where the reference decides it on an integer-order look-ahead; the differences are
-listed, with formulas, in the docs page "Coming from spikeDE".
+listed, with formulas, in the docs page "Coming from spikeDE".  `reference_rule=True` runs the
+reference's own rule instead (`ReferenceLIF`), to re-run its checkpoints and results.
 """
 
 from __future__ import annotations
@@ -42,13 +43,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from .neurons import NEURON_METHODS, FractionalIF, FractionalLIF, IFNeuron, LIFNeuron
+from .neurons import NEURON_METHODS, FractionalIF, FractionalLIF, IFNeuron, LIFNeuron, SpikingNeuron
 from .network import _neuron_kwargs
 from .solvers.fdeint import _check_grid
 from .solvers.memory import check_memory
+from .solvers.engine import step_threads
 from .surrogate import check_scale
 
-__all__ = ["SNNWrapper", "layer_orders"]
+__all__ = ["SNNWrapper", "ReferenceLIF", "ReferenceIF", "layer_orders"]
 
 INTEGRATORS = ("fdeint", "odeint")
 ALPHA_MODES = ("auto", "per_layer", "multiterm")
@@ -143,6 +145,59 @@ def layer_orders(alpha: Any, layers: int, multi_coefficient: Any = None,
     return "B", [_terms(alpha, multi_coefficient, f"layer {i}") for i in range(layers)]
 
 
+class _ReferenceRule:
+    r"""The reference's firing rule on a fractional neuron (Grünwald–Letnikov, subtractive reset).
+
+    With the state $v_k$ and the input $I_k$ of step $k$ ($v_0 = v_{rest}$; the reference
+    starts at 0), the spike is decided on a unit-step, integer-order Euler look-ahead, whatever
+    `dt` and alpha, and the reset enters the right-hand side:
+
+    $$
+    s_k = H\bigl(v_k + F_k - \theta\bigr), \quad F_k = \frac{I_k - (v_k - v_{rest})}{\tau}, \quad
+    v_{k+1} = v_{rest} + h^\alpha \Bigl(F_k - \frac{\theta\, s_k}{\tau}\Bigr) - \sum_{j=1}^{k+1} g_j (v_{k+1-j} - v_{rest}),
+    $$
+
+    so a spike removes $h^\alpha \theta / \tau$ instead of $\theta$ (for the IF neuron
+    $F_k = I_k / \tau$).  The spike's surrogate gradient reaches $v_k$ and $I_k$; the reset
+    term is detached, as in the reference.  Runs the eager loop (no adjoint, no compiled engine).
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **{**kwargs, "adjoint": False})
+        if self.method != "gl" or self.events.reset != "subtract":
+            raise ValueError(f"the reference's rule is defined for method='gl' and reset='subtract', got "
+                             f"method={self.method!r}, reset={self.events.reset!r}")
+
+    def forward(self, x: torch.Tensor):
+        return SpikingNeuron.forward(self, x)
+
+    def _run(self, currents, state, keep_membrane=None):
+        tau, threshold = self.tau.to(state.v.dtype), self.threshold.to(state.v.dtype)
+        spikes, trace = [], []
+        with step_threads(state.v):
+            for current in currents:
+                drive = self._drive(state.v, current, tau)
+                s = self.surrogate(state.v + drive - threshold)
+                v = self._advance(state, drive - s.detach() * threshold / tau)
+                state = self._commit(state, v)
+                spikes.append(s)
+                trace.append(v)
+        if self.record:
+            new = torch.stack(trace)
+            self.membrane = new if keep_membrane is None else torch.cat([keep_membrane, new])
+        self._last_v = state.v.detach()
+        return spikes, trace if (self.record or self.return_membrane) else [], state
+
+
+class ReferenceLIF(_ReferenceRule, FractionalLIF):
+    """`FractionalLIF` firing by the reference library's rule (see `_ReferenceRule`); `method='gl'`,
+    `reset='subtract'` only."""
+
+
+class ReferenceIF(_ReferenceRule, FractionalIF):
+    """`FractionalIF` firing by the reference library's rule (see `_ReferenceRule`)."""
+
+
 class SNNWrapper(nn.Module):
     """A model of `LIFNeuron`/`IFNeuron` layers run as a fractional SNN, called like the reference's.
 
@@ -162,6 +217,9 @@ class SNNWrapper(nn.Module):
             passes it here.
         memory: the default memory kernel (`None` full, an int window, `'soe'`); `forward`'s
             `options['memory']` (`-1`: full) overrides it.
+        reference_rule: fire by the reference's rule (`ReferenceLIF`: integer-order look-ahead
+            spike, reset of `h^alpha theta / tau` through the right-hand side; `method='gl'`)
+            instead of spikede's, to re-run the reference's checkpoints and results.
 
     Parameters live in the neurons (`alpha_logit`, `log_coefficients`) and reach
     `net.parameters()`; `get_per_layer_alpha()` gives each layer's orders as tensors.
@@ -170,7 +228,7 @@ class SNNWrapper(nn.Module):
     def __init__(self, base: nn.Module, integrator: str = "fdeint", interpolation_method: str = "linear",
                  alpha: Any = 0.5, multi_coefficient: Any = None, learn_alpha: Any = False,
                  learn_coefficient: Any = False, alpha_mode: str = "auto", method: str = "gl",
-                 memory: int | str | None = None):
+                 memory: int | str | None = None, reference_rule: bool = False):
         super().__init__()
         if not isinstance(base, nn.Module):
             raise TypeError(f"base must be an nn.Module, got {type(base).__name__}")
@@ -178,12 +236,17 @@ class SNNWrapper(nn.Module):
             raise ValueError(f"integrator must be one of {', '.join(map(repr, INTEGRATORS))}, got {integrator!r}")
         if interpolation_method != "linear":
             raise ValueError(f"interpolation_method must be 'linear' (step k reads x[k]), got {interpolation_method!r}")
+        if not isinstance(reference_rule, bool):
+            raise TypeError(f"reference_rule must be a bool, got {reference_rule!r}")
+        if reference_rule and integrator != "fdeint":
+            raise ValueError("reference_rule=True is the reference's fractional rule: use integrator='fdeint'")
         self.integrator = integrator
+        self.reference_rule = reference_rule
         self.method = _check_method(method)
         self.memory = check_memory(memory)
         self.base, self._alpha_case = _copy_with_fractional_neurons(
             base, integrator, alpha, multi_coefficient, learn_alpha, learn_coefficient, alpha_mode, self.method,
-            self.memory)
+            self.memory, reference_rule)
         self.neurons = [m for m in self.base.modules() if isinstance(m, (LIFNeuron, FractionalLIF))]
 
     def _set_neuron_shapes(self, input_shape=None) -> None:
@@ -224,6 +287,8 @@ class SNNWrapper(nn.Module):
             raise ValueError(f"x must be a tensor [T, B, ...], got {getattr(x, 'shape', x)!r}")
         dt = _step(x_time, x.shape[0], options.get("step_size", 1.0))
         method = self.method if method is None else _check_method(method)
+        if self.reference_rule and method != "gl":
+            raise ValueError(f"reference_rule=True is defined for method='gl', got method={method!r}")
         memory = options.get("memory", self.memory)
         memory = check_memory(None if memory == -1 else memory)
         for neuron in self.neurons:
@@ -256,7 +321,7 @@ def _step(x_time: object, steps: int, step_size: object) -> float:
 
 
 def _copy_with_fractional_neurons(base, integrator, alpha, multi_coefficient, learn_alpha, learn_coefficient,
-                                  alpha_mode, method, memory) -> tuple[nn.Module, str]:
+                                  alpha_mode, method, memory, reference_rule) -> tuple[nn.Module, str]:
     """A copy of `base` whose neuron layers run one step per call (and, for `'fdeint'`, are fractional),
     and the case of the order layout (`layer_orders`)."""
     import copy
@@ -274,7 +339,10 @@ def _copy_with_fractional_neurons(base, integrator, alpha, multi_coefficient, le
     learn_alphas = _flags(learn_alpha, len(targets), "learn_alpha")
     learn_weights = _flags(learn_coefficient, len(targets), "learn_coefficient")
     for (parent, name, child), (orders, weights), learn_a, learn_w in zip(targets, layers, learn_alphas, learn_weights):
-        kind = FractionalIF if type(child) is IFNeuron else FractionalLIF
+        if reference_rule:
+            kind = ReferenceIF if type(child) is IFNeuron else ReferenceLIF
+        else:
+            kind = FractionalIF if type(child) is IFNeuron else FractionalLIF
         options = {**_neuron_kwargs(child), "step_mode": "single", "method": method, "memory": memory}
         layer_alpha = orders[0] if weights is None else orders
         neuron = kind(alpha=layer_alpha, coefficients=weights, learn_alpha=learn_a,

@@ -540,6 +540,10 @@ class FractionalLIF(SpikingNeuron):
         return FractionalState(v0, 0, kernel, scheme)
 
     def _step(self, state, current, tau):
+        return self._advance(state, self._drive(state.v, current, tau))
+
+    def _advance(self, state, drive: torch.Tensor) -> torch.Tensor:
+        """The scheme's next potential for the right-hand side `drive` (before the event layer)."""
         n = state.n + 1
         if n > state.kernel.n_steps:  # open-ended single-step run: double the horizon
             horizon = 2 * state.kernel.n_steps
@@ -547,7 +551,7 @@ class FractionalLIF(SpikingNeuron):
             state.kernel.extend(scheme.weights, horizon)
             state.scheme = scheme
         history = state.kernel.read(n)
-        return state.scheme.step(n, state.v, history, self._drive(state.v, current, tau))
+        return state.scheme.step(n, state.v, history, drive)
 
     def _commit(self, state, v):
         state.kernel.append(state.scheme.stored(v, state.v, None))

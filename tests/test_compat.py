@@ -243,3 +243,89 @@ def test_bad_configurations_name_the_problem(kwargs, match):
 def test_layer_orders_is_the_public_parser():
     assert layer_orders([[0.3, 0.5], 0.8], 2) == ("C", [([0.3, 0.5], [1.0, 1.0]), ([0.8], None)])
     assert spikede.SNNWrapper is SNNWrapper
+
+
+def _reference_by_hand(model: MySNN, x: torch.Tensor, alpha: float, h: float) -> torch.Tensor:
+    """The reference's rule written out, layer by layer, for MySNN (tau 2, threshold 1):
+    s_k = H(v_k + (I_k - v_k)/tau - theta), v_{k+1} = h^a ((I_k - v_k)/tau - theta s_k/tau)
+    - sum_{j=1}^{k+1} g_j v_{k+1-j}, v_0 = 0, g the Grünwald–Letnikov weights."""
+    steps = x.shape[0]
+    g = [1.0]
+    for j in range(1, steps + 2):
+        g.append(g[-1] * (1.0 - (1.0 + alpha) / j))
+    tau, theta = 2.0, 1.0
+    out = []
+    v1, v2 = [torch.zeros(x.shape[1], 20, dtype=x.dtype)], [torch.zeros(x.shape[1], 5, dtype=x.dtype)]
+    for k in range(steps):
+        spikes = []
+        for fc, v in ((model.fc1, v1), (model.fc2, v2)):
+            current = fc(x[k] if fc is model.fc1 else spikes[-1])
+            drive = (current - v[k]) / tau
+            s = (v[k] + drive - theta >= 0).to(x.dtype)
+            v.append(h**alpha * (drive - theta * s / tau) - sum(g[j] * v[k + 1 - j] for j in range(1, k + 2)))
+            spikes.append(s)
+        out.append(spikes[-1])
+    return torch.stack(out)
+
+
+def test_reference_rule_equals_a_hand_written_reference():
+    torch.manual_seed(3)
+    model = MySNN().double()
+    with torch.no_grad():
+        model.fc2.bias.fill_(1.5)  # the output layer fires
+    x = torch.rand(40, 3, 10, dtype=torch.float64) * 4
+    net = SNNWrapper(model, integrator='fdeint', alpha=0.7, reference_rule=True)
+    with torch.no_grad():
+        ours = net(x, torch.linspace(0.0, 3.9, 40, dtype=torch.float64))
+        by_hand = _reference_by_hand(model, x, 0.7, 0.1)
+    assert by_hand.sum() > 20  # the output layer fires
+    assert torch.equal(ours, by_hand)  # 0/1 decisions; potentials agree to rounding (1e-15 here)
+
+
+def test_reference_rule_fires_far_more_than_spikedes():
+    """The look-ahead ignores dt: at dt = 0.1 the reference's rule fires many times more."""
+    class Lone(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(10, 20)
+            self.lif = LIFNeuron(tau=2.0, threshold=1.0)
+
+        def forward(self, x):
+            return self.lif(self.fc(x))
+
+    torch.manual_seed(0)
+    model = Lone().double()
+    x = torch.rand(100, 4, 10, dtype=torch.float64) * 3
+    t = torch.linspace(0.0, 9.9, 100, dtype=torch.float64)
+    with torch.no_grad():
+        ours, theirs = (SNNWrapper(model, integrator='fdeint', alpha=0.7, reference_rule=rule)(x, t).sum().item()
+                        for rule in (False, True))
+    assert theirs > 5 * max(ours, 1.0)
+
+
+def test_both_rules_coincide_at_order_one_unit_step_and_tau():
+    class Unit(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(6, 8)
+            self.lif = LIFNeuron(tau=1.0, threshold=1.0)
+
+        def forward(self, x):
+            return self.lif(self.fc(x))
+
+    torch.manual_seed(2)
+    model = Unit().double()
+    x = torch.randn(50, 3, 6, dtype=torch.float64) * 2
+    t = torch.arange(50, dtype=torch.float64)  # h = 1
+    with torch.no_grad():
+        ours = SNNWrapper(model, integrator='fdeint', alpha=1.0)(x, t)
+        theirs = SNNWrapper(model, integrator='fdeint', alpha=1.0, reference_rule=True)(x, t)
+    assert ours.sum() > 50 and torch.equal(ours, theirs)
+
+
+def test_reference_rule_refuses_other_schemes():
+    with pytest.raises(ValueError, match="method='gl' and reset='subtract'"):
+        SNNWrapper(MySNN(), integrator='fdeint', alpha=0.7, method='l1', reference_rule=True)
+    net = SNNWrapper(MySNN(), integrator='fdeint', alpha=0.7, reference_rule=True)
+    with pytest.raises(ValueError, match="reference_rule=True is defined for method='gl'"):
+        net(torch.randn(4, 2, 10), torch.linspace(0, 1, 4), method='l1')
