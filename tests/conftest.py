@@ -12,6 +12,7 @@ Tests marked ``slow`` are left out of the default run (``pytest -q``) and run wi
 
 import os
 
+import pytest
 import torch
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -21,3 +22,13 @@ torch.set_num_threads(1)
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "slow: long-running test, left out of the default run (pytest -m slow)")
+
+
+@pytest.fixture
+def engine_state():
+    """Restore the compiled engine's choice and loaded library after a test that changes them."""
+    from spikede.solvers import native
+
+    saved = native._engine, native._library, native._failure
+    yield
+    native._engine, native._library, native._failure = saved

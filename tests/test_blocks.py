@@ -19,13 +19,6 @@ FDEINT_MODULE = importlib.import_module("spikede.solvers.fdeint")  # the name `f
 TOLERANCE = {torch.float64: 1e-12, torch.float32: 1e-5}
 
 
-@pytest.fixture
-def engine_state():
-    saved = native._engine, native._library, native._failure
-    yield
-    native._engine, native._library, native._failure = saved
-
-
 def _rhs(t, y):
     return -y + 0.5 * torch.sin(y) + torch.cos(3.0 * t)
 

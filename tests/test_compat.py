@@ -50,6 +50,18 @@ class SimpleSNN(nn.Module):
         return x
 
 
+class OneLayer(nn.Module):
+    """Linear -> LIFNeuron."""
+
+    def __init__(self, inputs: int, outputs: int, tau: float):
+        super().__init__()
+        self.fc = nn.Linear(inputs, outputs)
+        self.lif = LIFNeuron(tau=tau, threshold=1.0)
+
+    def forward(self, x):
+        return self.lif(self.fc(x))
+
+
 def test_readme_quick_start():
     torch.manual_seed(0)
     model = MySNN()
@@ -284,17 +296,8 @@ def test_reference_rule_equals_a_hand_written_reference():
 
 def test_reference_rule_fires_far_more_than_spikedes():
     """The look-ahead ignores dt: at dt = 0.1 the reference's rule fires many times more."""
-    class Lone(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.fc = nn.Linear(10, 20)
-            self.lif = LIFNeuron(tau=2.0, threshold=1.0)
-
-        def forward(self, x):
-            return self.lif(self.fc(x))
-
     torch.manual_seed(0)
-    model = Lone().double()
+    model = OneLayer(10, 20, tau=2.0).double()
     x = torch.rand(100, 4, 10, dtype=torch.float64) * 3
     t = torch.linspace(0.0, 9.9, 100, dtype=torch.float64)
     with torch.no_grad():
@@ -304,17 +307,8 @@ def test_reference_rule_fires_far_more_than_spikedes():
 
 
 def test_both_rules_coincide_at_order_one_unit_step_and_tau():
-    class Unit(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.fc = nn.Linear(6, 8)
-            self.lif = LIFNeuron(tau=1.0, threshold=1.0)
-
-        def forward(self, x):
-            return self.lif(self.fc(x))
-
     torch.manual_seed(2)
-    model = Unit().double()
+    model = OneLayer(6, 8, tau=1.0).double()
     x = torch.randn(50, 3, 6, dtype=torch.float64) * 2
     t = torch.arange(50, dtype=torch.float64)  # h = 1
     with torch.no_grad():

@@ -21,14 +21,6 @@ from spikede.solvers import native
 TOLERANCE = {torch.float64: 1e-12, torch.float32: 1e-5}
 
 
-@pytest.fixture
-def engine_state():
-    """Restore the engine choice and the loaded library after a test that changes them."""
-    saved = native._engine, native._library, native._failure
-    yield
-    native._engine, native._library, native._failure = saved
-
-
 def _same_spikes(a: torch.Tensor, b: torch.Tensor) -> bool:
     """Spike trains are threshold decisions, 0 or 1, not sums: two engines agree on them exactly
     unless a potential lies within rounding of the threshold, which these seeded inputs avoid (the
