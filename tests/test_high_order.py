@@ -34,7 +34,8 @@ def test_the_registry_names_the_high_order_schemes():
     assert {name for name, _ in HIGH_ORDER} == {"gl", "pred", "trap"}
 
 
-@pytest.mark.parametrize("alpha", [1.3, 1.5, 1.8])
+@pytest.mark.parametrize("alpha", [pytest.param(1.3, marks=pytest.mark.slow), 1.5,
+                                   pytest.param(1.8, marks=pytest.mark.slow)])
 @pytest.mark.parametrize("method,implicit", HIGH_ORDER)
 def test_convergence_orders(alpha, method, implicit):
     errors = []
