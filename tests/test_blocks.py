@@ -84,7 +84,7 @@ def test_an_answer_that_changes_dtype_is_refused(engine_state):
     def drifting(t, y):
         return -y if float(t) < 0.5 else (-y).float()
 
-    with pytest.raises(TypeError, match=r"func\(t, y\) returned a torch.float32 tensor .* at step \d+"):
+    with pytest.raises(TypeError, match=r"func\(t, y\) returned a torch.float32 tensor .* for step \d+"):
         _solve("compiled", drifting, torch.ones(3, dtype=torch.float64), torch.linspace(0.0, 1.0, 20), 0.5)
 
 

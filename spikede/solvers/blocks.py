@@ -117,9 +117,9 @@ def ptr_row(tensor: torch.Tensor, step: int, b: int):
 
 def compiled_applies(problem: Problem, scheme, memory, event) -> bool:
     """Whether `fdeint` may run `integrate_compiled`: an explicit `gl`/`l1` solve on the CPU in
-    float32/float64 with any memory kernel, one order up to 1, no event, nothing that needs a gradient from the
-    weights, `y0` or the step coefficient (`func`'s own answer is checked at its first call), and
-    the kernels built."""
+    float32/float64 with any memory kernel, one order up to 1, no event, nothing that needs a
+    gradient from the weights, `y0` or the step coefficient (`fdeint` checks `func`'s first
+    answer), and the kernels built."""
     y0 = problem.y0
     if scheme.name not in ("gl", "l1") or scheme.implicit or event is not None or problem.dy0 is not None:
         return False
@@ -165,8 +165,8 @@ def integrate_compiled(problem: Problem, scheme, history, save_every: int, block
                     f = f.contiguous()
                 if f.dtype != dtype or f.device.type != "cpu" or f.numel() != m or f.requires_grad:
                     raise TypeError(f"func(t, y) returned a {f.dtype} tensor of {f.numel()} values on {f.device} "
-                                    f"(requires_grad={f.requires_grad}) at step {n}; at step 1 it returned "
-                                    f"{dtype}, shape {tuple(shape)}, on cpu, without a gradient: keep it so")
+                                    f"(requires_grad={f.requires_grad}) for step {n}; like its first answer it "
+                                    f"must be {dtype}, shape {tuple(shape)}, on cpu, without a gradient")
                 if n % save_every == 0:
                     y_new = out[n // save_every]
                 else:
