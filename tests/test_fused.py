@@ -18,14 +18,9 @@ import torch
 from spikede import FractionalIF, FractionalLIF, fused
 from spikede.solvers import native
 
+from .spikes import same_spikes
+
 TOLERANCE = {torch.float64: 1e-12, torch.float32: 1e-5}
-
-
-def _same_spikes(a: torch.Tensor, b: torch.Tensor) -> bool:
-    """Spike trains are threshold decisions, 0 or 1, not sums: two engines agree on them exactly
-    unless a potential lies within rounding of the threshold, which these seeded inputs avoid (the
-    issue asks for identical spikes on the test inputs).  So they are compared value for value."""
-    return a.shape == b.shape and bool(((a == 0) | (a == 1)).all()) and int((a != b).sum()) == 0
 
 
 def _close(a: torch.Tensor, b: torch.Tensor, dtype) -> bool:
@@ -50,7 +45,7 @@ def _assert_engines_agree(make, x: torch.Tensor) -> None:
     spikes_e, grads_e = _run("eager", make, x)
     spikes_c, grads_c = _run("compiled", make, x)
     assert spikes_e.sum() > 0.05 * spikes_e.numel()  # resets enter the history
-    assert _same_spikes(spikes_e, spikes_c)
+    assert same_spikes(spikes_e, spikes_c)
     for a, b in zip(grads_e, grads_c):
         assert _close(a, b, torch.float64)
 
@@ -70,7 +65,7 @@ def test_compiled_equals_eager(engine_state, dtype, method, reset, memory, detac
     spikes_e, grads_e = _run("eager", make, x)
     spikes_c, grads_c = _run("compiled", make, x)
     assert spikes_e.sum() > 20  # the layer fires, so resets enter the history
-    assert _same_spikes(spikes_e, spikes_c)
+    assert same_spikes(spikes_e, spikes_c)
     assert len(grads_e) == 3 + (memory != "soe")
     assert _close(grads_e[0], grads_c[0], dtype)  # the input gradient
     if dtype == torch.float64:
@@ -85,7 +80,7 @@ def test_compiled_equals_eager(engine_state, dtype, method, reset, memory, detac
         return make().double()
 
     spikes_64, grads_64 = _run("eager", make64, x.double())
-    assert _same_spikes(spikes_64, spikes_e.double())
+    assert same_spikes(spikes_64, spikes_e.double())
     for eager, compiled, exact in zip(grads_e[1:], grads_c[1:], grads_64[1:]):
         bound = 1e-4 * exact.abs().max().item()
         assert (eager.double() - exact).abs().max().item() <= bound
@@ -123,7 +118,7 @@ def test_compiled_inference_and_membrane(engine_state, option):
             result = neuron(x)
         spikes, membrane = result if option == "return_membrane" else (result, neuron.membrane)
         out[engine] = spikes, membrane, neuron._last_v
-    assert _same_spikes(out["eager"][0], out["compiled"][0])
+    assert same_spikes(out["eager"][0], out["compiled"][0])
     assert _close(out["eager"][1], out["compiled"][1], torch.float64)
     assert _close(out["eager"][2], out["compiled"][2], torch.float64)
 
