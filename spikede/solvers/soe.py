@@ -33,6 +33,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Callable
 
 import numpy as np
 import torch
@@ -41,10 +42,7 @@ from scipy.special import gamma as gamma_fn
 from . import weights as wts
 from .engine import block_threads
 
-__all__ = ["SumOfExponentials", "compress", "SEQUENCES", "SOEKernel", "BlockedSOEKernel"]
-
-SEQUENCES = ("gl", "glsum", "l1", "rect", "trap")
-
+__all__ = ["WeightSequence", "SEQUENCES", "SumOfExponentials", "compress", "SOEKernel", "BlockedSOEKernel"]
 
 @dataclass(frozen=True)
 class SumOfExponentials:
@@ -67,35 +65,44 @@ class SumOfExponentials:
         return len(self.rates)
 
 
-def exact_weights(sequence: str, alpha: float, n: int) -> np.ndarray:
-    """The exact sequence (float64) for lags `0 .. n`, from `spikede.solvers.weights`."""
-    builder = {
-        "gl": wts.grunwald_letnikov,
-        "glsum": lambda a, m: wts.grunwald_letnikov(a - 1.0, m),
-        "l1": wts.l1_weights,
-        "rect": wts.rectangle_weights,
-        "trap": wts.trapezoid_weights,
-    }[sequence]
-    return builder(alpha, n).numpy()
+@dataclass(frozen=True)
+class WeightSequence:
+    r"""A convolution weight sequence `w_j(alpha)` that `memory='soe'` compresses.
+
+    `exact(alpha, n)` gives lags `0 .. n` (float64 tensor, `spikede.solvers.weights`);
+    `density(alpha)` gives `(C, gamma, psi)` with the sequence's Laplace representation
+    $w_j = \int_0^\infty e^{-s j} \phi(s)\, ds$, $s \phi(s) = C s^\gamma \psi(s)$, `psi` smooth
+    with `psi(0) = 1` (the quadrature in `log s` that `compress` uses); `at_one` is the sequence's
+    constant value for lags `>= 2` at `alpha = 1`, where the representation degenerates.
+    """
+
+    name: str
+    exact: Callable[[float, int], torch.Tensor]
+    density: Callable[[float], tuple]
+    at_one: float
 
 
-def _density(sequence: str, a: float):
-    """`(C, gamma, psi)` with `s phi(s) = C s^gamma psi(s)`, `psi` smooth and `psi(0) = 1`."""
-    if sequence == "gl":
-        return -math.sin(math.pi * a) / math.pi, 1.0 + a, lambda s: np.exp(a * s) * (-np.expm1(-s) / s) ** a
-    if sequence == "glsum":
-        return math.sin(math.pi * a) / math.pi, a, lambda s: (np.expm1(s) / s) ** (a - 1.0)
-    if sequence == "l1":
-        return (1.0 - a) / gamma_fn(a), a, lambda s: -np.expm1(-s) / s
-    if sequence == "rect":
-        return a / gamma_fn(1.0 - a), 1.0 - a, lambda s: -np.expm1(-s) / s
-    return a * (1.0 + a) / gamma_fn(1.0 - a), 1.0 - a, lambda s: (2.0 * np.sinh(0.5 * s) / s) ** 2
+SEQUENCES = {
+    sequence.name: sequence
+    for sequence in (
+        WeightSequence("gl", wts.grunwald_letnikov, lambda a: (
+            -math.sin(math.pi * a) / math.pi, 1.0 + a, lambda s: np.exp(a * s) * (-np.expm1(-s) / s) ** a), 0.0),
+        WeightSequence("glsum", lambda a, n: wts.grunwald_letnikov(a - 1.0, n), lambda a: (
+            math.sin(math.pi * a) / math.pi, a, lambda s: (np.expm1(s) / s) ** (a - 1.0)), 0.0),
+        WeightSequence("l1", wts.l1_weights, lambda a: (
+            (1.0 - a) / gamma_fn(a), a, lambda s: -np.expm1(-s) / s), 0.0),
+        WeightSequence("rect", wts.rectangle_weights, lambda a: (
+            a / gamma_fn(1.0 - a), 1.0 - a, lambda s: -np.expm1(-s) / s), 1.0),
+        WeightSequence("trap", wts.trapezoid_weights, lambda a: (
+            a * (1.0 + a) / gamma_fn(1.0 - a), 1.0 - a, lambda s: (2.0 * np.sinh(0.5 * s) / s) ** 2), 2.0),
+    )
+}
 
 
 def _trapezoid_modes(sequence: str, a: float, horizon: int, tol: float, first_lag: int, h: float, merge: float = 1.0):
     """Trapezoidal rule in `u = log s` on nodes `u_max - k h`; the infinitely many nodes
     below `log(sigma / N)` are summed as geometric series (`psi ~ 1` there) into one mode."""
-    scale, gam, psi = _density(sequence, a)
+    scale, gam, psi = SEQUENCES[sequence].density(a)
     sigma = merge * (tol / 8.0) ** (1.0 / (gam + 2.0))
     u_max = math.log((math.log(1.0 / tol) + 12.0) / (first_lag - 1.5))
     n_kept = int(math.floor((u_max - math.log(sigma / horizon)) / h)) + 1
@@ -134,16 +141,16 @@ def compress(sequence: str, alpha: float, horizon: int, tol: float, first_lag: i
     mode `1`; `trap`: one mode `2`).  Raises `RuntimeError` if `tol` cannot be met.
     """
     if sequence not in SEQUENCES:
-        raise ValueError(f"unknown sequence {sequence!r}; valid: {SEQUENCES}")
+        raise ValueError(f"unknown sequence {sequence!r}; valid: {tuple(SEQUENCES)}")
     if not 0.0 < alpha <= 1.0:
         raise ValueError(f"alpha must satisfy 0 < alpha <= 1, got {alpha}")
     if first_lag < 2:
         raise ValueError(f"first_lag must be >= 2, got {first_lag}")
     if alpha == 1.0:
-        constant = {"gl": 0.0, "glsum": 0.0, "l1": 0.0, "rect": 1.0, "trap": 2.0}[sequence]
+        constant = SEQUENCES[sequence].at_one
         rates, coefs = (np.ones(1), np.array([constant])) if constant else (np.zeros(0), np.zeros(0))
         return SumOfExponentials(sequence, alpha, rates, coefs, first_lag, horizon, tol, 0.0)
-    exact = exact_weights(sequence, alpha, horizon)
+    exact = SEQUENCES[sequence].exact(alpha, horizon).numpy()
     h = 0.55
     merge, previous = 1.0, math.inf
     for _ in range(12):
