@@ -631,12 +631,13 @@ def test_nonuniform_l1_gradients_by_autograd():
 
 
 @pytest.mark.parametrize("kwargs,match", [
-    (dict(method="gl"), "method 'gl' needs one"),
+    (dict(method="gl"), "method 'gl' needs one .* solved by 'l1', 'pred', 'trap'"),
+    (dict(method="trap", corrector_iters=2), "corrector_iters > 1 is not available"),
     (dict(method="l1", memory=8), "memory is not available"),
     (dict(method="l1", adjoint=True), "adjoint is not available"),
     (dict(method="l1", alpha=[0.3, 0.6], coefficients=[1.0, 1.0]), "multi-term"),
 ])
-def test_nonuniform_grids_outside_l1_are_refused(kwargs, match):
+def test_nonuniform_grids_refuse_what_they_cannot_do(kwargs, match):
     args = dict(func=lambda t, y: -y, y0=torch.ones(1, dtype=F64), t=torch.tensor([0.0, 0.1, 0.3, 0.7], dtype=F64),
                 alpha=0.5)
     args.update(kwargs)

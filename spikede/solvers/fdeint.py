@@ -18,6 +18,7 @@ from .schemes import SCHEMES
 __all__ = ["fdeint", "fdeint_adjoint", "FRACTIONAL_METHODS"]
 
 FRACTIONAL_METHODS = tuple(SCHEMES)
+NONUNIFORM_METHODS = ("l1", "pred", "trap")  # the schemes whose weights follow any increasing grid
 
 
 def _torchdiffeq_methods() -> tuple[str, ...]:
@@ -191,9 +192,9 @@ def fdeint(
 
     Same convention as `torchdiffeq.odeint`: `func(t, y)` returns a tensor of
     `y`'s shape and dtype; the result has shape `[len(t), *y0.shape]` on
-    `y0`'s device and dtype.  `t` is uniform (`torch.linspace`), or, for `method='l1'`, any
-    increasing grid such as a graded one, `t_j = T (j/N)^r` (`spikede.solvers.nonuniform`:
-    full memory, gradients by autograd).
+    `y0`'s device and dtype.  `t` is uniform (`torch.linspace`), or, for `method='l1'`, `'pred'`
+    and `'trap'`, any increasing grid such as a graded one, `t_j = T (j/N)^r`
+    (`spikede.solvers.nonuniform`: full memory, gradients by autograd).
 
     Args:
         y0: `y(t[0])`; for `1 < alpha <= 2` the pair `(y(t[0]), y'(t[0]))` (a Caputo problem of
@@ -312,7 +313,7 @@ def fdeint(
     if uneven is not None:
         return _solve_on_nonuniform_grid(rhs, y0, t, alphas, method, memory, implicit, adjoint,
                                          default_tolerance(y0.dtype) if newton_tol is None else newton_tol,
-                                         newton_max_iters, save_every, event, uneven)
+                                         newton_max_iters, save_every, event, uneven, corrector_iters, dy0)
     grid = t.to(y0.dtype).unbind(0)
 
     def build(start: torch.Tensor, orders: list, kernel: bool = True):
@@ -345,20 +346,27 @@ def fdeint(
 
 
 def _solve_on_nonuniform_grid(rhs, y0, t, alphas, method, memory, implicit, adjoint, newton_tol, newton_max_iters,
-                              save_every, event, uneven: str) -> torch.Tensor:
-    """The L1 scheme on the given increasing grid (`spikede.solvers.nonuniform`); the arguments are checked."""
-    if method != "l1":
+                              save_every, event, uneven: str, corrector_iters: int,
+                              dy0: torch.Tensor | None) -> torch.Tensor:
+    """L1 or product integration on the given increasing grid (`spikede.solvers.nonuniform`); the
+    arguments are checked."""
+    if method not in NONUNIFORM_METHODS:
         raise ValueError(f"t is not a uniform grid ({uneven}); method {method!r} needs one (use torch.linspace"
-                         "(t0, t1, n + 1)); non-uniform grids, e.g. graded ones, are solved by method='l1'")
+                         f"(t0, t1, n + 1)); non-uniform grids, e.g. graded ones, are solved by "
+                         f"{', '.join(map(repr, NONUNIFORM_METHODS))}")
     for name, bad in (("memory", memory is not None), ("adjoint", adjoint is not False),
-                      ("alpha (multi-term)", len(alphas) > 1)):
+                      ("alpha (multi-term)", len(alphas) > 1),
+                      ("corrector_iters > 1", corrector_iters != 1)):
         if bad:
-            raise ValueError(f"method 'l1' on a non-uniform grid ({uneven}) keeps the full history and takes "
+            raise ValueError(f"method {method!r} on a non-uniform grid ({uneven}) keeps the full history and takes "
                              f"gradients by autograd: {name} is not available there")
-    from .nonuniform import l1_nonuniform
+    from .nonuniform import l1_nonuniform, product_nonuniform
 
-    return l1_nonuniform(rhs, y0, t, alphas[0], implicit=implicit, newton_tol=newton_tol,
-                         newton_max_iters=newton_max_iters, save_every=save_every, event=event)
+    if method == "l1":
+        return l1_nonuniform(rhs, y0, t, alphas[0], implicit=implicit, newton_tol=newton_tol,
+                             newton_max_iters=newton_max_iters, save_every=save_every, event=event)
+    return product_nonuniform(rhs, y0, t, alphas[0], method=method, implicit=implicit, newton_tol=newton_tol,
+                              newton_max_iters=newton_max_iters, save_every=save_every, dy0=dy0)
 
 
 def _adjoint_strategy(adjoint, checkpoint_every, adjoint_params) -> DiscreteAdjoint | None:
