@@ -19,13 +19,14 @@ the power series, this stays accurate for large `|z|` (the series' terms grow li
 
 from __future__ import annotations
 
+import cmath
 import math
 
 import torch
 
 from .solvers.weights import as_alpha_tensor, gamma
 
-__all__ = ["mittag_leffler", "relaxation", "caputo_power", "diethelm_problem"]
+__all__ = ["mittag_leffler", "prabhakar", "relaxation", "caputo_power", "diethelm_problem"]
 
 _LOG_FLOAT64_MAX = math.log(torch.finfo(torch.float64).max)
 _LOG_TARGET = 42.0  # about -ln(1e-18): the quadrature's error budget before scaling
@@ -171,14 +172,89 @@ def _split_order(z: torch.Tensor, alpha: float, beta: float) -> torch.Tensor:
     return value.real.to(z.dtype)
 
 
-def _quadrature(z: torch.Tensor, mu: torch.Tensor, h: torch.Tensor, k: torch.Tensor, alpha: float, beta: float):
-    """The trapezoid sum over the parabola `s(u) = mu (1 + iu)^2`, `u = h k`, for 1-D `z`."""
+def _quadrature(z: torch.Tensor, mu: torch.Tensor, h: torch.Tensor, k: torch.Tensor, alpha: float, beta: float,
+                gamma: float = 1.0):
+    """The trapezoid sum over the parabola `s(u) = mu (1 + iu)^2`, `u = h k`, for 1-D `z`, of the
+    Laplace inverse of `s^(alpha gamma - beta) / (s^alpha - z)^gamma`."""
     u = h[:, None] * k
     mu_ = mu[:, None]
     s = mu_ * torch.complex(1.0 - u * u, 2.0 * u)
     ds = 2.0 * mu_ * torch.complex(-u, torch.ones_like(u))
-    integrand = torch.exp(s) * s ** (alpha - beta) / (s**alpha - z[:, None]) * ds
+    denominator = s**alpha - z[:, None]
+    if gamma != 1.0:
+        denominator = denominator**gamma
+    integrand = torch.exp(s) * s ** (alpha * gamma - beta) / denominator * ds
     return integrand.sum(-1) * (h / (2.0 * math.pi)).to(torch.complex128) / 1j
+
+
+def prabhakar(z: torch.Tensor, alpha: float, beta: float = 1.0, gamma: float = 1.0) -> torch.Tensor:
+    r"""Three-parameter (Prabhakar) Mittag-Leffler function, elementwise:
+
+    $$
+    E^{\gamma}_{\alpha,\beta}(z) = \sum_{k \ge 0} \frac{(\gamma)_k\, z^k}{k!\, \Gamma(\alpha k + \beta)},
+    $$
+
+    `(gamma)_k` the rising factorial (Prabhakar, Yokohama Math. J. 19, 1971); `gamma = 1` is
+    `mittag_leffler`.  For `0 < alpha <= 1`, `beta > 0`, `gamma > 0`.  Where `|arg z| >= alpha pi`
+    (the negative real axis included) `s^alpha = z` has no root on the principal sheet and the
+    function is the inverse Laplace transform of `s^(alpha gamma - beta) / (s^alpha - z)^gamma`
+    at `t = 1`, computed on `mittag_leffler`'s parabolic contour (Garrappa, SIAM J. Numer. Anal.
+    53, 2015); on the non-negative real axis the series has positive terms and is summed (in log
+    space; `inf` past float64's range).  Other complex `z` (the sector `|arg z| < alpha pi` off
+    the real axis) are refused with a `ValueError`: their branch points would need the contour to
+    pass them, which is not implemented.  Real or complex `z` of any shape; differentiable in `z`.
+    About 1e-13 relative (tested against the series at 60 digits); where the value is
+    exponentially small (`alpha = 1`, large negative `z`) about 1e-16 absolute.
+    """
+    if gamma == 1.0:
+        return mittag_leffler(z, alpha, beta)
+    alpha, beta = _check_order(alpha, beta)
+    if alpha > 1.0:
+        raise ValueError(f"prabhakar takes 0 < alpha <= 1, got alpha={alpha}")
+    if isinstance(gamma, bool) or not isinstance(gamma, (int, float)) or not (math.isfinite(gamma) and gamma > 0):
+        raise ValueError(f"gamma must be a finite number > 0, got {gamma!r}")
+    if not isinstance(z, torch.Tensor) or not (z.is_floating_point() or z.is_complex()):
+        raise TypeError(f"z must be a floating-point or complex tensor, got {type(z).__name__}")
+    if z.numel() == 0:
+        return torch.empty_like(z)
+    if not bool(torch.isfinite(z).all()):
+        raise ValueError("prabhakar needs finite z")
+    zc = z.to(torch.complex128)
+    on_axis = (zc.imag == 0) & (zc.real >= 0)
+    sector = torch.angle(zc).abs() >= alpha * math.pi - 1e-12
+    if not bool((on_axis | sector).all()):
+        bad = zc[~(on_axis | sector)].reshape(-1)[0].item()
+        raise ValueError(f"prabhakar covers |arg z| >= alpha pi and z >= 0; z = {bad} (arg {cmath.phase(bad):.4g}, "
+                         f"alpha pi = {alpha * math.pi:.4g}) lies in the sector it does not cover")
+    flat = zc.reshape(-1)
+    contour_z = torch.where(on_axis.reshape(-1), torch.full_like(flat, -1.0), flat)
+    with torch.no_grad():
+        mu, h, half_width, _ = _contour(contour_z.detach(), alpha)
+        n_nodes = int(torch.ceil((half_width / h).max()).item())
+    k = torch.arange(-n_nodes, n_nodes + 1, dtype=torch.float64, device=z.device)
+    chunk = max(1, _NODES_PER_CHUNK // (2 * n_nodes + 1))
+    value = torch.cat([_quadrature(zz, mm, hh, k, alpha, beta, gamma)
+                       for zz, mm, hh in zip(*(x.split(chunk) for x in (contour_z, mu, h)))])
+    series = _positive_series(flat.real, alpha, beta, gamma).to(torch.complex128)
+    value = torch.where(on_axis.reshape(-1), series, value).reshape(zc.shape)
+    return value.to(z.dtype) if z.is_complex() else value.real.to(z.dtype)
+
+
+def _positive_series(x: torch.Tensor, alpha: float, beta: float, gamma: float) -> torch.Tensor:
+    """`E^gamma_{alpha,beta}(x)` for `x >= 0` by its series (positive terms, summed in log space;
+    entries `x < 0` are ignored and give finite junk); near 0 its first two terms."""
+    positive = x > 0
+    safe = torch.where(positive, x, torch.ones_like(x))
+    peak = float(safe.detach().max()) ** (1.0 / alpha)
+    if peak > 750.0:  # beyond exp(709): the value overflows
+        peak = 750.0
+    terms = int((1.5 * peak + 60.0) / alpha) + 20
+    k = torch.arange(terms, dtype=torch.float64, device=x.device)
+    log_c = torch.lgamma(gamma + k) - math.lgamma(gamma) - torch.lgamma(k + 1.0) - torch.lgamma(alpha * k + beta)
+    log_terms = log_c + k * torch.log(safe)[:, None]
+    total = torch.logsumexp(log_terms, -1).exp()
+    near_zero = 1.0 / math.gamma(beta) + x * gamma / math.gamma(alpha + beta)
+    return torch.where(positive, total, near_zero)
 
 
 def _with_limits(z: torch.Tensor, finite: torch.Tensor, alpha: float, beta: float) -> torch.Tensor:

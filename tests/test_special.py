@@ -3,12 +3,13 @@ import math
 import subprocess
 import sys
 
+import mpmath
 import numpy as np
 import pytest
 import torch
 from scipy import special as sp
 
-from spikede.special import caputo_power, diethelm_problem, mittag_leffler, relaxation
+from spikede.special import caputo_power, diethelm_problem, mittag_leffler, prabhakar, relaxation
 
 from .reference import mittag_leffler_mp, mittag_leffler_series
 
@@ -192,3 +193,44 @@ def test_order_four_closed_form():
 def test_orders_above_two_are_differentiable():
     z = torch.tensor([-2.0, 0.5, 3.0], dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(lambda v: mittag_leffler(v, 2.6, 1.2), (z,))
+
+
+def _prabhakar_series(z: complex, a: float, b: float, g: float) -> complex:
+    with mpmath.workdps(60):
+        return complex(mpmath.nsum(lambda k: mpmath.rf(g, k) * mpmath.mpmathify(z) ** k
+                                   / (mpmath.factorial(k) * mpmath.gamma(a * k + b)), [0, mpmath.inf]))
+
+
+@pytest.mark.parametrize("alpha,beta,gamma", [(0.5, 1.0, 0.7)] + [
+    pytest.param(*p, marks=pytest.mark.slow) for p in ((0.8, 1.3, 2.5), (0.3, 0.6, 1.7), (1.0, 2.0, 0.4))])
+def test_prabhakar_matches_the_series(alpha, beta, gamma):
+    """Against the series at 60 digits: the real axis (negative: the contour; non-negative: the
+    summed series) and complex points with |arg z| >= alpha pi, |z| <= 30.  Tolerance 5e-13: the
+    contour's integrand reaches e^mu = e^4 times the value, so its sum keeps about 55 eps."""
+    real = [-30.0, -5.0, -1.0, -0.1, 0.0, 0.2, 1.0, 4.0]
+    got = prabhakar(torch.tensor(real, dtype=torch.float64), alpha, beta, gamma).numpy()
+    want = np.array([_prabhakar_series(x, alpha, beta, gamma).real for x in real])
+    assert np.max(np.abs(got - want) / np.abs(want)) <= 5e-13
+    angles = [a for a in (math.pi, 0.95 * math.pi, alpha * math.pi + 0.01) if a >= alpha * math.pi and a <= math.pi]
+    points = [cmath.rect(r, t * sign) for r in (0.5, 3.0, 25.0) for t in angles for sign in (1, -1)]
+    got = prabhakar(torch.tensor(points, dtype=torch.complex128), alpha, beta, gamma).numpy()
+    want = np.array([_prabhakar_series(p, alpha, beta, gamma) for p in points])
+    assert np.max(np.abs(got - want) / np.abs(want)) <= 5e-13
+
+
+def test_prabhakar_special_cases():
+    z = torch.linspace(-20.0, 5.0, 26, dtype=torch.float64)
+    assert torch.allclose(prabhakar(z, 0.6, 1.2, 1.0), mittag_leffler(z, 0.6, 1.2), rtol=0, atol=0)
+    for g in (0.5, 2.5):  # E^g_{1,g}(z) = exp(z) / Gamma(g); exponentially small values to 1e-15 absolute
+        assert torch.allclose(prabhakar(z, 1.0, g, g), torch.exp(z) / math.gamma(g), rtol=1e-13, atol=1e-15)
+
+
+def test_prabhakar_is_differentiable_and_refuses_what_it_does_not_cover():
+    x = torch.tensor([-3.0, -0.5, 0.0, 0.7, 2.0], dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda v: prabhakar(v, 0.7, 1.1, 1.8), (x,))
+    with pytest.raises(ValueError, match=r"covers \|arg z\| >= alpha pi"):
+        prabhakar(torch.tensor([1.0 + 1.0j]), 0.5, 1.0, 2.0)
+    with pytest.raises(ValueError, match="gamma must be a finite number > 0"):
+        prabhakar(torch.zeros(2), 0.5, 1.0, -1.0)
+    with pytest.raises(ValueError, match="0 < alpha <= 1"):
+        prabhakar(torch.zeros(2), 1.5, 1.0, 2.0)
