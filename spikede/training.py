@@ -136,12 +136,17 @@ class SpikingMLP(nn.Module):
         return self.layers(x)
 
     def alphas(self) -> list[float]:
-        return [m.alpha.item() if isinstance(m, FractionalLIF) else 1.0
-                for m in self.layers if isinstance(m, (FractionalLIF, LIFNeuron))]
+        return _alphas(self)
 
     def hidden_spikes(self, x: torch.Tensor) -> torch.Tensor:
         """Spikes of the hidden layer `[T, B, hidden]` (for rasters and firing rates)."""
         return self.layers[1](self.layers[0](x))
+
+
+def _alphas(model: nn.Module) -> list[float]:
+    """The order of every spiking layer of `model`, in order (1.0 for an integer-order one)."""
+    return [m.alpha.item() if isinstance(m, FractionalLIF) else 1.0
+            for m in model.modules() if isinstance(m, (FractionalLIF, LIFNeuron))]
 
 
 def _spiking_layer(config: TrainConfig, alpha: float) -> nn.Module:
@@ -157,8 +162,8 @@ class SpikingConvNet(nn.Module):
     """Two Conv-BatchNorm-spiking blocks with 2x2 average pooling, then Linear -> spiking layer.
 
     Input `[T, B, C * H * W]` (rate-coded images, `C = 1`, or event frames), output the spike
-    train `[T, B, classes]`.  The
-    convolutions have `hidden / 8` and `hidden / 4` channels (16 and 32 for the default 128);
+    train `[T, B, classes]`.  The convolutions have `hidden / 8` and `hidden / 4` channels (16
+    and 32 for the default 128);
     both conv blocks take the first order of `--alpha`, the output layer the last.  Each
     stateless layer sees every step at once (`TimeDistributed` folds time into the batch).
     """
@@ -190,8 +195,7 @@ class SpikingConvNet(nn.Module):
         return self.classifier(features.flatten(2))
 
     def alphas(self) -> list[float]:
-        return [m.alpha.item() if isinstance(m, FractionalLIF) else 1.0
-                for m in self.modules() if isinstance(m, (FractionalLIF, LIFNeuron))]
+        return _alphas(self)
 
     def hidden_spikes(self, x: torch.Tensor) -> torch.Tensor:
         """Spikes of the first spiking layer, flattened `[T, B, channels * H * W]`."""
