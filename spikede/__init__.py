@@ -1,7 +1,7 @@
 """spikede: fractional-order differential equations with spiking events, in PyTorch."""
 
 from .events import RESET_MODES, EventParams, apply_events, check_reset, fire_and_reset
-from . import solvers, special
+from . import models, solvers, special
 from .solvers import ConvergenceError, DiscreteAdjoint, fdeint, fdeint_adjoint
 from .solvers.native import EngineWarning, engine_status, set_engine
 from .network import TimeDistributed, fractionalize, latency_encode, rate_encode, reset, reset_net
@@ -46,6 +46,7 @@ __all__ = [
     "heaviside",
     "latency_encode",
     "mittag_leffler",
+    "models",
     "rate_encode",
     "register_surrogate",
     "reset",

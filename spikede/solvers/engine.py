@@ -15,6 +15,8 @@ from typing import Callable
 
 import torch
 
+from .newton import ConvergenceError
+
 __all__ = ["Problem", "begin", "march", "integrate", "check_finite", "not_finite", "step_threads", "block_threads",
            "PARALLEL_STEP_MIN", "PARALLEL_WORK_MIN"]
 
@@ -114,13 +116,22 @@ def begin(problem: Problem, scheme, kernel, f0: torch.Tensor | None = None):
 
 def march(problem: Problem, scheme, kernel, y, f, first: int, last: int, visit, event=None):
     """Steps `first .. last` from `y = y_{first-1}` (and `f = f_{first-1}` where used), the
-    kernel holding rows `0 .. first-1`; `visit(n, y_n, H_n)` sees every step.  Returns the
+    kernel holding rows `0 .. first-1`; `visit(n, y_n, H_n)` sees every step.  An `event` object
+    with a `step_failed(t_n, y_prev, error)` method supplies the state of an implicit step whose
+    Newton iteration failed (a hybrid solve: the spiking variable crossed within it).  Returns the
     last `(y, f)`; the kernel then holds rows `0 .. last` (but for the final step of the grid)."""
     ts = problem.t
     needs_f = scheme.stores_rhs or scheme.needs_f_prev
+    recover = getattr(event, "step_failed", None)
     for n in range(first, last + 1):
         history = kernel.read(n)
-        y_prev, y = y, scheme.step(n, y, history, f)
+        y_prev = y
+        try:
+            y = scheme.step(n, y, history, f)
+        except ConvergenceError as error:
+            if recover is None:
+                raise
+            y = recover(ts[n], y_prev, error)
         if event is not None:
             y = event(ts[n], y)
         visit(n, y, history)

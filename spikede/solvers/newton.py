@@ -19,7 +19,15 @@ __all__ = ["ConvergenceError", "newton_solve", "default_tolerance"]
 
 
 class ConvergenceError(RuntimeError):
-    """An implicit step did not converge; the message names the step and the iteration count."""
+    """An implicit step did not converge; the message names the step and the iteration count.
+
+    `system` is the equation that failed, `(f, b, c)` of `y = b + c f(y)` (`None` if unknown),
+    so that a caller can solve a related one (e.g. a hybrid solve pinning the spiking variable).
+    """
+
+    def __init__(self, message: str, system: tuple | None = None):
+        super().__init__(message)
+        self.system = system
 
 
 def default_tolerance(dtype: torch.dtype) -> float:
@@ -68,7 +76,8 @@ def newton_solve(
         raise ConvergenceError(
             f"implicit step {step}: Newton's method did not converge in {max_iters} iterations "
             f"(last update {delta.abs().max().item():.3e}, tolerance {tol:.1e}); "
-            "reduce the step size or raise newton_max_iters"
+            "reduce the step size or raise newton_max_iters",
+            system=(f, b, c),
         )
     with torch.no_grad():
         matrix = eye - rows * _jacobian(f, y)

@@ -1,0 +1,100 @@
+"""A batch of fractional AdEx neurons in one call, against pycaputo's AdEx solver for one neuron.
+
+Ours: `--neurons` AdEx neurons with different parameters (a, b, tau_w and the step current drawn
+uniformly around the Naud et al. 2008 ranges, seeded), alpha 0.8, explicit L1 with the
+sum-of-exponentials memory, `--steps` steps of 0.05 ms, float64, in one `spikede.models.simulate`
+call (no state kept but the last; spike times kept).  pycaputo: its L1 integrate-and-fire stepper
+for AdEx (`CaputoAdExIntegrateFireL1Model`, full history, fixed step) on one neuron (Naud 4a)
+for `--pycaputo-steps` steps.  Printed: wall time, cost per neuron-step, and the ratio
+pycaputo / ours per neuron-step, with 1 intra-op thread and with torch's default, measured in
+this run.  pycaputo is a test extra (`pip install pycaputo`); without it only our figures print.
+
+    python benchmarks/models.py [--neurons 10000] [--steps 10000] [--pycaputo-steps 10000] [--seed 0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+
+from spikede.models import AdEx, simulate
+
+
+def batch(neurons: int, seed: int):
+    generator = torch.Generator().manual_seed(seed)
+
+    def uniform(low, high):
+        return torch.empty(neurons, dtype=torch.float64).uniform_(low, high, generator=generator)
+
+    model = AdEx(C=uniform(100.0, 200.0), g_L=uniform(10.0, 18.0), a=uniform(-10.0, 4.0), b=uniform(0.0, 120.0),
+                 tau_w=uniform(30.0, 300.0), V_reset=uniform(-58.0, -46.0))
+    return model, uniform(300.0, 900.0)
+
+
+def ours(neurons: int, steps: int, seed: int, threads: str) -> tuple[float, int]:
+    previous = torch.get_num_threads()
+    if threads != "default":
+        torch.set_num_threads(int(threads))
+    try:
+        model, current = batch(neurons, seed)
+        t = torch.linspace(0.0, steps * 0.05, steps + 1, dtype=torch.float64)
+        simulate(model, t[:50], current=current, alpha=0.8, memory="soe", save_spikes=False)  # warm up
+        start = time.perf_counter()
+        solution = simulate(model, t, current=current, alpha=0.8, memory="soe", save_spikes=False, save_every=steps)
+        return time.perf_counter() - start, int(solution.spike_count.sum())
+    finally:
+        torch.set_num_threads(previous)
+
+
+def pycaputo_one_neuron(steps: int) -> tuple[float, int] | None:
+    try:
+        import numpy as np
+        from pycaputo.controller import make_fixed_controller
+        from pycaputo.derivatives import CaputoDerivative
+        from pycaputo.integrate_fire import ad_ex
+        from pycaputo.integrate_fire.base import StepAccepted
+        from pycaputo.stepping import evolve
+    except ImportError:
+        return None
+    alpha = 0.8
+    model = ad_ex.AdExModel(ad_ex.get_ad_ex_parameters("Naud4a").nondim(alpha))
+    step = 0.05 / model.param.ref.T_ref  # 0.05 ms in pycaputo's time unit
+    control = make_fixed_controller(step, tstart=0.0, tfinal=steps * step)
+    y0 = np.array([model.param.e_leak, 0.0])
+    stepper = ad_ex.CaputoAdExIntegrateFireL1Model(ds=(CaputoDerivative(alpha), CaputoDerivative(alpha)),
+                                                   control=control, y0=(y0,), source=model)
+    start = time.perf_counter()
+    spikes = sum(1 for event in evolve(stepper, dtinit=step) if isinstance(event, StepAccepted) and event.spiked)
+    return time.perf_counter() - start, spikes
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--neurons", type=int, default=10_000)
+    parser.add_argument("--steps", type=int, default=10_000)
+    parser.add_argument("--pycaputo-steps", type=int, default=10_000)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+
+    reference = pycaputo_one_neuron(args.pycaputo_steps)
+    if reference is None:
+        print("pycaputo is not installed (pip install pycaputo): only spikede's figures are printed")
+    else:
+        seconds, spikes = reference
+        per_step = seconds / args.pycaputo_steps
+        print(f"pycaputo AdEx L1, 1 neuron x {args.pycaputo_steps} steps: {seconds:.2f} s, {spikes} spikes, "
+              f"{per_step * 1e9:,.0f} ns per neuron-step")
+    for threads in ("1", "default"):
+        seconds, spikes = ours(args.neurons, args.steps, args.seed, threads)
+        per = seconds / (args.neurons * args.steps)
+        line = (f"spikede AdEx soe, {args.neurons} neurons x {args.steps} steps, threads={threads}: {seconds:.2f} s, "
+                f"{spikes} spikes, {per * 1e9:.1f} ns per neuron-step")
+        if reference is not None:
+            line += f", {per_step / per:,.0f}x cheaper than pycaputo"
+        print(line)
+
+
+if __name__ == "__main__":
+    main()

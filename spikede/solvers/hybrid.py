@@ -1,0 +1,321 @@
+r"""Hybrid (event-driven) solves: a fractional ODE whose state jumps when a component crosses a threshold.
+
+The problem is
+
+$$
+D^{\alpha} y = f(t, y), \qquad
+\text{if } y_c(t^-) \ge \theta \text{ (crossing from below)}: \quad y(t^+) = R(y(t^-)),
+$$
+
+with `c` the spiking component (`SpikeRule.component`), `theta` its threshold and `R` the
+reset map (`None`: the crossing is only recorded, as for Hodgkin–Huxley or FitzHugh–Nagumo,
+whose spikes are a trajectory of the smooth dynamics).  After every step of a state-storing
+scheme (`gl`, `l1`) the crossing test runs on the new state; where it fires, the reset
+is applied and the spike time is placed inside the step by linear interpolation,
+
+$$
+t_s = t_{n-1} + h \frac{\theta - y_{c,n-1}}{y_{c,n} - y_{c,n-1}}.
+$$
+
+What the fractional memory keeps after a jump is the model's choice (`SpikeRule.history`):
+
+- `'reset'`: the post-reset state enters the history, as in the spiking layers of
+  [spikede.neurons][]; the Caputo derivative then sees the jump.
+- `'continuous'`: the history keeps only the continuous part `z = y - J` (`J` the sum of the
+  jumps so far) and the dynamics read `f(t, z + J)`; the derivative sees no jump.  This is
+  the convention of pycaputo's integrate-and-fire solvers, whose L1 sums use
+  `y^-_{k+1} - y^+_k` (Fikl, pycaputo documentation).
+
+Gradients: with `surrogate=None` the spikes are hard (no gradient through the crossing
+decision; gradients still reach the reset values and the dynamics).  With a surrogate name
+the spike raster carries the surrogate gradient `sigma'(y_c - theta)` (gated by the
+crossing-from-below condition, which has no gradient), and so does the reset.  Spike times
+are differentiable through the interpolation above.  There is no adjoint for hybrid
+solves: gradients come by autograd.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+
+from ..surrogate import spike
+from .engine import not_finite
+from .fdeint import fdeint
+from .newton import ConvergenceError, newton_solve
+from .newton import default_tolerance as error_tolerance
+
+__all__ = ["SpikeRule", "HybridSolution", "solve_hybrid", "HISTORY_MODES"]
+
+HISTORY_MODES = ("reset", "continuous")
+
+
+@dataclass(frozen=True)
+class SpikeRule:
+    """When a state spikes and what a spike does to it (an immutable record).
+
+    Attributes:
+        component: index on the state's last axis of the variable that spikes (e.g. `0` for `v`).
+        threshold: the spike is the crossing of `threshold` from below; a float or a tensor
+            broadcastable to the batch shape (one threshold per neuron).
+        reset: `reset(y)` maps the whole state `[..., C]` at the spike to the state after it
+            (e.g. `v <- v_r, w <- w + b`); `None` records spikes without changing the state.
+        refractory: time after a spike during which the spiking component is held at its
+            post-reset value and cannot spike (units of `t`; `0` for none).
+        history: `'reset'` or `'continuous'`, what the fractional memory keeps after a jump
+            (see the module docstring).
+    """
+
+    component: int = 0
+    threshold: float | torch.Tensor = 0.0
+    reset: Callable[[torch.Tensor], torch.Tensor] | None = None
+    refractory: float = 0.0
+    history: str = "reset"
+
+    def __post_init__(self) -> None:
+        if isinstance(self.component, bool) or not isinstance(self.component, int):
+            raise TypeError(f"component must be an int index on the state's last axis, got {self.component!r}")
+        if not isinstance(self.threshold, (int, float, torch.Tensor)) or isinstance(self.threshold, bool):
+            raise TypeError(f"threshold must be a float or a tensor, got {type(self.threshold).__name__}")
+        if self.reset is not None and not callable(self.reset):
+            raise TypeError(f"reset must be callable as reset(y) or None, got {type(self.reset).__name__}")
+        if not isinstance(self.refractory, (int, float)) or isinstance(self.refractory, bool) or not (
+                self.refractory >= 0.0):
+            raise ValueError(f"refractory must be a number >= 0 (time units of t), got {self.refractory!r}")
+        if self.history not in HISTORY_MODES:
+            raise ValueError(f"history must be one of {', '.join(map(repr, HISTORY_MODES))}, got {self.history!r}")
+
+
+@dataclass
+class HybridSolution:
+    """The result of [solve_hybrid][spikede.solvers.hybrid.solve_hybrid].
+
+    Attributes:
+        t: the times of the saved states, `[S]`.
+        y: the states after the events at those times, `[S, *batch, C]`.
+        spikes: the spike raster `[N + 1, *batch]` (0/1, row 0 is zero), carrying the surrogate
+            gradient when one was given; `None` with `save_spikes=False`.
+        spike_times: the interpolated time of every spike, in the order they happened, `[K]`.
+        spike_index: for each spike, the index of its neuron in the batch, `[K, len(batch)]`.
+        spike_count: spikes per neuron, `[*batch]` (integer).
+    """
+
+    t: torch.Tensor
+    y: torch.Tensor
+    spikes: torch.Tensor | None
+    spike_times: torch.Tensor
+    spike_index: torch.Tensor
+    spike_count: torch.Tensor
+    batch_shape: torch.Size = field(default=torch.Size())
+
+    def times_of(self, *index: int) -> torch.Tensor:
+        """The spike times of the neuron at `index` in the batch (no index for an unbatched solve)."""
+        if len(index) != len(self.batch_shape):
+            raise ValueError(f"index must name one neuron of the batch shape {tuple(self.batch_shape)}, "
+                             f"got {index!r}")
+        target = torch.tensor(index, dtype=torch.long, device=self.spike_index.device)
+        mine = (self.spike_index == target).all(1) if index else torch.ones_like(self.spike_times, dtype=torch.bool)
+        return self.spike_times[mine]
+
+
+class _Events:
+    """The per-step event logic of one hybrid solve (called by the solver after every step)."""
+
+    def __init__(self, func, y0, grid, rule: SpikeRule, surrogate, surrogate_scale, save_every: int,
+                 save_spikes: bool):
+        self.func, self.grid, self.rule = func, grid, rule
+        self.surrogate, self.surrogate_scale = surrogate, surrogate_scale
+        self.save_every, self.save_spikes = save_every, save_spikes
+        self.n_steps = len(grid) - 1
+        self.n = 0
+        self.jump = torch.zeros_like(y0) if rule.history == "continuous" else None
+        self.previous = y0[..., rule.component]
+        batch = y0.shape[:-1]
+        self.refractory_until = torch.full(batch, -torch.inf, dtype=y0.dtype, device=y0.device)
+        self.held = torch.zeros(batch, dtype=y0.dtype, device=y0.device)
+        self.states, self.saved_steps = [y0], [0]
+        self.raster = [torch.zeros(batch, dtype=y0.dtype, device=y0.device)] if save_spikes else None
+        self.times, self.neurons = [], []
+        self.count = torch.zeros(batch, dtype=torch.long, device=y0.device)
+
+    def rhs(self, t: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        return self.func(t, z if self.jump is None else z + self.jump)
+
+    def __call__(self, t_n: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        self.n += 1
+        rule = self.rule
+        y = z if self.jump is None else z + self.jump
+        v = y[..., rule.component]
+        gate = self.previous < rule.threshold
+        if rule.refractory > 0.0:
+            resting = t_n < self.refractory_until
+            gate = gate & ~resting
+        fired = gate & (v >= rule.threshold)
+        if self.surrogate is None:
+            s = fired.to(y.dtype)
+        else:
+            s = spike(v - rule.threshold, self.surrogate, self.surrogate_scale) * gate.to(y.dtype)
+        any_fired = bool(fired.any())
+        spike_time = self._spike_time(t_n, v, fired) if any_fired else None
+        if rule.reset is None or (self.surrogate is None and not any_fired):
+            after = y
+        else:
+            after = y + s.unsqueeze(-1) * (rule.reset(y) - y)
+        if rule.refractory > 0.0 and any_fired:
+            self.held = torch.where(fired, after[..., rule.component].detach(), self.held)
+            self.refractory_until = torch.where(fired, spike_time.detach() + rule.refractory, self.refractory_until)
+        if rule.refractory > 0.0:
+            held_v = torch.where(resting, self.held, after[..., rule.component])
+            after = torch.cat([after[..., :rule.component], held_v.unsqueeze(-1), after[..., rule.component + 1:]], -1)
+        self.previous = after[..., rule.component]
+        self._record(fired, any_fired, spike_time, s, after)
+        if self.jump is None:
+            return after
+        self.jump = self.jump + (after - y)
+        return z
+
+    def step_failed(self, t_n: torch.Tensor, z_prev: torch.Tensor, error: ConvergenceError) -> torch.Tensor:
+        """An implicit step without a solution: the spiking variable blew up within it (the
+        exponential or quadratic runaway of EIF, AdEx, Izhikevich).  Where the step has
+        crossed, the variable is pinned at the threshold and the other variables solve their
+        own implicit equations; the event then fires there.  Other failures are raised."""
+        if error.system is None:
+            raise error
+        f, b, c = error.system
+        rule, component = self.rule, self.rule.component
+        pin = torch.zeros_like(z_prev, dtype=torch.bool)
+        pin[..., component] = True
+        offset = 0.0 if self.jump is None else self.jump[..., component]
+        level = torch.as_tensor(rule.threshold, dtype=z_prev.dtype, device=z_prev.device) - offset
+        pinned_b = torch.where(pin, level.unsqueeze(-1).expand_as(z_prev), b)
+        pinned_c = torch.where(pin, torch.zeros_like(z_prev), torch.as_tensor(c).expand_as(z_prev))
+        guess = torch.where(pin, pinned_b, z_prev)
+        try:
+            return newton_solve(f, pinned_b, pinned_c, guess, tol=error_tolerance(z_prev.dtype),
+                                max_iters=50, step=self.n + 1)
+        except ConvergenceError:
+            raise error from None
+
+    def _spike_time(self, t_n: torch.Tensor, v: torch.Tensor, fired: torch.Tensor) -> torch.Tensor:
+        """The crossing time inside step n by linear interpolation (only meaningful where `fired`)."""
+        t_prev = self.grid[self.n - 1]
+        rise = torch.where(fired, v - self.previous, torch.ones_like(v))  # > 0 where fired
+        return t_prev + (t_n - t_prev) * (self.rule.threshold - self.previous) / rise
+
+    def _record(self, fired, any_fired: bool, spike_time, s, after) -> None:
+        if any_fired:
+            self.times.append(spike_time[fired])
+            self.neurons.append(torch.nonzero(fired))
+            self.count = self.count + fired
+        if self.raster is not None:
+            self.raster.append(s)
+        if self.n % self.save_every == 0 or self.n == self.n_steps:
+            self.states.append(after)
+            self.saved_steps.append(self.n)
+
+    def check_finite(self, states: torch.Tensor) -> None:
+        finite = torch.isfinite(states.detach()).reshape(states.shape[0], -1).all(1)
+        if not bool(finite.all()):
+            raise not_finite(self.saved_steps[int(torch.nonzero(~finite)[0])], self.save_every)
+
+    def solution(self, t: torch.Tensor) -> HybridSolution:
+        states = torch.stack(self.states)
+        self.check_finite(states)
+        batch = states.shape[1:-1]
+        y0 = states[0]
+        times = torch.cat(self.times) if self.times else y0.new_zeros(0)
+        neurons = torch.cat(self.neurons) if self.neurons else torch.zeros(0, len(batch), dtype=torch.long,
+                                                                           device=y0.device)
+        return HybridSolution(
+            t=t[self.saved_steps], y=states, spikes=torch.stack(self.raster) if self.raster is not None else None,
+            spike_times=times, spike_index=neurons, spike_count=self.count, batch_shape=batch,
+        )
+
+
+def solve_hybrid(
+    func: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    y0: torch.Tensor,
+    t: torch.Tensor,
+    alpha: float | torch.Tensor,
+    rule: SpikeRule,
+    *,
+    method: str = "l1",
+    memory: int | str | None = None,
+    surrogate: str | None = None,
+    surrogate_scale: float | None = None,
+    save_every: int = 1,
+    save_spikes: bool = True,
+    **solver_options: object,
+) -> HybridSolution:
+    r"""Solve `D^alpha y = f(t, y)` with threshold events on the uniform grid `t`.
+
+    Args:
+        func: `func(t, y)`, the right-hand side for states `y` of shape `[*batch, C]`.
+        y0: the initial state `[*batch, C]`; the last axis holds the model's variables.
+        t: a uniform increasing grid (`torch.linspace`).
+        alpha: the order in (0, 1], or a 1-D tensor with one order per variable (`[C]`, e.g.
+            `torch.tensor([0.8, 1.0])` for a fractional `v` and an integer-order `w`).
+        rule: the [SpikeRule][spikede.solvers.hybrid.SpikeRule]: component, threshold, reset,
+            refractory period and history convention.
+        method: `'l1'` (default) or `'gl'`, the schemes whose history is the state;
+            `implicit=True` (in `solver_options`) solves each step by Newton's method.
+        memory: `None` (full history), a window `M`, or `'soe'` (constant `alpha` only).
+        surrogate: `None` for hard spikes, or a surrogate name (`'sigmoid'`, `'gaussian'`, ...) whose
+            gradient the spikes and resets carry.
+        save_every: keep the states at steps `0, k, 2k, ...` and the last.
+        save_spikes: keep the dense spike raster (`[N + 1, *batch]`); spike times and counts are kept
+            either way.
+        **solver_options: passed on to [fdeint][spikede.solvers.fdeint.fdeint] (`implicit`,
+            `newton_tol`, `block`, `soe_tol`, ...).
+
+    Returns:
+        A [HybridSolution][spikede.solvers.hybrid.HybridSolution].
+
+    Raises:
+        ValueError: bad input (the message names the parameter), or a method whose history is not
+            the state.
+        FloatingPointError: the state stopped being finite (the message names the step).
+    """
+    if not isinstance(rule, SpikeRule):
+        raise TypeError(f"rule must be a SpikeRule, got {type(rule).__name__}")
+    if not isinstance(y0, torch.Tensor) or not y0.is_floating_point() or y0.dim() < 1:
+        raise TypeError("y0 must be a floating-point tensor of shape [*batch, C] (C variables on the last axis), "
+                        f"got {y0!r}" if not isinstance(y0, torch.Tensor) else
+                        f"y0 must be a floating-point tensor of shape [*batch, C], got dtype {y0.dtype} "
+                        f"and shape {tuple(y0.shape)}")
+    size = y0.shape[-1]
+    if not -size <= rule.component < size:
+        raise ValueError(f"rule.component={rule.component} names no variable: the state has {size} "
+                         f"(y0 has shape {tuple(y0.shape)})")
+    if isinstance(rule.threshold, torch.Tensor):
+        try:
+            torch.broadcast_shapes(rule.threshold.shape, y0.shape[:-1])
+        except RuntimeError:
+            raise ValueError(f"rule.threshold of shape {tuple(rule.threshold.shape)} does not broadcast with the "
+                             f"batch shape {tuple(y0.shape[:-1])} of y0") from None
+    if solver_options.get("adjoint"):
+        raise ValueError("adjoint= is not available for hybrid solves (the reverse sweep does not follow events); "
+                         "gradients come by autograd through the surrogate")
+    for name in ("event", "save_every"):
+        if name in solver_options:
+            raise ValueError(f"{name}= is set by solve_hybrid itself")
+    if not isinstance(save_every, int) or isinstance(save_every, bool) or save_every < 1:
+        raise ValueError(f"save_every must be a positive int, got {save_every!r}")
+    if not isinstance(save_spikes, bool):
+        raise TypeError(f"save_spikes must be a bool, got {save_spikes!r}")
+    if not isinstance(t, torch.Tensor) or t.dim() != 1 or t.numel() < 2:
+        raise ValueError(f"t must be a 1-D tensor of at least 2 times, got {t!r}")
+    component = rule.component % size
+    if component != rule.component:
+        rule = SpikeRule(component, rule.threshold, rule.reset, rule.refractory, rule.history)
+    grid = t.to(device=y0.device, dtype=y0.dtype)
+    events = _Events(func, y0, grid.unbind(0), rule, surrogate, surrogate_scale, save_every, save_spikes)
+    try:
+        fdeint(events.rhs, y0, grid, alpha, method=method, memory=memory, event=events,
+               save_every=grid.numel() - 1, **solver_options)
+    except FloatingPointError:
+        events.check_finite(torch.stack(events.states))  # names the first saved step that is not finite
+        raise
+    return events.solution(grid)
