@@ -16,6 +16,7 @@ from spikede.models import (
     FitzHughNagumo,
     HodgkinHuxley,
     Izhikevich,
+    ModelLayer,
     adaptation_index,
     classify_firing,
     fi_curve,
@@ -380,3 +381,36 @@ def test_per_variable_orders_and_float32():
     assert single.y.dtype == torch.float32 and single.spike_times.dtype == torch.float32
     # the quadratic upstroke amplifies float32 round-off from spike to spike: the first three spikes agree to 1e-3
     assert torch.allclose(single.spike_times[:3].double(), double.spike_times[:3], rtol=0, atol=1e-3)
+
+
+# --- the model as a network layer ------------------------------------------------------------------
+
+@pytest.mark.parametrize("method", ["gl", "l1"])
+def test_model_layer_equals_fractional_lif(method):
+    """ModelLayer(LIF) with C = tau, g_L = 1: the FractionalLIF layer's spikes and gradients (autograd, float64),
+    through the same surrogate (sigmoid, scale 5)."""
+    torch.manual_seed(0)
+    w = torch.randn(3, 4, dtype=F64, requires_grad=True)
+    x = torch.rand(80, 2, 3, dtype=F64) * 2
+    weights = torch.linspace(0, 1, 80, dtype=F64)[:, None, None]
+    layer = FractionalLIF(alpha=0.7, tau=2.0, threshold=1.0, reset="zero", dt=0.5, method=method, adjoint=False,
+                          dtype=F64)
+    model = ModelLayer(LIF(C=2.0, g_L=1.0, E_L=0.0, V_th=1.0, V_reset=0.0), alpha=0.7, dt=0.5, method=method,
+                       surrogate_scale=5.0)
+    results = []
+    for module in (layer, model):
+        spikes = module(x @ w)
+        results.append((spikes, torch.autograd.grad((spikes * weights).sum(), w)[0]))
+    (s_a, g_a), (s_b, g_b) = results
+    assert same_spikes(s_a, s_b) and s_a.sum() > 20
+    assert (g_a - g_b).abs().max() <= 1e-12 * g_a.abs().max()
+
+
+def test_model_layer_learns_model_parameters():
+    layer = ModelLayer(AdEx(), alpha=0.9, dt=0.1, learn=("b", "tau_w"), surrogate_scale=0.5, dtype=F64)
+    spikes = layer(torch.full((600, 4), 1200.0, dtype=F64))
+    assert spikes.shape == (600, 4) and spikes.sum() > 8
+    spikes.sum().backward()
+    assert layer.b.grad < 0 and layer.tau_w.grad > 0  # stronger or faster adaptation: fewer spikes
+    with pytest.raises(ValueError, match=r"learn names parameters \['gain'\] that AdEx does not have"):
+        ModelLayer(AdEx(), learn=("gain",))
