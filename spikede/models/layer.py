@@ -28,18 +28,23 @@ class ModelLayer(nn.Module):
             trailing axes (e.g. `AdEx(b=torch.rand(128) * 100)` for 128 neurons).
         alpha: order(s), as for [simulate][spikede.models.base.simulate].
         dt: time step, in the model's time unit.
-        surrogate: surrogate of the spikes (`'sigmoid'` by default); `surrogate_scale` its scale,
-            in the inverse unit of the spiking variable (mV for the biophysical models).
+        surrogate: surrogate of the spikes (`'sigmoid'` by default).
+        surrogate_scale: its scale, in the inverse unit of the spiking variable (mV for the
+            biophysical models); `None`: the surrogate's default.
         method: `'l1'` or `'gl'`, explicit (the input is read per step).
-        memory, history, refractory: as for `simulate`.
+        memory: `None`, a window `M` or `'soe'`, as for `simulate`.
+        history: `'reset'` or `'continuous'`, as for `simulate`.
+        refractory: absolute refractory period (time units).
         learn: names of model parameters to train (each becomes an `nn.Parameter`).
         return_states: also return the states `[T, *batch, C]`.
-        device, dtype: where and how the learned parameters are created (like `nn.Linear`).
+        device: where the learned parameters are created (like `nn.Linear`).
+        dtype: their dtype (default: torch's default dtype).
     """
 
-    def __init__(self, model: NeuronModel, alpha=1.0, dt: float = 0.1, *, surrogate: str = "sigmoid",
-                 surrogate_scale: float | None = None, method: str = "l1", memory=None, history: str = "reset",
-                 refractory: float = 0.0, learn: Sequence[str] = (), return_states: bool = False, device=None,
+    def __init__(self, model: NeuronModel, alpha: float | Sequence[float] | torch.Tensor = 1.0, dt: float = 0.1, *,
+                 surrogate: str = "sigmoid", surrogate_scale: float | None = None, method: str = "l1",
+                 memory: int | str | None = None, history: str = "reset", refractory: float = 0.0,
+                 learn: Sequence[str] = (), return_states: bool = False, device: torch.device | str | None = None,
                  dtype: torch.dtype | None = None):
         super().__init__()
         if not isinstance(model, NeuronModel):
