@@ -89,7 +89,7 @@ class NeuronModel:
     def rhs(self, t: torch.Tensor, y: torch.Tensor, current: torch.Tensor | float) -> torch.Tensor:
         raise NotImplementedError
 
-    def spike_rule(self, refractory: float = 0.0, history: str = "reset") -> SpikeRule:
+    def spike_rule(self, refractory: float = 0.0, history: str = "continuous") -> SpikeRule:
         raise NotImplementedError
 
     def initial_state(self, batch_shape: Sequence[int], dtype: torch.dtype, device=None) -> torch.Tensor:
@@ -149,12 +149,12 @@ def simulate(
     surrogate: str | None = None,
     surrogate_scale: float | None = None,
     refractory: float = 0.0,
-    history: str = "reset",
+    history: str = "continuous",
     save_every: int = 1,
     save_spikes: bool = True,
     **solver_options: object,
 ) -> HybridSolution:
-    r"""Simulate a neuron model (or a batch of them) driven by `current` on the uniform grid `t`.
+    r"""Simulate a neuron model (or a batch of them) driven by `current` on the grid `t`.
 
     The batch is the broadcast of the model's tensor parameters, a tensor `current` and `y0`'s
     leading axes: 10,000 neurons with different parameters, or one neuron under 50 currents (an
@@ -162,8 +162,8 @@ def simulate(
 
     Args:
         model: a [NeuronModel][spikede.models.base.NeuronModel] (`AdEx(...)`, `Izhikevich.pattern('RS')`, ...).
-        t: uniform grid of times (the model's time unit, ms for the biophysical models); its
-            floating dtype is the dtype of the solve.
+        t: grid of times (the model's time unit, ms for the biophysical models): uniform, or any
+            increasing grid with `method='l1'`; its floating dtype is the dtype of the solve.
         current: input current in the model's unit: a number, a tensor of the batch shape, or a
             callable `current(t)` returning either.
         alpha: order(s) in (0, 1]: one number, one per variable, or a mapping such as `{'v': 0.8}`
@@ -174,8 +174,9 @@ def simulate(
         surrogate: `None` for hard spikes, or a surrogate name whose gradient the spikes carry.
         surrogate_scale: the surrogate's scale (`None`: its default).
         refractory: absolute refractory period (time units of `t`).
-        history: `'reset'` (the memory remembers the reset) or `'continuous'` (it does not); see
-            [spikede.solvers.hybrid][].
+        history: `'continuous'` (default: the memory does not remember the resets; spike times
+            converge at the scheme's order) or `'reset'` (it does, as `FractionalLIF`; converges
+            slowly for alpha < 1); see [spikede.solvers.hybrid][].
         save_every: keep the states at steps `0, k, 2k, ...` and the last.
         save_spikes: keep the dense spike raster.
         **solver_options: passed on to [fdeint][spikede.solvers.fdeint.fdeint] (`implicit`, ...).

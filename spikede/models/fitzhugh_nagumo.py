@@ -47,7 +47,7 @@ class FitzHughNagumo(NeuronModel):
         v, w = y[..., 0], y[..., 1]
         return torch.stack([v - v ** 3 / 3.0 - w + current, (v + self.a - self.b * w) / self.tau], -1)
 
-    def spike_rule(self, refractory: float = 0.0, history: str = "reset") -> SpikeRule:
+    def spike_rule(self, refractory: float = 0.0, history: str = "continuous") -> SpikeRule:
         return SpikeRule(0, self.v_spike, None, refractory, history)
 
     def initial_state(self, batch_shape, dtype, device=None):

@@ -75,7 +75,7 @@ class HodgkinHuxley(NeuronModel):
         gates = [a * (1.0 - x) - b * x for x, (a, b) in zip((m, h, n), rates)]
         return torch.stack([(current - ionic) / self.C, *gates], -1)
 
-    def spike_rule(self, refractory: float = 0.0, history: str = "reset") -> SpikeRule:
+    def spike_rule(self, refractory: float = 0.0, history: str = "continuous") -> SpikeRule:
         return SpikeRule(0, self.V_spike, None, refractory, history)
 
     def initial_state(self, batch_shape, dtype, device=None):

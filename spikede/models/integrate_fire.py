@@ -56,7 +56,7 @@ class LIF(NeuronModel):
     def rhs(self, t, y, current):
         return ((-self.g_L * (y[..., 0] - self.E_L) + current) / self.C).unsqueeze(-1)
 
-    def spike_rule(self, refractory: float = 0.0, history: str = "reset") -> SpikeRule:
+    def spike_rule(self, refractory: float = 0.0, history: str = "continuous") -> SpikeRule:
         return SpikeRule(0, self.V_th, _constant_reset(self.V_reset), refractory, history)
 
     def initial_state(self, batch_shape, dtype, device=None):
@@ -108,7 +108,7 @@ class EIF(NeuronModel):
         drive = -self.g_L * (v - self.E_L) + spike_current + current
         return (drive / self.C).unsqueeze(-1)
 
-    def spike_rule(self, refractory: float = 0.0, history: str = "reset") -> SpikeRule:
+    def spike_rule(self, refractory: float = 0.0, history: str = "continuous") -> SpikeRule:
         return SpikeRule(0, self.V_peak, _constant_reset(self.V_reset), refractory, history)
 
     def initial_state(self, batch_shape, dtype, device=None):
@@ -190,7 +190,7 @@ class AdEx(NeuronModel):
         dw = (self.a * (v - self.E_L) - w) / self.tau_w
         return torch.stack([dv, dw], -1)
 
-    def spike_rule(self, refractory: float = 0.0, history: str = "reset") -> SpikeRule:
+    def spike_rule(self, refractory: float = 0.0, history: str = "continuous") -> SpikeRule:
         def reset(y):
             v_reset = torch.as_tensor(self.V_reset, dtype=y.dtype, device=y.device)
             return torch.stack([torch.zeros_like(y[..., 0]) + v_reset, y[..., 1] + self.b], -1)

@@ -74,7 +74,7 @@ class Izhikevich(NeuronModel):
         du = self.a * (self.b * v - u)
         return torch.stack([dv, du], -1)
 
-    def spike_rule(self, refractory: float = 0.0, history: str = "reset") -> SpikeRule:
+    def spike_rule(self, refractory: float = 0.0, history: str = "continuous") -> SpikeRule:
         def reset(y):
             c = torch.as_tensor(self.c, dtype=y.dtype, device=y.device)
             return torch.stack([torch.zeros_like(y[..., 0]) + c, y[..., 1] + self.d], -1)

@@ -33,7 +33,8 @@ class ModelLayer(nn.Module):
             biophysical models); `None`: the surrogate's default.
         method: `'l1'` or `'gl'`, explicit (the input is read per step).
         memory: `None`, a window `M` or `'soe'`, as for `simulate`.
-        history: `'reset'` or `'continuous'`, as for `simulate`.
+        history: `'reset'` (default here: the memory remembers the resets, the discrete-time
+            semantics of `FractionalLIF`) or `'continuous'`, as for `simulate`.
         refractory: absolute refractory period (time units).
         learn: names of model parameters to train (each becomes an `nn.Parameter`).
         return_states: also return the states `[T, *batch, C]`.

@@ -19,12 +19,19 @@ $$
 
 What the fractional memory keeps after a jump is the model's choice (`SpikeRule.history`):
 
+- `'continuous'` (default): the history keeps only the continuous part `z = y - J` (`J` the sum
+  of the jumps so far) and the dynamics read `f(t, z + J)`; the derivative sees no jump.  The
+  continuous part of a spiking variable ends its spike step at the threshold (`y^- = theta`),
+  not at the step's overshoot, whose memory would otherwise linger.  This is the convention of
+  pycaputo's integrate-and-fire solvers, whose L1 sums use `y^-_{k+1} - y^+_k` with
+  `y^- = V_peak` (Fikl, pycaputo documentation).  Spike times converge as the step shrinks.
 - `'reset'`: the post-reset state enters the history, as in the spiking layers of
-  [spikede.neurons][]; the Caputo derivative then sees the jump.
-- `'continuous'`: the history keeps only the continuous part `z = y - J` (`J` the sum of the
-  jumps so far) and the dynamics read `f(t, z + J)`; the derivative sees no jump.  This is
-  the convention of pycaputo's integrate-and-fire solvers, whose L1 sums use
-  `y^-_{k+1} - y^+_k` (Fikl, pycaputo documentation).
+  [spikede.neurons][]; the Caputo derivative then sees each jump, whose effect decays like
+  `(t - t_s)^(-alpha)`.  On a fixed grid the jump sits at the end of the step in which the
+  spike happened, not at `t_s`, and through that singular kernel the misplacement converges
+  only like `h^(1 - alpha)`: for alpha < 1 the later spike times of a simulation move by
+  about a step per halving of `h` (measured in docs/tutorials/models.md).  It is the
+  discrete-time semantics of an SNN layer, and converged results need very small steps.
 
 Gradients: with `surrogate=None` the spikes are hard (no gradient through the crossing
 decision; gradients still reach the reset values and the dynamics).  With a surrogate name
@@ -64,15 +71,15 @@ class SpikeRule:
             (e.g. `v <- v_r, w <- w + b`); `None` records spikes without changing the state.
         refractory: time after a spike during which the spiking component is held at its
             post-reset value and cannot spike (units of `t`; `0` for none).
-        history: `'reset'` or `'continuous'`, what the fractional memory keeps after a jump
-            (see the module docstring).
+        history: `'continuous'` (default) or `'reset'`, what the fractional memory keeps after a
+            jump (see the module docstring).
     """
 
     component: int = 0
     threshold: float | torch.Tensor = 0.0
     reset: Callable[[torch.Tensor], torch.Tensor] | None = None
     refractory: float = 0.0
-    history: str = "reset"
+    history: str = "continuous"
 
     def __post_init__(self) -> None:
         if isinstance(self.component, bool) or not isinstance(self.component, int):
@@ -162,19 +169,25 @@ class _Events:
         if rule.reset is None or (self.surrogate is None and not any_fired):
             after = y
         else:
+            if self.jump is not None:  # the continuous part ends at the threshold, not at the step's overshoot
+                y = self._replace_component(y, v + s * (rule.threshold - v))
             after = y + s.unsqueeze(-1) * (rule.reset(y) - y)
         if rule.refractory > 0.0 and any_fired:
             self.held = torch.where(fired, after[..., rule.component].detach(), self.held)
             self.refractory_until = torch.where(fired, spike_time.detach() + rule.refractory, self.refractory_until)
         if rule.refractory > 0.0:
-            held_v = torch.where(resting, self.held, after[..., rule.component])
-            after = torch.cat([after[..., :rule.component], held_v.unsqueeze(-1), after[..., rule.component + 1:]], -1)
+            after = self._replace_component(after, torch.where(resting, self.held, after[..., rule.component]))
         self.previous = after[..., rule.component]
         self._record(fired, any_fired, spike_time, s, after)
         if self.jump is None:
             return after
+        kept = y - self.jump
         self.jump = self.jump + (after - y)
-        return z
+        return kept
+
+    def _replace_component(self, y: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
+        c = self.rule.component
+        return torch.cat([y[..., :c], value.unsqueeze(-1), y[..., c + 1:]], -1)
 
     def step_failed(self, t_n: torch.Tensor, z_prev: torch.Tensor, error: ConvergenceError) -> torch.Tensor:
         """An implicit step without a solution: the spiking variable blew up within it (the
@@ -249,12 +262,14 @@ def solve_hybrid(
     save_spikes: bool = True,
     **solver_options: object,
 ) -> HybridSolution:
-    r"""Solve `D^alpha y = f(t, y)` with threshold events on the uniform grid `t`.
+    r"""Solve `D^alpha y = f(t, y)` with threshold events on the grid `t`.
 
     Args:
         func: `func(t, y)`, the right-hand side for states `y` of shape `[*batch, C]`.
         y0: the initial state `[*batch, C]`; the last axis holds the model's variables.
-        t: a uniform increasing grid (`torch.linspace`).
+        t: the grid: uniform (`torch.linspace`), or with `method='l1'` any increasing grid (full
+            memory; there an implicit step without a solution raises `ConvergenceError` instead of
+            firing).
         alpha: the order in (0, 1], or a 1-D tensor with one order per variable (`[C]`, e.g.
             `torch.tensor([0.8, 1.0])` for a fractional `v` and an integer-order `w`).
         rule: the [SpikeRule][spikede.solvers.hybrid.SpikeRule]: component, threshold, reset,
