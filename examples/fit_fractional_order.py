@@ -49,7 +49,7 @@ def subthreshold(s):
 
 def suprathreshold(s):
     """pA: a slowly modulated current that makes the neuron fire."""
-    return 900.0 + 400.0 * torch.sin(2 * math.pi * s / 250.0)
+    return 4000.0 + 1500.0 * torch.sin(2 * math.pi * s / 250.0)
 
 
 def neuron(alpha, tau, current, **options):
@@ -99,8 +99,8 @@ def van_rossum_trace(raster):
 
 observed_trace = van_rossum_trace(observed_spikes.spikes)
 alpha = torch.tensor(START_ALPHA, dtype=F64, requires_grad=True)
-optimizer = torch.optim.Adam([alpha], lr=0.01)
-schedule = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=0.96)
+optimizer = torch.optim.Adam([alpha], lr=0.02)
+schedule = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=0.97)
 iterations = 15 if args.quick else 60
 history = []
 start = time.perf_counter()
