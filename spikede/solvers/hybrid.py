@@ -26,12 +26,13 @@ What the fractional memory keeps after a jump is the model's choice (`SpikeRule.
   pycaputo's integrate-and-fire solvers, whose L1 sums use `y^-_{k+1} - y^+_k` with
   `y^- = V_peak` (Fikl, pycaputo documentation).  Spike times converge as the step shrinks.
 - `'reset'`: the post-reset state enters the history, as in the spiking layers of
-  [spikede.neurons][]; the Caputo derivative then sees each jump, whose effect decays like
-  `(t - t_s)^(-alpha)`.  On a fixed grid the jump sits at the end of the step in which the
-  spike happened, not at `t_s`, and through that singular kernel the misplacement converges
-  only like `h^(1 - alpha)`: for alpha < 1 the later spike times of a simulation move by
-  about a step per halving of `h` (measured in docs/tutorials/models.md).  It is the
-  discrete-time semantics of an SNN layer, and converged results need very small steps.
+  [spikede.neurons][].  This is a discrete-time model without a continuous-time limit: a
+  Caputo solution `y = y0 + I^alpha f` is continuous, and the exact derivative of a jump,
+  `Delta (t - t_s)^(-alpha) / Gamma(1 - alpha)`, integrates back to the jump itself, so the
+  memory undoes a reset at a rate set by the step.  For alpha < 1 the spike times after the
+  first keep moving as `h` shrinks (about a step per halving at alpha 0.8, measured in
+  docs/tutorials/models.md).  Use it for the discrete-time semantics of an SNN layer and
+  `'continuous'` for simulations meant to converge.
 
 Gradients: with `surrogate=None` the spikes are hard (no gradient through the crossing
 decision; gradients still reach the reset values and the dynamics).  With a surrogate name
