@@ -63,8 +63,10 @@ def _contour(z: torch.Tensor, alpha: float):
 
     A pole `s` lies outside the parabola `mu (1 + iu)^2` when `Re sqrt(s) > sqrt(mu)`, and the
     quadrature converges like `exp(-2 pi d / h)` with `d = |Re sqrt(s) / sqrt(mu) - 1|` (at most
-    1, the branch cut).  `sqrt(mu)` is chosen among `2`, `r / 2`, `2 r` and the geometric means of
-    the poles' `r = Re sqrt(s)` as the one that keeps every pole farthest from the contour, under
+    1, the branch cut).  `sqrt(mu)` is chosen among `1`, `2`, `r / 2`, `2 r` and the geometric means
+    of the poles' `r = Re sqrt(s)` as the one that keeps every pole farthest from the contour (the
+    first on a tie: `mu = 1` where no pole matters, which keeps the integrand, up to `e^mu`,
+    small against values that decay like `1/z^2`; `mu = 4` left 1.1e-12 there), under
     one condition: the integrand reaches `e^mu` on the contour, so `mu` may not exceed the
     exponent of the largest residue added (the size of the value) or 4, else the sum cancels
     to noise (this was the 1e11-sized error of `E_{0.3}(5.885 - 3.289i)`).
@@ -72,7 +74,7 @@ def _contour(z: torch.Tensor, alpha: float):
     poles = _poles(z, alpha)
     nan = torch.full_like(z.real, math.nan)
     roots = [torch.where(valid, torch.sqrt(s).real, nan) for s, valid in poles]
-    candidates = [torch.full_like(z.real, 2.0)]
+    candidates = [torch.full_like(z.real, 1.0), torch.full_like(z.real, 2.0)]
     for i, r in enumerate(roots):
         candidates += [r / 2.0, 2.0 * r] + [torch.sqrt(r * other) for other in roots[i + 1:]]
     best_m, best_score = candidates[0], torch.full_like(z.real, -math.inf)

@@ -140,8 +140,8 @@ def test_mittag_leffler_on_the_complex_plane(alpha, beta):
 @pytest.mark.parametrize("alpha", [0.1, 0.3, 0.5, 0.8, 1.2, 1.7, 2.0, 2.5])
 def test_mittag_leffler_agrees_with_pymittagleffler_on_the_disc(alpha):
     """Second reference: pymittagleffler (Garrappa's algorithm), 400 points drawn uniformly on |z| <= 50, three betas.
-    Tolerance 2e-12: each library is about 1e-13 alone, but ours reaches 1.1e-12 relative at alpha = beta = 0.5 near
-    |z| = 48 (checked against the closed form 1/sqrt(pi) + z exp(z^2) erfc(-z): the error is ours, theirs is 6e-14).
+    Tolerance 1e-12 (the issue's target): measured at most 7.9e-13, at alpha = beta = 0.5 near |z| = 45 where the
+    value is ~1e-4 (against the closed form 1/sqrt(pi) + z exp(z^2) erfc(-z) the error is ours; theirs is 6e-14).
     Where the value overflows float64 both give a non-finite number."""
     pml = pytest.importorskip("pymittagleffler")
     rng = np.random.default_rng(0)
@@ -152,7 +152,7 @@ def test_mittag_leffler_agrees_with_pymittagleffler_on_the_disc(alpha):
         finite = np.isfinite(theirs)
         assert np.array_equal(finite, np.isfinite(ours))
         rel = np.abs(ours[finite] - theirs[finite]) / np.abs(theirs[finite])
-        assert rel.max() <= 2e-12, (beta, rel.max())
+        assert rel.max() <= 1e-12, (beta, rel.max())
 
 
 def test_mittag_leffler_jl_published_values():
