@@ -10,7 +10,8 @@ EXAMPLES = sorted((Path(__file__).parents[1] / "examples").glob("*.py"))
 def test_all_examples_are_listed():
     names = {p.stem for p in EXAMPLES}
     assert {"fractional_lif_adaptation", "solver_accuracy", "mittag_leffler_relaxation",
-            "custom_fractional_model", "train_fractional_snn", "fit_fractional_order"} <= names
+            "custom_fractional_model", "train_fractional_snn", "fit_fractional_order",
+            "model_analysis"} <= names
 
 
 @pytest.mark.slow
