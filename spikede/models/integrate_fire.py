@@ -102,11 +102,12 @@ class EIF(NeuronModel):
     variables: ClassVar[tuple[str, ...]] = ("v",)
     positive: ClassVar[tuple[str, ...]] = ("C", "g_L", "delta_T")
 
+    def membrane_current(self, v: torch.Tensor) -> torch.Tensor:
+        """The leak and the exponential spike current, `-g_L (V - E_L) + g_L Delta_T exp((V - V_T) / Delta_T)`."""
+        return -self.g_L * (v - self.E_L) + self.g_L * self.delta_T * torch.exp((v - self.V_T) / self.delta_T)
+
     def rhs(self, t, y, current):
-        v = y[..., 0]
-        spike_current = self.g_L * self.delta_T * torch.exp((v - self.V_T) / self.delta_T)
-        drive = -self.g_L * (v - self.E_L) + spike_current + current
-        return (drive / self.C).unsqueeze(-1)
+        return ((self.membrane_current(y[..., 0]) + current) / self.C).unsqueeze(-1)
 
     def spike_rule(self, refractory: float = 0.0, history: str = "continuous") -> SpikeRule:
         return SpikeRule(0, self.V_peak, _constant_reset(self.V_reset), refractory, history)
@@ -116,7 +117,7 @@ class EIF(NeuronModel):
 
 
 @dataclass(frozen=True)
-class AdEx(NeuronModel):
+class AdEx(EIF):
     r"""Fractional adaptive exponential integrate-and-fire neuron (Brette & Gerstner 2005).
 
     $$
@@ -128,31 +129,19 @@ class AdEx(NeuronModel):
     $$
 
     Defaults: Brette & Gerstner (2005).  [AdEx.pattern][spikede.models.integrate_fire.AdEx.pattern] gives the
-    parameter sets of Naud et al. (2008), Table 1, with their step currents.
+    parameter sets of Naud et al. (2008), Table 1, with their step currents.  The membrane
+    parameters are [EIF][spikede.models.integrate_fire.EIF]'s (`C`, `g_L`, `E_L`, `V_T`, `delta_T`,
+    `V_peak`, `V_reset`).
 
     Attributes:
-        C: capacitance (pF ms^(alpha-1)).
-        g_L: leak conductance (nS).
-        E_L: leak reversal (mV).
-        V_T: threshold of the exponential (mV).
-        delta_T: slope factor (mV).
         a: subthreshold adaptation (nS).
         tau_w: adaptation time constant (ms^alpha).
         b: spike-triggered adaptation increment (pA).
-        V_peak: spike cut-off (mV).
-        V_reset: reset potential (mV).
     """
 
-    C: float | torch.Tensor = 281.0
-    g_L: float | torch.Tensor = 30.0
-    E_L: float | torch.Tensor = -70.6
-    V_T: float | torch.Tensor = -50.4
-    delta_T: float | torch.Tensor = 2.0
     a: float | torch.Tensor = 4.0
     tau_w: float | torch.Tensor = 144.0
     b: float | torch.Tensor = 80.5
-    V_peak: float | torch.Tensor = 0.0
-    V_reset: float | torch.Tensor = -70.6
 
     variables: ClassVar[tuple[str, ...]] = ("v", "w")
     positive: ClassVar[tuple[str, ...]] = ("C", "g_L", "delta_T", "tau_w")
@@ -185,8 +174,7 @@ class AdEx(NeuronModel):
 
     def rhs(self, t, y, current):
         v, w = y[..., 0], y[..., 1]
-        spike_current = self.g_L * self.delta_T * torch.exp((v - self.V_T) / self.delta_T)
-        dv = (-self.g_L * (v - self.E_L) + spike_current - w + current) / self.C
+        dv = (self.membrane_current(v) - w + current) / self.C
         dw = (self.a * (v - self.E_L) - w) / self.tau_w
         return torch.stack([dv, dw], -1)
 
