@@ -169,7 +169,8 @@ def simulate(
         alpha: order(s) in (0, 1]: one number, one per variable, or a mapping such as `{'v': 0.8}`
             (unnamed variables keep order 1).
         y0: initial state `[*batch, C]`; default the model's `initial_state`.
-        method: `'l1'` or `'gl'` (see [solve_hybrid][spikede.solvers.hybrid.solve_hybrid]).
+        method: `'l1'` or `'gl'`, or `'rk4'` for alpha = 1 (see
+            [solve_hybrid][spikede.solvers.hybrid.solve_hybrid]).
         memory: `None`, a window `M`, or `'soe'` (one order for every variable).
         surrogate: `None` for hard spikes, or a surrogate name whose gradient the spikes carry.
         surrogate_scale: the surrogate's scale (`None`: its default).

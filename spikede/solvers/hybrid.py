@@ -132,13 +132,14 @@ class _Events:
     """The per-step event logic of one hybrid solve (called by the solver after every step)."""
 
     def __init__(self, func, y0, grid, rule: SpikeRule, surrogate, surrogate_scale, save_every: int,
-                 save_spikes: bool):
+                 save_spikes: bool, integer_order: bool = False):
         self.func, self.grid, self.rule = func, grid, rule
         self.surrogate, self.surrogate_scale = surrogate, surrogate_scale
         self.save_every, self.save_spikes = save_every, save_spikes
         self.n_steps = len(grid) - 1
         self.n = 0
-        self.jump = torch.zeros_like(y0) if rule.history == "continuous" else None
+        self.integer_order = integer_order
+        self.jump = torch.zeros_like(y0) if rule.history == "continuous" and not integer_order else None
         self.previous = y0[..., rule.component]
         batch = y0.shape[:-1]
         self.refractory_until = torch.full(batch, -torch.inf, dtype=y0.dtype, device=y0.device)
@@ -151,7 +152,7 @@ class _Events:
     def rhs(self, t: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         return self.func(t, z if self.jump is None else z + self.jump)
 
-    def __call__(self, t_n: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    def __call__(self, t_n: torch.Tensor, z: torch.Tensor, y_prev: torch.Tensor | None = None) -> torch.Tensor:
         self.n += 1
         rule = self.rule
         y = z if self.jump is None else z + self.jump
@@ -167,14 +168,19 @@ class _Events:
             s = spike(v - rule.threshold, self.surrogate, self.surrogate_scale) * gate.to(y.dtype)
         any_fired = bool(fired.any())
         spike_time = self._spike_time(t_n, v, fired) if any_fired else None
+        reset_value = None
         if rule.reset is None or (self.surrogate is None and not any_fired):
             after = y
+        elif self.integer_order:  # reset at the spike time, then the rest of the step from there
+            target, reset_value = self._restart(t_n, y, y_prev, v, fired)
+            after = y + s.unsqueeze(-1) * (target - y)
         else:
             if self.jump is not None:  # the continuous part ends at the threshold, not at the step's overshoot
                 y = self._replace_component(y, v + s * (rule.threshold - v))
             after = y + s.unsqueeze(-1) * (rule.reset(y) - y)
         if rule.refractory > 0.0 and any_fired:
-            self.held = torch.where(fired, after[..., rule.component].detach(), self.held)
+            post = after[..., rule.component] if reset_value is None else reset_value
+            self.held = torch.where(fired, post.detach(), self.held)
             self.refractory_until = torch.where(fired, spike_time.detach() + rule.refractory, self.refractory_until)
         if rule.refractory > 0.0:
             after = self._replace_component(after, torch.where(resting, self.held, after[..., rule.component]))
@@ -185,6 +191,21 @@ class _Events:
         kept = y - self.jump
         self.jump = self.jump + (after - y)
         return kept
+
+    def _restart(self, t_n, y, y_prev, v, fired):
+        """Integer order: the state at the spike time (linear in the step, the spiking variable at
+        its threshold), reset there, then advanced over the rest of the step by the midpoint rule
+        (with the input sampled at `t_n`).  Returns the state at `t_n` and the reset value."""
+        rule = self.rule
+        h = t_n - self.grid[self.n - 1]
+        rise = torch.where(fired, v - self.previous, torch.ones_like(v))
+        fraction = ((rule.threshold - self.previous) / rise).unsqueeze(-1)
+        at_spike = y_prev + fraction * (y - y_prev)
+        at_spike = self._replace_component(at_spike, torch.zeros_like(v) + rule.threshold)
+        post = rule.reset(at_spike)
+        rest = (1.0 - fraction) * h
+        middle = post + 0.5 * rest * self.func(t_n, post)
+        return post + rest * self.func(t_n, middle), post[..., rule.component]
 
     def _replace_component(self, y: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
         c = self.rule.component
@@ -276,7 +297,11 @@ def solve_hybrid(
         rule: the [SpikeRule][spikede.solvers.hybrid.SpikeRule]: component, threshold, reset,
             refractory period and history convention.
         method: `'l1'` (default) or `'gl'`, the schemes whose history is the state;
-            `implicit=True` (in `solver_options`) solves each step by Newton's method.
+            `implicit=True` (in `solver_options`) solves each step by Newton's method.  For
+            integer-order models (alpha = 1 for every variable) `'rk4'`: classical Runge-Kutta
+            steps, and a neuron that fires is reset at its interpolated spike time and advanced
+            over the rest of the step (spike times within a fraction of a step of an adaptive
+            reference, see docs/tutorials/models.md).
         memory: `None` (full history), a window `M`, or `'soe'` (constant `alpha` only).
         surrogate: `None` for hard spikes, or a surrogate name (`'sigmoid'`, `'gaussian'`, ...) whose
             gradient the spikes and resets carry.
@@ -327,6 +352,12 @@ def solve_hybrid(
     if component != rule.component:
         rule = SpikeRule(component, rule.threshold, rule.reset, rule.refractory, rule.history)
     grid = t.to(device=y0.device, dtype=y0.dtype)
+    if method == "rk4":
+        _check_integer_order(alpha, memory, solver_options)
+        events = _Events(func, y0, grid.unbind(0), rule, surrogate, surrogate_scale, save_every, save_spikes,
+                         integer_order=True)
+        _integrate_integer_order(func, y0, grid.unbind(0), events)
+        return events.solution(grid)
     events = _Events(func, y0, grid.unbind(0), rule, surrogate, surrogate_scale, save_every, save_spikes)
     try:
         fdeint(events.rhs, y0, grid, alpha, method=method, memory=memory, event=events,
@@ -335,3 +366,38 @@ def solve_hybrid(
         events.check_finite(torch.stack(events.states))  # names the first saved step that is not finite
         raise
     return events.solution(grid)
+
+
+def _check_integer_order(alpha, memory, solver_options) -> None:
+    orders = torch.as_tensor(alpha.detach() if isinstance(alpha, torch.Tensor) else alpha)
+    if not bool(torch.all(orders == 1.0)):
+        raise ValueError(f"method='rk4' solves integer-order models (alpha = 1 for every variable), got alpha={alpha!r}; "
+                         "use method='l1' or 'gl' for fractional orders")
+    if memory is not None or solver_options:
+        extra = ["memory"] * (memory is not None) + sorted(solver_options)
+        raise ValueError(f"method='rk4' keeps no history and takes no solver options; got {', '.join(extra)}")
+
+
+def _integrate_integer_order(func, y0: torch.Tensor, grid: tuple, events: _Events) -> None:
+    """Classical fourth-order Runge-Kutta steps on the grid, the events after each.
+
+    With a reset rule the stages see the spiking variable capped at its threshold: past the
+    cut-off the model's runaway (the exponential of EIF and AdEx) would overflow within a
+    step, and nothing beyond the threshold is kept (the step's result still crosses it and
+    fires)."""
+    rule = events.rule
+    if rule.reset is None:
+        def stage(t, y):
+            return func(t, y)
+    else:
+        def stage(t, y):
+            v = y[..., rule.component]
+            return func(t, events._replace_component(y, torch.minimum(v, torch.zeros_like(v) + rule.threshold)))
+    y = y0
+    for n in range(1, len(grid)):
+        t, h = grid[n - 1], grid[n] - grid[n - 1]
+        k1 = func(t, y)
+        k2 = stage(t + 0.5 * h, y + 0.5 * h * k1)
+        k3 = stage(t + 0.5 * h, y + 0.5 * h * k2)
+        k4 = stage(grid[n], y + h * k3)
+        y = events(grid[n], y + h / 6.0 * (k1 + 2.0 * k2 + 2.0 * k3 + k4), y)
