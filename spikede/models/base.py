@@ -180,7 +180,9 @@ def simulate(
             slowly for alpha < 1); see [spikede.solvers.hybrid][].
         save_every: keep the states at steps `0, k, 2k, ...` and the last.
         save_spikes: keep the dense spike raster.
-        **solver_options: passed on to [fdeint][spikede.solvers.fdeint.fdeint] (`implicit`, ...).
+        **solver_options: passed on to [fdeint][spikede.solvers.fdeint.fdeint] (`implicit`, ...);
+            with `implicit=True` on a uniform grid Newton's method works per neuron
+            (`jacobian='blockwise'`: a model's neurons are independent systems).
 
     Returns:
         A [HybridSolution][spikede.solvers.hybrid.HybridSolution].
@@ -216,6 +218,9 @@ def simulate(
     else:
         y0 = y0.to(dtype=dtype, device=device).expand(*batch, len(model.variables))
     orders = model.orders(alpha, dtype, device)
+    steps = torch.diff(t.to(dtype))
+    if solver_options.get("implicit") and bool(torch.allclose(steps, steps[:1])):
+        solver_options.setdefault("jacobian", "blockwise")  # every neuron is its own system
     rule = model.spike_rule(refractory, history)
     if callable(current):
         def func(s, y):

@@ -178,6 +178,7 @@ def fdeint(
     corrector_iters: int = 1,
     newton_tol: float | None = None,
     newton_max_iters: int = 50,
+    jacobian: str = "dense",
     block: int = 64,
     soe_tol: float | None = None,
     soe_first_lag: int = 32,
@@ -248,6 +249,12 @@ def fdeint(
             (default): the method's own mode, explicit but for the `flmm-*` methods, which
             are implicit only.
         corrector_iters: corrector evaluations per step of the explicit `trap` (1 = PECE).
+        jacobian: how Newton's method forms `df/dy` for `implicit=True`: `'dense'` (default; any
+            `func`, `S x S` for a state of `S` elements) or `'blockwise'`: `func` couples only the
+            last axis of the state (each leading index an independent system, e.g. a batch of
+            neurons), so the Jacobian is `[..., C, C]` blocks from `C` reverse passes.  A
+            `func` that couples the leading axes gets wrong Newton steps then.  Not for the
+            `flmm-*` methods (their first steps are solved together) or non-uniform grids.
         block: steps whose far history is computed together (speed only).
 
     Raises:
@@ -305,6 +312,11 @@ def fdeint(
         raise ValueError(f"corrector_iters={corrector_iters!r} is an option of the explicit 'trap' (PECE); "
                          "implicit=True solves each step by Newton's method instead")
     newton_max_iters = _check_positive_int(newton_max_iters, "newton_max_iters")
+    if jacobian not in ("dense", "blockwise"):
+        raise ValueError(f"jacobian must be 'dense' or 'blockwise', got {jacobian!r}")
+    if jacobian == "blockwise" and (scheme_cls.coupled_start or uneven is not None):
+        raise ValueError(f"jacobian='blockwise' is not available for method {method!r}"
+                         f"{' on a non-uniform grid' if uneven is not None else ''}; use jacobian='dense'")
     newton_tol = _check_tolerance(newton_tol, "newton_tol")
     kernel_options = dict(block=_check_positive_int(block, "block"), soe_tol=_check_tolerance(soe_tol, "soe_tol", 1.0),
                           soe_first_lag=_check_soe_first_lag(soe_first_lag))
@@ -321,7 +333,7 @@ def fdeint(
             func=rhs, y0=start, t=grid, h=h, n_steps=t.numel() - 1,
             window=memory if isinstance(memory, int) else None, corrector_iters=corrector_iters,
             newton_tol=default_tolerance(y0.dtype) if newton_tol is None else float(newton_tol),
-            newton_max_iters=newton_max_iters, dy0=dy0,
+            newton_max_iters=newton_max_iters, dy0=dy0, jacobian=jacobian,
         )
         scheme = scheme_cls(problem, orders, coefficients, bool(implicit))
         return problem, scheme, make_kernel(scheme, problem.n_steps, start, memory, **kernel_options) if kernel else None

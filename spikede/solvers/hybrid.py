@@ -139,6 +139,7 @@ class _Events:
         self.n_steps = len(grid) - 1
         self.n = 0
         self.integer_order = integer_order
+        self.blockwise = False  # set by solve_hybrid from jacobian='blockwise'
         self.jump = torch.zeros_like(y0) if rule.history == "continuous" and not integer_order else None
         self.previous = y0[..., rule.component]
         batch = y0.shape[:-1]
@@ -220,16 +221,18 @@ class _Events:
             raise error
         f, b, c = error.system
         rule, component = self.rule, self.rule.component
-        pin = torch.zeros_like(z_prev, dtype=torch.bool)
-        pin[..., component] = True
         offset = 0.0 if self.jump is None else self.jump[..., component]
         level = torch.as_tensor(rule.threshold, dtype=z_prev.dtype, device=z_prev.device) - offset
-        pinned_b = torch.where(pin, level.unsqueeze(-1).expand_as(z_prev), b)
+        last = error.iterate[..., component]
+        runaway = error.unconverged | ~torch.isfinite(last) | (last >= level)
+        pin = torch.zeros_like(z_prev, dtype=torch.bool)
+        pin[..., component] = runaway
+        pinned_b = torch.where(pin, torch.zeros_like(z_prev) + level.unsqueeze(-1), b)
         pinned_c = torch.where(pin, torch.zeros_like(z_prev), torch.as_tensor(c).expand_as(z_prev))
         guess = torch.where(pin, pinned_b, z_prev)
         try:
             return newton_solve(f, pinned_b, pinned_c, guess, tol=error_tolerance(z_prev.dtype),
-                                max_iters=50, step=self.n + 1)
+                                max_iters=50, step=self.n + 1, blockwise=self.blockwise)
         except ConvergenceError:
             raise error from None
 
@@ -359,6 +362,7 @@ def solve_hybrid(
         _integrate_integer_order(func, y0, grid.unbind(0), events)
         return events.solution(grid)
     events = _Events(func, y0, grid.unbind(0), rule, surrogate, surrogate_scale, save_every, save_spikes)
+    events.blockwise = solver_options.get("jacobian") == "blockwise"
     try:
         fdeint(events.rhs, y0, grid, alpha, method=method, memory=memory, event=events,
                save_every=grid.numel() - 1, **solver_options)

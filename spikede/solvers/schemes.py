@@ -118,7 +118,8 @@ class Scheme(ABC):
         p = self.problem
         t_n = p.t[n]
         return newton_solve(
-            lambda y: p.rhs(t_n, y), base, coef, guess, tol=p.newton_tol, max_iters=p.newton_max_iters, step=n
+            lambda y: p.rhs(t_n, y), base, coef, guess, tol=p.newton_tol, max_iters=p.newton_max_iters, step=n,
+            blockwise=p.jacobian == "blockwise",
         )
 
 
