@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from abc import ABC, abstractmethod
 import numbers
 from typing import Callable, ClassVar, Mapping, Sequence
 
@@ -28,7 +29,7 @@ __all__ = ["NeuronModel", "simulate", "Current"]
 Current = float | torch.Tensor | Callable[[torch.Tensor], float | torch.Tensor]
 
 
-class NeuronModel:
+class NeuronModel(ABC):
     """Base class of the scientific neuron models: parameter checks, batching and conversion.
 
     Subclasses are frozen dataclasses whose fields are the parameters; they set `variables`
@@ -86,14 +87,17 @@ class NeuronModel:
         """A copy with some parameters changed (checked like the original)."""
         return dataclasses.replace(self, **changes)
 
+    @abstractmethod
     def rhs(self, t: torch.Tensor, y: torch.Tensor, current: torch.Tensor | float) -> torch.Tensor:
-        raise NotImplementedError
+        """`f(t, y)` for the state `y` of shape `[*batch, C]` driven by `current`."""
 
+    @abstractmethod
     def spike_rule(self, refractory: float = 0.0, history: str = "continuous") -> SpikeRule:
-        raise NotImplementedError
+        """The [SpikeRule][spikede.solvers.hybrid.SpikeRule]: spiking variable, threshold, reset."""
 
+    @abstractmethod
     def initial_state(self, batch_shape: Sequence[int], dtype: torch.dtype, device=None) -> torch.Tensor:
-        raise NotImplementedError
+        """The starting state `[*batch_shape, C]` (usually the resting state)."""
 
     def orders(self, alpha: float | Sequence[float] | Mapping[str, float] | torch.Tensor, dtype: torch.dtype,
                device=None) -> float | torch.Tensor:
