@@ -486,12 +486,12 @@ def test_blockwise_newton_equals_dense_newton():
 
 
 def test_implicit_batch_fires_like_single_neurons():
-    """Implicit L1 on 8 AdEx neurons at once (per-neuron Newton; a neuron whose step has no solution is pinned at
-    its threshold alone): the spike counts and trajectories of 8 separate solves."""
-    t = grid(60.0, 0.1)
-    currents = torch.linspace(600.0, 1300.0, 8, dtype=F64)
+    """Implicit L1 on 4 AdEx neurons at once (per-neuron Newton; a neuron whose step has no solution is pinned at
+    its threshold alone): the spike counts and trajectories of 4 separate solves."""
+    t = grid(40.0, 0.1)
+    currents = torch.tensor([500.0, 900.0, 1100.0, 1300.0], dtype=F64)  # the first stays silent
     batch = simulate(AdEx(), t, current=currents, alpha=0.8, implicit=True)
-    assert batch.spike_count.sum() >= 8
+    assert batch.spike_count[0] == 0 and batch.spike_count[1:].min() >= 1
     for i, current in enumerate(currents.tolist()):
         single = simulate(AdEx(), t, current=current, alpha=0.8, implicit=True)
         assert int(single.spike_count) == int(batch.spike_count[i])
