@@ -200,7 +200,7 @@ class _Events:
         rule = self.rule
         h = t_n - self.grid[self.n - 1]
         rise = torch.where(fired, v - self.previous, torch.ones_like(v))
-        fraction = ((rule.threshold - self.previous) / rise).unsqueeze(-1)
+        fraction = torch.where(fired, (rule.threshold - self.previous) / rise, torch.ones_like(v)).unsqueeze(-1)
         at_spike = y_prev + fraction * (y - y_prev)
         at_spike = self._replace_component(at_spike, torch.zeros_like(v) + rule.threshold)
         post = rule.reset(at_spike)
