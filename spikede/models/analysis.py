@@ -66,6 +66,11 @@ def adaptation_index(spike_times: torch.Tensor, skip: int = 4) -> float:
     isi = interspike_intervals(spike_times)[skip:]
     if isi.numel() < 2:
         return math.nan
+    return _mean_relative_change(isi)
+
+
+def _mean_relative_change(isi: torch.Tensor) -> float:
+    """The mean of `(ISI_{i+1} - ISI_i) / (ISI_{i+1} + ISI_i)` (the adaptation index's sum)."""
     return float(((isi[1:] - isi[:-1]) / (isi[1:] + isi[:-1])).mean())
 
 
@@ -154,7 +159,7 @@ def _steady_state(isi: torch.Tensor) -> str:
         return "irregular"
     if isi.numel() < 2:
         return "tonic"
-    index = float(((isi[1:] - isi[:-1]) / (isi[1:] + isi[:-1])).mean())
+    index = _mean_relative_change(isi)
     ratio = float(isi[-1] / isi[0])
     if index > 0.05 or ratio > 1.5:
         return "adapting"

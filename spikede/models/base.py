@@ -61,15 +61,11 @@ class NeuronModel(ABC):
                 raise ValueError(f"{type(self).__name__} parameter {name} must be > 0, got {value!r}")
 
     def _batch_shape(self, shapes: dict) -> torch.Size:
-        batch: tuple = ()
-        for name, shape in shapes.items():
-            try:
-                batch = torch.broadcast_shapes(batch, shape)
-            except RuntimeError:
-                others = {k: v for k, v in shapes.items() if k != name}
-                raise ValueError(f"{type(self).__name__} parameter {name} has shape {shape}, which does not broadcast "
-                                 f"with the other tensor parameters {others}") from None
-        return torch.Size(batch)
+        def mismatch(name, shape, batch):
+            others = {k: v for k, v in shapes.items() if k != name}
+            return (f"{type(self).__name__} parameter {name} has shape {shape}, which does not broadcast "
+                    f"with the other tensor parameters {others}")
+        return _broadcast_named(shapes, mismatch)
 
     @property
     def batch_shape(self) -> torch.Size:
@@ -135,6 +131,17 @@ class NeuronModel(ABC):
         if all(not isinstance(a, torch.Tensor) for a in values) and len(set(map(float, values))) == 1:
             return float(values[0])
         return torch.stack([torch.as_tensor(a, dtype=dtype, device=device) for a in values])
+
+
+def _broadcast_named(shapes: dict, mismatch: Callable[[str, tuple, tuple], str]) -> torch.Size:
+    """The broadcast of named shapes; `ValueError(mismatch(name, shape, batch so far))` at the first that does not fit."""
+    batch: tuple = ()
+    for name, shape in shapes.items():
+        try:
+            batch = torch.broadcast_shapes(batch, shape)
+        except RuntimeError:
+            raise ValueError(mismatch(name, shape, batch)) from None
+    return torch.Size(batch)
 
 
 def _current_shape(current) -> tuple:
@@ -210,13 +217,9 @@ def simulate(
                              f"y0 must be a tensor [*batch, {len(model.variables)}] holding {list(model.variables)} "
                              f"on its last axis, got shape {tuple(y0.shape)}")
         shapes["y0"] = tuple(y0.shape[:-1])
-    batch: tuple = ()
-    for name, shape in shapes.items():
-        try:
-            batch = torch.broadcast_shapes(batch, shape)
-        except RuntimeError:
-            raise ValueError(f"the shape {shape} of {name} does not broadcast with the batch shape {batch} of "
-                             f"{', '.join(k for k in shapes if k != name)}") from None
+    batch = _broadcast_named(shapes, lambda name, shape, batch: (
+        f"the shape {shape} of {name} does not broadcast with the batch shape {tuple(batch)} of "
+        f"{', '.join(k for k in shapes if k != name)}"))
     if y0 is None:
         y0 = model.initial_state(batch, dtype, device)
     else:

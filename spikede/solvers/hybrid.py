@@ -132,14 +132,14 @@ class _Events:
     """The per-step event logic of one hybrid solve (called by the solver after every step)."""
 
     def __init__(self, func, y0, grid, rule: SpikeRule, surrogate, surrogate_scale, save_every: int,
-                 save_spikes: bool, integer_order: bool = False):
+                 save_spikes: bool, integer_order: bool = False, blockwise: bool = False):
         self.func, self.grid, self.rule = func, grid, rule
         self.surrogate, self.surrogate_scale = surrogate, surrogate_scale
         self.save_every, self.save_spikes = save_every, save_spikes
         self.n_steps = len(grid) - 1
         self.n = 0
         self.integer_order = integer_order
-        self.blockwise = False  # set by solve_hybrid from jacobian='blockwise'
+        self.blockwise = blockwise  # Newton per neuron in step_failed, as fdeint's jacobian='blockwise'
         self.jump = torch.zeros_like(y0) if rule.history == "continuous" and not integer_order else None
         self.previous = y0[..., rule.component]
         batch = y0.shape[:-1]
@@ -168,12 +168,13 @@ class _Events:
         else:
             s = spike(v - rule.threshold, self.surrogate, self.surrogate_scale) * gate.to(y.dtype)
         any_fired = bool(fired.any())
-        spike_time = self._spike_time(t_n, v, fired) if any_fired else None
+        fraction = self._crossing_fraction(v, fired) if any_fired else None
+        spike_time = self.grid[self.n - 1] + (t_n - self.grid[self.n - 1]) * fraction if any_fired else None
         reset_value = None
         if rule.reset is None or (self.surrogate is None and not any_fired):
             after = y
         elif self.integer_order:  # reset at the spike time, then the rest of the step from there
-            target, reset_value = self._restart(t_n, y, y_prev, v, fired)
+            target, reset_value = self._restart(t_n, y, y_prev, v, fraction)
             after = y + s.unsqueeze(-1) * (target - y)
         else:
             if self.jump is not None:  # the continuous part ends at the threshold, not at the step's overshoot
@@ -193,14 +194,13 @@ class _Events:
         self.jump = self.jump + (after - y)
         return kept
 
-    def _restart(self, t_n, y, y_prev, v, fired):
+    def _restart(self, t_n, y, y_prev, v, fraction):
         """Integer order: the state at the spike time (linear in the step, the spiking variable at
         its threshold), reset there, then advanced over the rest of the step by the midpoint rule
         (with the input sampled at `t_n`).  Returns the state at `t_n` and the reset value."""
         rule = self.rule
         h = t_n - self.grid[self.n - 1]
-        rise = torch.where(fired, v - self.previous, torch.ones_like(v))
-        fraction = torch.where(fired, (rule.threshold - self.previous) / rise, torch.ones_like(v)).unsqueeze(-1)
+        fraction = fraction.unsqueeze(-1)
         at_spike = y_prev + fraction * (y - y_prev)
         at_spike = self._replace_component(at_spike, torch.zeros_like(v) + rule.threshold)
         post = rule.reset(at_spike)
@@ -236,11 +236,11 @@ class _Events:
         except ConvergenceError:
             raise error from None
 
-    def _spike_time(self, t_n: torch.Tensor, v: torch.Tensor, fired: torch.Tensor) -> torch.Tensor:
-        """The crossing time inside step n by linear interpolation (only meaningful where `fired`)."""
-        t_prev = self.grid[self.n - 1]
+    def _crossing_fraction(self, v: torch.Tensor, fired: torch.Tensor) -> torch.Tensor:
+        """Where in step n the spiking variable crossed its threshold, in (0, 1], by linear
+        interpolation; 1 where it did not fire (the step's end)."""
         rise = torch.where(fired, v - self.previous, torch.ones_like(v))  # > 0 where fired
-        return t_prev + (t_n - t_prev) * (self.rule.threshold - self.previous) / rise
+        return torch.where(fired, (self.rule.threshold - self.previous) / rise, torch.ones_like(v))
 
     def _record(self, fired, any_fired: bool, spike_time, s, after) -> None:
         if any_fired:
@@ -361,8 +361,8 @@ def solve_hybrid(
                          integer_order=True)
         _integrate_integer_order(func, y0, grid.unbind(0), events)
         return events.solution(grid)
-    events = _Events(func, y0, grid.unbind(0), rule, surrogate, surrogate_scale, save_every, save_spikes)
-    events.blockwise = solver_options.get("jacobian") == "blockwise"
+    events = _Events(func, y0, grid.unbind(0), rule, surrogate, surrogate_scale, save_every, save_spikes,
+                     blockwise=solver_options.get("jacobian") == "blockwise")
     try:
         fdeint(events.rhs, y0, grid, alpha, method=method, memory=memory, event=events,
                save_every=grid.numel() - 1, **solver_options)
