@@ -22,6 +22,7 @@ from typing import Callable, ClassVar, Mapping, Sequence
 
 import torch
 
+from ..solvers.adjoint import DiscreteAdjoint
 from ..solvers.hybrid import HybridSolution, SpikeRule, solve_hybrid
 
 __all__ = ["NeuronModel", "simulate", "Current"]
@@ -144,6 +145,22 @@ def _broadcast_named(shapes: dict, mismatch: Callable[[str, tuple, tuple], str])
     return torch.Size(batch)
 
 
+def _adjoint_params(model: NeuronModel, current, solver_options: dict) -> None:
+    """With `adjoint=` and no parameters named, the adjoint differentiates the model's tensor
+    parameters and a tensor `current` (those that require grad)."""
+    adjoint = solver_options.get("adjoint", False)
+    if adjoint is False or solver_options.get("adjoint_params") is not None:
+        return
+    if isinstance(adjoint, DiscreteAdjoint) and adjoint.params is not None:
+        return
+    candidates = [getattr(model, f.name) for f in dataclasses.fields(model)] + [current]
+    params = [p for p in candidates if isinstance(p, torch.Tensor) and p.requires_grad]
+    if isinstance(adjoint, DiscreteAdjoint):
+        solver_options["adjoint"] = dataclasses.replace(adjoint, params=params)
+    else:
+        solver_options["adjoint_params"] = params
+
+
 def _current_shape(current) -> tuple:
     return tuple(current.shape) if isinstance(current, torch.Tensor) else ()
 
@@ -193,7 +210,11 @@ def simulate(
         save_spikes: keep the dense spike raster.
         **solver_options: passed on to [fdeint][spikede.solvers.fdeint.fdeint] (`implicit`, ...);
             with `implicit=True` on a uniform grid Newton's method works per neuron
-            (`jacobian='blockwise'`: a model's neurons are independent systems).
+            (`jacobian='blockwise'`: a model's neurons are independent systems).  `adjoint=True`
+            (explicit steps, one order for every variable) gives the same gradients by the
+            discrete adjoint, without a graph of the solve; it differentiates `y0`, `alpha`,
+            the model's tensor parameters and a tensor `current` (a callable current's tensors
+            go in `adjoint_params=`).
 
     Returns:
         A [HybridSolution][spikede.solvers.hybrid.HybridSolution].
@@ -229,6 +250,7 @@ def simulate(
     if solver_options.get("implicit") and bool(torch.allclose(steps, steps[:1])):
         solver_options.setdefault("jacobian", "blockwise")  # every neuron is its own system
     rule = model.spike_rule(refractory, history)
+    _adjoint_params(model, current, solver_options)
     if callable(current):
         def func(s, y):
             return model.rhs(s, y, current(s))

@@ -18,6 +18,13 @@ window or soe) fed with `\bar H` in reverse time.  `y0`, `f_0 = f(t_0, y_0)` (PE
 the parameters of `func` and `alpha` (through the step coefficients, and through the
 weights by `\bar W_{c,j} = sum_n <\bar H_c(n), u_{n-j}>`) collect their gradients along
 the way.  No graph of the whole solve is ever built.
+
+An event (the threshold-and-reset layer of a hybrid solve, [spikede.solvers.hybrid][]) joins
+the step: `y_n = event(step(y_{n-1}, H_n); e_{n-1})` with `e_n` the event's own state between
+steps (e.g. the jumps so far and the last value of the spiking variable).  The forward pass
+keeps every `e_n`; the reverse pass replays each step with the event loaded at `e_{n-1}`, so
+the cotangents of `e_n`, of the event's outputs (spikes, spike times, post-reset states) and
+of `y_n` flow through one vector-Jacobian product per step, as for the scheme alone.
 """
 
 from __future__ import annotations
@@ -53,17 +60,20 @@ class _Adjoint(torch.autograd.Function):
             return _Adjoint._forward(ctx, setup, y0, *inputs)
 
     @staticmethod
-    def backward(ctx, grad_states):
+    def backward(ctx, grad_states, *grad_events):
         with step_threads(grad_states[0]):
-            return _Adjoint._backward(ctx, grad_states)
+            return _Adjoint._backward(ctx, grad_states, grad_events)
 
     @staticmethod
     def _forward(ctx, setup, y0, *inputs):
-        every, save_every = setup.checkpoint_every, setup.save_every
+        every, save_every, event = setup.checkpoint_every, setup.save_every, setup.event
         with torch.no_grad():
             problem, scheme, kernel = setup.build(y0.detach(), [a.detach() if isinstance(a, torch.Tensor) else a
                                                                    for a in setup.alphas])
             n_steps = problem.n_steps
+            if event is not None:
+                event.start(y0.detach())
+            carries = None if event is None else [event.carry()]
             y, f = begin(problem, scheme, kernel)
             saved, histories = [y], []
 
@@ -72,21 +82,24 @@ class _Adjoint(torch.autograd.Function):
                     histories.append(history)
                 if n % save_every == 0 or n == n_steps:
                     saved.append(y_n)
+                if carries is not None:
+                    carries.append(event.carry())
 
             checkpoints = None if every is None else [(0, kernel.snapshot(), y, f)]
             stretch = every or n_steps
             for a in range(0, n_steps, stretch):
                 b = min(a + stretch, n_steps)
-                y, f = march(problem, scheme, kernel, y, f, a + 1, b, keep)
+                y, f = march(problem, scheme, kernel, y, f, a + 1, b, keep, event)
                 if checkpoints is not None and b < n_steps:
                     checkpoints.append((b, kernel.snapshot(), y, f))
             ctx.checkpoints = checkpoints
             ctx.solver = None if checkpoints is None else (problem, scheme, kernel)  # the kernel restarts stretches
             states = torch.stack(saved)
+            outputs = () if event is None else event.outputs()
         check_finite(states, save_every, n_steps)
-        ctx.setup = setup
+        ctx.setup, ctx.carries = setup, carries
         ctx.save_for_backward(y0, states, torch.stack(histories) if histories else None, *inputs)
-        return states
+        return (states, *outputs) if event is not None else states
 
     @staticmethod
     def _segments(ctx, states, histories):
@@ -110,8 +123,8 @@ class _Adjoint(torch.autograd.Function):
             yield a, b, ys, hs
 
     @staticmethod
-    def _backward(ctx, grad_states):
-        setup = ctx.setup
+    def _backward(ctx, grad_states, grad_events):
+        setup, event = ctx.setup, ctx.setup.event
         y0, states, histories, *inputs = ctx.saved_tensors
         save_every = setup.save_every
         n_alpha = setup.n_alpha_inputs
@@ -142,6 +155,7 @@ class _Adjoint(torch.autograd.Function):
         leaves = [y0_leaf] + ([f0_leaf] if f0_leaf is not None else []) + alpha_leaves + list(params)
         totals = [torch.zeros_like(x) for x in leaves]
         carry = torch.zeros_like(y0)
+        g_event = None  # the cotangent of the event's state after the step being swept
         grad_hist, stored = [], []  # for alpha's weights only
         for a, b, ys, hs in _Adjoint._segments(ctx, states, histories):
             for n in range(b, a, -1):
@@ -150,8 +164,11 @@ class _Adjoint(torch.autograd.Function):
                 with torch.enable_grad():
                     y_prev = ys[n - 1 - a].detach().requires_grad_(True)
                     history = hs[n - 1 - a].detach().requires_grad_(True)
+                    event_leaves = [] if event is None else _event_leaves(event, n - 1, ctx.carries[n - 1])
                     f_prev = problem.rhs(problem.t[n - 1], y_prev) if scheme.needs_f_prev else None
                     y = scheme.step(n, y_prev, history, f_prev)
+                    if event is not None:
+                        y = event(problem.t[n], y)
                     outputs, cotangents = [y], [carry if given is None else given + carry]
                     if n < n_steps:
                         f = problem.rhs(problem.t[n], y) if scheme.stores_rhs else None
@@ -160,11 +177,15 @@ class _Adjoint(torch.autograd.Function):
                         cotangents.append(g_u)
                         if alpha_leaves:
                             stored.append(u.detach())
-                    grads = torch.autograd.grad(outputs, [y_prev, history] + leaves, cotangents, allow_unused=True,
-                                                retain_graph=True)  # the alpha-dependent coefficients are shared
+                    if event is not None:
+                        _add_event_terms(event, n, grad_events, g_event, outputs, cotangents)
+                    outputs, cotangents = _differentiable(outputs, cotangents)
+                    grads = torch.autograd.grad(outputs, [y_prev, history] + event_leaves + leaves, cotangents,
+                                                allow_unused=True, retain_graph=True)  # alpha's coefficients are shared
                 carry = grads[0] if grads[0] is not None else torch.zeros_like(y0)
                 g_history = grads[1] if grads[1] is not None else torch.zeros_like(history)
-                for i, g in enumerate(grads[2:]):
+                g_event = grads[2 : 2 + len(event_leaves)]
+                for i, g in enumerate(grads[2 + len(event_leaves) :]):
                     if g is not None:
                         totals[i] = totals[i] + g
                 if alpha_leaves:
@@ -173,6 +194,15 @@ class _Adjoint(torch.autograd.Function):
                     k.append(g_history[c])
         g_u0 = sum(k.read(n_steps + 1)[0] for k in reverse)
         g_y0 = totals[0] + carry + grad_states[0]
+        if event is not None:  # the event's state and outputs at t_0 come from y_0
+            with torch.enable_grad():
+                event.start(y0_leaf)
+                outputs, cotangents = [], []
+                _add_event_terms(event, 0, grad_events, g_event, outputs, cotangents)
+                outputs, cotangents = _differentiable(outputs, cotangents)
+                if outputs:
+                    g_start = torch.autograd.grad(outputs, y0_leaf, cotangents, allow_unused=True)[0]
+                    g_y0 = g_y0 + (g_start if g_start is not None else 0)
         offset = 1
         with torch.enable_grad():
             u0 = scheme.first_stored(y0_leaf, f0_leaf)
@@ -193,6 +223,33 @@ class _Adjoint(torch.autograd.Function):
                                             [u0.detach()] + stored[::-1], setup.window)
         g_params = totals[offset + len(alpha_leaves) :]
         return (None, g_y0, *g_alphas, *g_params)
+
+
+def _event_leaves(event, n: int, carry: tuple) -> list[torch.Tensor]:
+    """Load the event's state after step `n` as fresh leaves; the leaves of its differentiable entries."""
+    leaves = [c.detach().requires_grad_(True) if c is not None and c.is_floating_point() else c for c in carry]
+    event.load(n, tuple(leaves))
+    return [c for c in leaves if c is not None and c.requires_grad]
+
+
+def _add_event_terms(event, n: int, grad_events: tuple, g_event, outputs: list, cotangents: list) -> None:
+    """Append the event's state after step `n` (with the cotangent `g_event` swept back from step
+    `n + 1`) and the event's outputs at step `n` (with their cotangents) to the step's VJP."""
+    if g_event is not None:
+        state = [c for c in event.carry() if c is not None and c.is_floating_point()]
+        for value, g in zip(state, g_event):
+            if g is not None:
+                outputs.append(value)
+                cotangents.append(g)
+    more, more_cotangents = event.step_outputs(n, grad_events)
+    outputs.extend(more)
+    cotangents.extend(more_cotangents)
+
+
+def _differentiable(outputs: list, cotangents: list) -> tuple[list, list]:
+    """The `(output, cotangent)` pairs whose output carries a graph."""
+    pairs = [(o, c) for o, c in zip(outputs, cotangents) if o.requires_grad]
+    return [o for o, _ in pairs], [c for _, c in pairs]
 
 
 def lag_gradient(grad_history: torch.Tensor, rows: torch.Tensor, n_weights: int, window: int | None) -> torch.Tensor:
@@ -236,6 +293,7 @@ class _Solve:
     save_every: int
     checkpoint_every: int | None
     n_alpha_inputs: int
+    event: object | None = None
 
     @property
     def window(self) -> int | None:
@@ -265,8 +323,16 @@ class DiscreteAdjoint:
             raise ValueError(f"checkpoint_every must be None or a positive int, got {every!r}")
 
     def solve(self, func, build, y0: torch.Tensor, alphas: list, memory, kernel_options: dict,
-              save_every: int) -> torch.Tensor:
-        """The states of the solve that `build(y0, alphas)` sets up, with this adjoint's backward."""
+              save_every: int, event=None) -> torch.Tensor:
+        """The states of the solve that `build(y0, alphas)` sets up, with this adjoint's backward.
+
+        An `event` (a hybrid solve's event layer) must be replayable: `start(y0)`, `carry()`,
+        `load(n, carry)`, `outputs()`, `step_outputs(n, grads)` and `receive(outputs)`, which
+        is handed the event's outputs with this adjoint's backward (see `_Events` in
+        [spikede.solvers.hybrid][])."""
+        if event is not None and self.checkpoint_every is not None:
+            raise ValueError("checkpoint_every= is not available with events (a hybrid solve keeps every step's "
+                             "state for the reverse sweep); use DiscreteAdjoint() without it")
         if save_every != 1 and self.checkpoint_every is None:
             raise ValueError(
                 f"the adjoint with save_every={save_every} needs checkpoint_every= (the states between the saved "
@@ -277,5 +343,11 @@ class DiscreteAdjoint:
             params = list(func.parameters()) if isinstance(func, torch.nn.Module) else []
         params = [p for p in params if isinstance(p, torch.Tensor) and p.requires_grad]
         alpha_inputs = [a for a in alphas if isinstance(a, torch.Tensor) and a.requires_grad]
-        setup = _Solve(build, alphas, memory, kernel_options, save_every, self.checkpoint_every, len(alpha_inputs))
-        return _Adjoint.apply(setup, y0, *alpha_inputs, *params)
+        setup = _Solve(build, alphas, memory, kernel_options, save_every, self.checkpoint_every, len(alpha_inputs),
+                       event)
+        result = _Adjoint.apply(setup, y0, *alpha_inputs, *params)
+        if event is None:
+            return result
+        states, *outputs = result
+        event.receive(outputs)
+        return states

@@ -349,12 +349,15 @@ def fdeint(
                 return integrate_compiled(problem, scheme, history, save_every, kernel_options["block"], f0)
         kernel = make_kernel(scheme, problem.n_steps, y0, memory, **kernel_options)
         return integrate(problem, scheme, kernel, save_every, event, f0)
-    if event is not None:
-        raise ValueError("adjoint=True needs event=None (the reverse sweep differentiates the plain scheme)")
+    if event is not None and not hasattr(event, "carry"):
+        raise ValueError("adjoint= with event= needs an event the reverse sweep can replay, as solve_hybrid's "
+                         "(spikede.solvers.hybrid); a plain event function keeps its state to itself: use adjoint=False")
+    if event is not None and implicit:
+        raise ValueError("adjoint= with event= replays explicit steps only; use implicit=False or adjoint=False")
     if scheme_cls.coupled_start:
         raise ValueError(f"method {method!r} solves its first steps together, which the step-by-step reverse sweep "
                          "of the discrete adjoint does not follow; use adjoint=False (autograd)")
-    return strategy.solve(func, build, y0, alphas, memory, kernel_options, save_every)
+    return strategy.solve(func, build, y0, alphas, memory, kernel_options, save_every, event)
 
 
 def _solve_on_nonuniform_grid(rhs, y0, t, alphas, method, memory, implicit, adjoint, newton_tol, newton_max_iters,

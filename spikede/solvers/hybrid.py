@@ -38,8 +38,10 @@ Gradients: with `surrogate=None` the spikes are hard (no gradient through the cr
 decision; gradients still reach the reset values and the dynamics).  With a surrogate name
 the spike raster carries the surrogate gradient `sigma'(y_c - theta)` (gated by the
 crossing-from-below condition, which has no gradient), and so does the reset.  Spike times
-are differentiable through the interpolation above.  There is no adjoint for hybrid
-solves: gradients come by autograd.
+are differentiable through the interpolation above.  Gradients come by autograd, or with
+`adjoint=True` (explicit `l1`/`gl`) by the discrete adjoint of [spikede.solvers.adjoint][]:
+the forward keeps no graph, only each step's state, history sum and event state, and the
+reverse sweep replays one step at a time, events included; the gradients are the same.
 """
 
 from __future__ import annotations
@@ -137,18 +139,65 @@ class _Events:
         self.surrogate, self.surrogate_scale = surrogate, surrogate_scale
         self.save_every, self.save_spikes = save_every, save_spikes
         self.n_steps = len(grid) - 1
-        self.n = 0
         self.integer_order = integer_order
         self.blockwise = blockwise  # Newton per neuron in step_failed, as fdeint's jacobian='blockwise'
-        self.jump = torch.zeros_like(y0) if rule.history == "continuous" and not integer_order else None
+        self.start(y0)
+
+    def start(self, y0: torch.Tensor) -> None:
+        """Begin a solve from `y0`: no jumps, no spikes, nothing recorded."""
+        rule, batch = self.rule, y0.shape[:-1]
+        self.n = 0
+        self.replaying = False
+        self.jump = torch.zeros_like(y0) if rule.history == "continuous" and not self.integer_order else None
         self.previous = y0[..., rule.component]
-        batch = y0.shape[:-1]
         self.refractory_until = torch.full(batch, -torch.inf, dtype=y0.dtype, device=y0.device)
         self.held = torch.zeros(batch, dtype=y0.dtype, device=y0.device)
         self.states, self.saved_steps = [y0], [0]
-        self.raster = [torch.zeros(batch, dtype=y0.dtype, device=y0.device)] if save_spikes else None
-        self.times, self.neurons = [], []
+        self.raster = [torch.zeros(batch, dtype=y0.dtype, device=y0.device)] if self.save_spikes else None
+        self.times, self.neurons, self.spike_slices, self.spike_total = [], [], {}, 0
         self.count = torch.zeros(batch, dtype=torch.long, device=y0.device)
+        self.last = (y0, None, None)  # the post-event state, spikes and spike times of the latest step
+        self.received = None
+
+    # --- the replay protocol of the discrete adjoint (spikede.solvers.adjoint) -------------------
+
+    def carry(self) -> tuple:
+        """What the event keeps between steps: the jumps so far, the spiking variable's last value,
+        the end of each neuron's refractory period and the value it is held at."""
+        return self.jump, self.previous, self.refractory_until, self.held
+
+    def load(self, n: int, carry: tuple) -> None:
+        """Set the event to its state after step `n` (to replay step `n + 1` without recording it)."""
+        self.n, self.replaying = n, True
+        self.jump, self.previous, self.refractory_until, self.held = carry
+
+    def outputs(self) -> tuple:
+        """The recorded solve as tensors: saved states, spike raster (empty without `save_spikes`), spike times."""
+        y0 = self.states[0]
+        raster = torch.stack(self.raster) if self.raster is not None else y0.new_zeros(0)
+        times = torch.cat(self.times) if self.times else y0.new_zeros(0)
+        return torch.stack(self.states), raster, times
+
+    def step_outputs(self, n: int, grads: tuple) -> tuple[list, list]:
+        """The outputs the latest (replayed) step `n` contributed, and their cotangents in `grads`."""
+        grad_states, grad_raster, grad_times = grads
+        after, s, times = self.last
+        outputs, cotangents = [], []
+        if n % self.save_every == 0 or n == self.n_steps:
+            outputs.append(after)
+            cotangents.append(grad_states[n // self.save_every if n % self.save_every == 0 else -1])
+        if s is not None and self.raster is not None:
+            outputs.append(s)
+            cotangents.append(grad_raster[n])
+        if times is not None:
+            first, count = self.spike_slices[n]
+            outputs.append(times)
+            cotangents.append(grad_times[first : first + count])
+        return outputs, cotangents
+
+    def receive(self, outputs: list) -> None:
+        """The outputs of `outputs()` as the adjoint hands them back, with its backward attached."""
+        self.received = outputs
 
     def rhs(self, t: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         return self.func(t, z if self.jump is None else z + self.jump)
@@ -243,8 +292,14 @@ class _Events:
         return torch.where(fired, (self.rule.threshold - self.previous) / rise, torch.ones_like(v))
 
     def _record(self, fired, any_fired: bool, spike_time, s, after) -> None:
+        self.last = (after, s, spike_time[fired] if any_fired else None)
+        if self.replaying:
+            return
         if any_fired:
-            self.times.append(spike_time[fired])
+            recorded = spike_time[fired]
+            self.spike_slices[self.n] = (self.spike_total, recorded.numel())
+            self.spike_total += recorded.numel()
+            self.times.append(recorded)
             self.neurons.append(torch.nonzero(fired))
             self.count = self.count + fired
         if self.raster is not None:
@@ -259,15 +314,13 @@ class _Events:
             raise not_finite(self.saved_steps[int(torch.nonzero(~finite)[0])], self.save_every)
 
     def solution(self, t: torch.Tensor) -> HybridSolution:
-        states = torch.stack(self.states)
+        states, raster, times = self.received if self.received is not None else self.outputs()
         self.check_finite(states)
         batch = states.shape[1:-1]
-        y0 = states[0]
-        times = torch.cat(self.times) if self.times else y0.new_zeros(0)
         neurons = torch.cat(self.neurons) if self.neurons else torch.zeros(0, len(batch), dtype=torch.long,
-                                                                           device=y0.device)
+                                                                           device=states.device)
         return HybridSolution(
-            t=t[self.saved_steps], y=states, spikes=torch.stack(self.raster) if self.raster is not None else None,
+            t=t[self.saved_steps], y=states, spikes=raster if self.raster is not None else None,
             spike_times=times, spike_index=neurons, spike_count=self.count, batch_shape=batch,
         )
 
@@ -312,7 +365,10 @@ def solve_hybrid(
         save_spikes: keep the dense spike raster (`[N + 1, *batch]`); spike times and counts are kept
             either way.
         **solver_options: passed on to [fdeint][spikede.solvers.fdeint.fdeint] (`implicit`,
-            `newton_tol`, `block`, `soe_tol`, ...).
+            `newton_tol`, `block`, `soe_tol`, ...).  `adjoint=True` (or a
+            [DiscreteAdjoint][spikede.solvers.adjoint.DiscreteAdjoint]) with explicit `l1`/`gl`
+            steps and one order: gradients by the discrete adjoint, the tensors `func` reads
+            named in `adjoint_params=`.
 
     Returns:
         A [HybridSolution][spikede.solvers.hybrid.HybridSolution].
@@ -339,9 +395,11 @@ def solve_hybrid(
         except RuntimeError:
             raise ValueError(f"rule.threshold of shape {tuple(rule.threshold.shape)} does not broadcast with the "
                              f"batch shape {tuple(y0.shape[:-1])} of y0") from None
-    if solver_options.get("adjoint"):
-        raise ValueError("adjoint= is not available for hybrid solves (the reverse sweep does not follow events); "
-                         "gradients come by autograd through the surrogate")
+    adjoint = solver_options.get("adjoint", False)
+    if adjoint is not False and (method == "rk4" or solver_options.get("implicit")):
+        raise ValueError("adjoint= differentiates explicit 'l1' and 'gl' hybrid solves (the reverse sweep replays "
+                         f"each step); got method={method!r}, implicit={solver_options.get('implicit', False)!r}. "
+                         "Use adjoint=False (autograd) here")
     for name in ("event", "save_every"):
         if name in solver_options:
             raise ValueError(f"{name}= is set by solve_hybrid itself")
@@ -365,7 +423,7 @@ def solve_hybrid(
                      blockwise=solver_options.get("jacobian") == "blockwise")
     try:
         fdeint(events.rhs, y0, grid, alpha, method=method, memory=memory, event=events,
-               save_every=grid.numel() - 1, **solver_options)
+               save_every=1 if adjoint is not False else grid.numel() - 1, **solver_options)
     except FloatingPointError:
         events.check_finite(torch.stack(events.states))  # names the first saved step that is not finite
         raise
