@@ -9,12 +9,21 @@ for `--pycaputo-steps` steps.  Printed: wall time, cost per neuron-step, and the
 pycaputo / ours per neuron-step, with 1 intra-op thread and with torch's default, measured in
 this run.  pycaputo is a test extra (`pip install pycaputo`); without it only our figures print.
 
+`--gradients N STEPS`: instead, the forward and backward pass of N AdEx neurons over STEPS steps
+(alpha 0.8, learnable; full history; surrogate spikes; loss = spike count + mean voltage) by
+autograd and by the discrete adjoint (`adjoint=True`), each in a fresh process: wall time and
+peak resident memory, and the ratios adjoint / autograd.
+
     python benchmarks/models.py [--neurons 10000] [--steps 10000] [--pycaputo-steps 10000] [--seed 0]
+    python benchmarks/models.py --gradients 1000 2000
 """
 
 from __future__ import annotations
 
 import argparse
+import resource
+import subprocess
+import sys
 import time
 
 import torch
@@ -70,13 +79,48 @@ def pycaputo_one_neuron(steps: int) -> tuple[float, int] | None:
     return time.perf_counter() - start, spikes
 
 
+def gradient_child(adjoint: bool, neurons: int, steps: int) -> None:
+    """One forward and backward pass; prints `seconds peak_rss_mib`."""
+    torch.set_num_threads(1)
+    model, current = batch(neurons, 0)
+    b = model.b.clone().requires_grad_(True)
+    alpha = torch.tensor(0.8, dtype=torch.float64, requires_grad=True)
+    t = torch.linspace(0.0, steps * 0.05, steps + 1, dtype=torch.float64)
+    start = time.perf_counter()
+    solution = simulate(model.replace(b=b), t, current=current, alpha=alpha, surrogate="sigmoid", surrogate_scale=0.5,
+                        adjoint=adjoint)
+    (solution.spikes.sum() + solution.y[..., 0].mean()).backward()
+    seconds = time.perf_counter() - start
+    print(f"{seconds} {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}")
+
+
+def gradients(neurons: int, steps: int) -> None:
+    figures = {}
+    for adjoint in (False, True):
+        out = subprocess.run([sys.executable, __file__, "--gradient-child", str(int(adjoint)), str(neurons), str(steps)],
+                             capture_output=True, text=True, check=True).stdout.split()
+        figures[adjoint] = float(out[0]), float(out[1])
+        print(f"{'adjoint ' if adjoint else 'autograd'}: {neurons} AdEx x {steps} steps, forward+backward "
+              f"{figures[adjoint][0]:.2f} s, peak RSS {figures[adjoint][1]:.0f} MiB")
+    print(f"adjoint / autograd: time {figures[True][0] / figures[False][0]:.2f}x, "
+          f"peak RSS {figures[True][1] / figures[False][1]:.2f}x")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--neurons", type=int, default=10_000)
     parser.add_argument("--steps", type=int, default=10_000)
     parser.add_argument("--pycaputo-steps", type=int, default=10_000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--gradients", type=int, nargs=2, metavar=("NEURONS", "STEPS"))
+    parser.add_argument("--gradient-child", type=int, nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.gradient_child:
+        gradient_child(bool(args.gradient_child[0]), *args.gradient_child[1:])
+        return
+    if args.gradients:
+        gradients(*args.gradients)
+        return
 
     reference = pycaputo_one_neuron(args.pycaputo_steps)
     if reference is None:

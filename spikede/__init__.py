@@ -5,6 +5,7 @@ from . import models, solvers, special
 from .solvers import ConvergenceError, DiscreteAdjoint, fdeint, fdeint_adjoint
 from .solvers.native import EngineWarning, engine_status, set_engine
 from .network import TimeDistributed, fractionalize, latency_encode, rate_encode, reset, reset_net
+from .membrane import Drive, LeakyDrive
 from .neurons import FractionalIF, FractionalLIF, IFNeuron, LIFNeuron
 from .special import mittag_leffler
 from .compat import SNNWrapper
@@ -23,6 +24,7 @@ __version__ = "0.1.0"
 __all__ = [
     "ConvergenceError",
     "DiscreteAdjoint",
+    "Drive",
     "RESET_MODES",
     "SNNWrapper",
     "EngineWarning",
@@ -30,6 +32,7 @@ __all__ = [
     "FractionalIF",
     "FractionalLIF",
     "IFNeuron",
+    "LeakyDrive",
     "LIFNeuron",
     "Surrogate",
     "SurrogateSpec",

@@ -51,6 +51,18 @@ class EventParams:
         if not isinstance(self.detach_reset, bool):
             raise TypeError(f"detach_reset must be a bool, got {self.detach_reset!r}")
 
+    def undo(self, v: torch.Tensor, s: torch.Tensor, threshold: torch.Tensor,
+             proposed: torch.Tensor | None = None) -> tuple:
+        """The reset's derivatives at one step, from the post-reset `v` and the spikes `s`:
+        `(p, dv/dp, dv/ds, dv/dtheta)` with `p` the potential before the reset (rebuilt as
+        `v + theta s` for `'subtract'` and `v` for `'none'`; `'zero'` forgets it, so the caller
+        keeps it as `proposed`)."""
+        if self.reset == "subtract":
+            return v + threshold * s, 1.0, -threshold, -s
+        if self.reset == "zero":
+            return proposed, 1.0 - s, self.v_reset - proposed, 0.0
+        return v, 1.0, 0.0, 0.0
+
 
 def fire_and_reset(
     v: torch.Tensor,

@@ -1,11 +1,12 @@
-"""The discrete adjoint of a multi-step fractional LIF layer.
+"""The discrete adjoint of a multi-step fractional spiking layer.
 
 One autograd Function runs the whole sequence without a graph and differentiates it by a
 hand-written reverse sweep through the transposed history (see `SequenceAdjoint`).  The
-layer ([FractionalLIF][spikede.neurons.FractionalLIF]) chooses it; nothing here depends on the
-module class: the neuron is used through its `_start`, `_step`, `_commit`, `_scheme_for_alpha`
-and `_kernel_options` methods and its `events`, `surrogate`, `memory`, `method`, `leak` and
-`v_rest` attributes.
+layer ([FractionalLIF][spikede.neurons.FractionalLIF] and its subclasses) chooses it; nothing
+here depends on the module class or its equation: the neuron is used through its `_start`,
+`_step`, `_commit`, `_scheme_for_alpha` and `_kernel_options` methods, its membrane `drive`
+([spikede.membrane][]: the drive and its vector-Jacobian product), its `events` (the reset and
+its derivatives, `EventParams.undo`) and its `surrogate`, `memory`, `method` and `v_rest`.
 """
 
 from __future__ import annotations
@@ -22,29 +23,30 @@ __all__ = ["SequenceAdjoint", "SpikeBits", "order_gradients"]
 
 
 class SequenceAdjoint(torch.autograd.Function):
-    """Spikes of a multi-step `FractionalLIF` with a discrete-adjoint backward.
+    """Spikes of a multi-step `FractionalLIF` (or subclass) with a discrete-adjoint backward.
 
     Forward: the ordinary loop without a graph.  Saved are the history's stored rows `u_n`
     (for `memory=None` or a window the kernel's own buffer, so nothing is copied), the
     spikes as bits (`SpikeBits`), the last potential and, only where it cannot be rebuilt, more:
-    the proposed potentials `p_n` for the `'zero'` reset, the input where `tau` or
-    `alpha` needs the drive.  Backward, for `n = T .. 1` the potentials are rebuilt from
-    the rows (`previous`) and `p_n` from
-    `v_n` and `s_n` (`v_n + theta s_n` for `'subtract'`, `v_n` for `'none'`);
-    with `g` the gradients, `c` the scheme's step coefficient, `F_n = drive_n / tau`:
+    the proposed potentials `p_n` for the `'zero'` reset, the input where the drive's value
+    (for `tau`, `alpha`) or its products need it.  Backward, for `n = T .. 1` the potentials
+    are rebuilt from the rows (`previous`) and `p_n` by the reset's `undo` (`v_n + theta s_n`
+    for `'subtract'`, `v_n` for `'none'`); with `g` the gradients, `c` the scheme's step
+    coefficient, `F` the layer's drive ([spikede.membrane][]):
 
     ```text
     g_v[n]    += sum_{j>=1} W_j g_H[n + j]            (transposed history, same kernel)
     g_p[n]     = g_s[n] sigma'(p_n - theta) + g_v[n] dv/dp      (p: proposed potential)
     g_theta   += -g_s[n] sigma' + g_v[n] dv/dtheta
-    g_H[n]     = -g_p[n];  g_I[n] = c g_p[n] / tau;  g_v[n-1] += -c g_p[n] / tau (+ g_p[n] for l1)
+    g_H[n]     = -g_p[n];  g_I[n] = c g_p[n] dF/dI;  g_v[n-1] += c g_p[n] dF/dv (+ g_p[n] for l1)
     ```
 
     with `dv/dp`, `dv/dtheta` of the reset (subtract, zero, none; the spike's part is
     dropped with `detach_reset`), and for `l1` (`u_n = v_n - v_{n-1}`) the history term
-    moves to `g_v[n-1]` with a minus sign.  Since `g_H[n] = -(tau / c) g_I[n-1]`, the
-    transposed history runs over the input gradient itself (a descending kernel writing
-    into it), so the sweep keeps no second sequence.  Gradients of `tau` and `c` are sums
+    moves to `g_v[n-1]` with a minus sign.  For a drive linear in the current
+    (`F = (I + r(v)) / tau`, the LIF's) `g_H[n] = -(tau / c) g_I[n-1]`, so the transposed
+    history runs over the input gradient itself (a descending kernel writing into it) and
+    the sweep keeps no second sequence.  Gradients of `tau` and `c` are sums
     of the local terms; `alpha` enters through `c` and the weights,
     `g_W_j = sum_n <g_H[n], u_{n-j}>`.
     """
@@ -93,9 +95,8 @@ class SequenceAdjoint(torch.autograd.Function):
             neuron.membrane = membrane
         neuron._last_v = state.v.detach()
         ctx.neuron = neuron
-        needs_drive = tau.requires_grad or alpha.requires_grad or (coefficients is not None and coefficients.requires_grad)
-        drive_input = x if needs_drive else None
-        ctx.save_for_backward(rows, spiked.bits, proposed, state.v, drive_input, threshold, tau, alpha, coefficients)
+        ctx.save_for_backward(rows, spiked.bits, proposed, state.v, _drive_input(x, tau, alpha, coefficients, neuron),
+                              threshold, tau, alpha, coefficients)
         ctx.mark_non_differentiable(membrane)
         return out, membrane
 
@@ -121,9 +122,8 @@ class SequenceAdjoint(torch.autograd.Function):
         v_last = v_last.view(shape)
         neuron._last_v = v_last
         ctx.neuron, ctx.recurrence = neuron, recurrence
-        needs_drive = tau.requires_grad or alpha.requires_grad or (coefficients is not None and coefficients.requires_grad)
-        drive_input = x if needs_drive else None
-        ctx.save_for_backward(rows, bits, proposed, v_last, drive_input, threshold, tau, alpha, coefficients)
+        ctx.save_for_backward(rows, bits, proposed, v_last, _drive_input(x, tau, alpha, coefficients, neuron),
+                              threshold, tau, alpha, coefficients)
         ctx.mark_non_differentiable(membrane)
         return out, membrane
 
@@ -141,16 +141,21 @@ class SequenceAdjoint(torch.autograd.Function):
         tau = tau_in.detach().to(dtype)
         theta = threshold.detach().to(dtype)
         c = coef.detach()
-        to_history = -tau / c  # g_H[n] = to_history * g_I[n - 1]
-        events, surrogate = neuron.events, neuron.surrogate
+        events, surrogate, drive = neuron.events, neuron.surrogate, neuron.drive
         needs_drive = any(ctx.needs_input_grad[2:5])
 
-        # g_I[n-1] is row n-1 of the input gradient; row `steps` is the zero the sweep starts from.
+        # The transposed history runs over a sequence proportional to g_H (g_H[n] = to_history * row n - 1).
+        # For a drive linear in the current that is the input gradient itself (g_H[n] = -(tau / c) g_I[n - 1]),
+        # whose rows the kernel writes; otherwise g_H[n] = -g_p[n], kept in a sequence of its own.
         g_rows = rows.new_empty(rows.shape)
+        shared = drive.linear_in_current
+        reverse_rows = g_rows if shared else rows.new_empty(rows.shape)
+        to_history = -tau / c if shared else -torch.ones_like(c)
         if neuron.memory == "soe":
             kernel = make_kernel(scheme, steps, rest, "soe", **neuron._kernel_options())
         else:
-            kernel = HistoryKernel(scheme.weights, steps, rest, window=neuron.memory, storage=g_rows, descending=True)
+            kernel = HistoryKernel(scheme.weights, steps, rest, window=neuron.memory, storage=reverse_rows,
+                                   descending=True)
         kernel.append(torch.zeros_like(rest))
         l1 = neuron.method == "l1"
         g_theta = torch.zeros((), dtype=dtype, device=rows.device)
@@ -165,34 +170,33 @@ class SequenceAdjoint(torch.autograd.Function):
                 g_v = carry + mu
                 carry = -mu if l1 else torch.zeros_like(mu)
                 s = spiked.read(n - 1)
-                if events.reset == "subtract":  # p: the proposed potential, rebuilt or (zero) kept
-                    p = v + theta * s
-                    dv_dp, dv_ds, dv_dtheta = 1.0, -theta, -s
-                elif events.reset == "zero":
-                    p = proposed[n - 1]
-                    dv_dp, dv_ds, dv_dtheta = 1.0 - s, events.v_reset - p, 0.0
-                else:
-                    p = v
-                    dv_dp, dv_ds, dv_dtheta = 1.0, 0.0, 0.0
+                p, dv_dp, dv_ds, dv_dtheta = events.undo(v, s, theta, None if proposed is None else proposed[n - 1])
                 bump = surrogate.derivative(p - theta)
                 g_s = grad_spikes[n - 1]
                 g_spike = g_s if events.detach_reset else g_s + g_v * dv_ds
                 g_p = g_v * dv_dp + g_spike * bump
                 g_theta = g_theta - (g_spike * bump).sum() + (g_v * dv_dtheta).sum()
-                g_f = c * g_p  # F = drive / tau
-                g_input = g_f / tau
+                g_f = c * g_p  # cotangent of the drive F
+                current = None if x is None else x[n - 1]
+                value = drive(v_prev, current, tau) if needs_drive else None
+                g_v_drive, g_input, g_tau_step = drive.vjp(g_f, v_prev, current, tau, value)
                 if needs_drive:
-                    drive = x[n - 1] - (v_prev - neuron.v_rest) if neuron.leak else x[n - 1]
-                    g_tau = g_tau - (g_f * drive).sum() / tau**2
-                    g_coef = g_coef + (g_p * drive).sum() / tau
-                carry = carry + (g_p if l1 else 0.0) - (g_input if neuron.leak else 0.0)
-                kernel.append(g_input)
-                if neuron.memory == "soe":
+                    g_tau = g_tau + g_tau_step
+                    g_coef = g_coef + (g_p * value).sum()
+                carry = carry + (g_p if l1 else 0.0) + (g_v_drive if g_v_drive is not None else 0.0)
+                if shared:
+                    kernel.append(g_input)
+                    if neuron.memory == "soe":
+                        g_rows[n - 1] = g_input
+                else:
+                    kernel.append(g_p)
                     g_rows[n - 1] = g_input
+                    if neuron.memory == "soe":
+                        reverse_rows[n - 1] = g_p
                 if n > 1:
                     v, v_prev = v_prev, scheme.previous(v_prev, rows, n - 1)
-        return _gradients(ctx, scheme, (alpha_, coefficients_), coef, g_coef, to_history, g_rows[:steps], rows,
-                          g_theta, g_tau)
+        return _gradients(ctx, scheme, (alpha_, coefficients_), coef, g_coef, to_history, g_rows[:steps],
+                          reverse_rows[:steps], rows, g_theta, g_tau)
 
     @staticmethod
     def _backward_compiled(ctx, grad_spikes):
@@ -210,8 +214,16 @@ class SequenceAdjoint(torch.autograd.Function):
             to_history)
         sums = torch.tensor([drive_p / recurrence.tau, g_theta, -drive_f / recurrence.tau**2], dtype=torch.float64,
                             device=rows.device)
-        return _gradients(ctx, scheme, (alpha_, coefficients_), coef, sums[0].to(rows.dtype), to_history,
-                          g_x.view(steps, *shape), rows, sums[1], sums[2])
+        g_x = g_x.view(steps, *shape)
+        return _gradients(ctx, scheme, (alpha_, coefficients_), coef, sums[0].to(rows.dtype), to_history, g_x, g_x,
+                          rows, sums[1], sums[2])
+
+
+def _drive_input(x, tau, alpha, coefficients, neuron) -> torch.Tensor | None:
+    """The input, where the backward needs it: for the drive's value (gradients of tau, the order or the
+    multi-term coefficients) or for a drive whose products need the current."""
+    needs_value = tau.requires_grad or alpha.requires_grad or (coefficients is not None and coefficients.requires_grad)
+    return x if needs_value or neuron.drive.vjp_needs_current else None
 
 
 def _order_scheme(ctx, template: torch.Tensor, steps: int, alpha, coefficients) -> tuple:
@@ -223,14 +235,15 @@ def _order_scheme(ctx, template: torch.Tensor, steps: int, alpha, coefficients) 
         return ctx.neuron._scheme_for_alpha(template, steps, alpha_, coefficients_), alpha_, coefficients_
 
 
-def _gradients(ctx, scheme, order_leaves, coef, g_coef, to_history, g_x, rows, g_theta, g_tau) -> tuple:
+def _gradients(ctx, scheme, order_leaves, coef, g_coef, to_history, g_x, reverse_rows, rows, g_theta, g_tau) -> tuple:
     """`SequenceAdjoint.backward`'s result: the input gradient `g_x`, the threshold's and tau's from
-    their sums, and the orders' (and multi-term coefficients') through `order_gradients`."""
+    their sums, and the orders' (and multi-term coefficients') through `order_gradients`, with
+    `g_H[n] = to_history * reverse_rows[n - 1]`."""
     threshold, tau = ctx.saved_tensors[5:7]
     needs = ctx.needs_input_grad
     targets = [leaf for leaf, needed in zip(order_leaves, needs[3:5]) if needed]
-    grads = iter(order_gradients(scheme, targets, coef, g_coef, to_history, g_x, rows[: g_x.shape[0]], ctx.neuron.memory)
-                 if targets else ())
+    grads = iter(order_gradients(scheme, targets, coef, g_coef, to_history, reverse_rows, rows[: g_x.shape[0]],
+                                 ctx.neuron.memory) if targets else ())
     g_alpha = next(grads) if needs[3] else None
     g_coefficients = next(grads) if needs[4] else None
     g_threshold = g_theta.to(threshold.dtype) if needs[1] else None

@@ -40,6 +40,7 @@ from torch import nn
 
 from . import fused
 from .events import EventParams, apply_events
+from .membrane import LeakyDrive
 from .neuron_adjoint import SequenceAdjoint
 from .solvers.engine import Problem, step_threads
 from .solvers.memory import HistoryKernel, check_memory, make_kernel
@@ -127,7 +128,9 @@ class FractionalState:
 class SpikingNeuron(nn.Module, ABC):
     """Shared machinery of the neuron layers: parameters, event layer, step modes, state.
 
-    Subclasses implement `_start` (a fresh state for a given horizon), `_step` (one time
+    The membrane equation is the layer's `drive` ([Drive][spikede.membrane.Drive]; the LIF and
+    IF layers' [LeakyDrive][spikede.membrane.LeakyDrive]); a subclass with other dynamics sets
+    its own, and the discrete adjoint follows it.  Subclasses implement `_start` (a fresh state for a given horizon), `_step` (one time
     step: input current to proposed potential) and `_commit` (the state after the event).
 
     `step_mode='multi'` (or `'m'`): input `[T, B, ...]`, output spikes `[T, B, ...]`; each
@@ -176,6 +179,7 @@ class SpikingNeuron(nn.Module, ABC):
         self.dt = check_scale(dt, "dt")
         self.v_rest = _real(v_rest, "v_rest")
         self.leak = leak
+        self.drive = LeakyDrive(self.v_rest, leak)
         self.record = bool(record)
         self.return_membrane = bool(return_membrane)
         tau = check_scale(tau, "tau")
@@ -222,10 +226,8 @@ class SpikingNeuron(nn.Module, ABC):
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def _drive(self, v: torch.Tensor, current: torch.Tensor, tau: torch.Tensor) -> torch.Tensor:
-        """$(-(v - v_{rest}) + I) / \\tau$ (leaky) or $I / \\tau$ (IF)."""
-        if self.leak:
-            return (current - (v - self.v_rest)) / tau
-        return current / tau
+        """The layer's membrane drive `self.drive` ([spikede.membrane][]): $F(v, I; \\tau)$."""
+        return self.drive(v, current, tau)
 
     @staticmethod
     def _check_input(x) -> None:

@@ -2,7 +2,8 @@ import pytest
 import torch
 from torch import nn
 
-from spikede import FractionalIF, FractionalLIF, TimeDistributed
+from spikede import FractionalIF, FractionalLIF, TimeDistributed, fused
+from spikede.membrane import Drive, LeakyDrive
 
 from .reference import scheme_variants
 
@@ -33,6 +34,81 @@ def test_neuron_adjoint_equals_autograd(cls, method, memory, reset, detach_reset
     assert torch.equal(spikes, spikes_adj) and spikes.sum() > 10
     for name, a, b in zip(("input weight", "alpha", "tau", "threshold"), expected, got):
         assert (a - b).abs().max() <= 1e-9 * a.abs().max(), name
+
+
+class SaturatingDrive(Drive):
+    """tau D^a v = I - (v - v_rest) - 0.5 tanh(2 v): not the LIF's drive, products by autograd."""
+
+    def __init__(self, v_rest):
+        self.v_rest = v_rest
+
+    def __call__(self, v, current, tau):
+        return (current - (v - self.v_rest) - 0.5 * torch.tanh(2.0 * v)) / tau
+
+
+class GatedDrive(Drive):
+    """tau D^a v = I / (1 + v^2) - v: nonlinear in the current, products in closed form."""
+
+    def __call__(self, v, current, tau):
+        return (current / (1.0 + v * v) - v) / tau
+
+    def vjp(self, grad, v, current, tau, value=None):
+        gain = 1.0 / (1.0 + v * v)
+        g_v = grad * (-2.0 * v * current * gain * gain - 1.0) / tau
+        g_tau = None if value is None else -(grad * value).sum() / tau
+        return g_v, grad * gain / tau, g_tau
+
+
+class OwnDynamicsLIF(FractionalLIF):
+    def __init__(self, drive, **kwargs):
+        super().__init__(**kwargs)
+        self.drive = drive
+
+
+@pytest.mark.parametrize("drive", ["saturating", "gated"])
+@pytest.mark.parametrize("method,memory", [("gl", None), ("l1", 7), ("gl", "soe")])
+@pytest.mark.parametrize("reset", ["subtract", "zero"])
+def test_adjoint_follows_a_layer_s_own_drive(drive, method, memory, reset):
+    """A subclass that changes the membrane equation (its `drive`) gets the adjoint of its own equation:
+    gradients equal autograd's to 1e-9 relative, float64, with the drive's products by autograd (the `Drive`
+    default) or in closed form; the compiled kernels, which implement the LIF's drive only, step aside."""
+    learn = memory != "soe"
+    results = []
+    for adjoint in (False, True):
+        torch.manual_seed(0)
+        x = torch.rand(60, 3, 5, dtype=F64) * 3
+        w = (0.5 + torch.rand(5, dtype=F64)).requires_grad_(True)
+        neuron = OwnDynamicsLIF(SaturatingDrive(0.0) if drive == "saturating" else GatedDrive(), alpha=0.7,
+                                method=method, memory=memory, reset=reset, v_reset=0.1, learn_alpha=learn,
+                                learn_tau=True, learn_threshold=True, adjoint=adjoint, surrogate="gaussian",
+                                dtype=F64)
+        assert not fused.applies(neuron, x)
+        out = neuron(x * w)
+        loss = (out * torch.linspace(0.5, 1.5, 60, dtype=F64)[:, None, None]).sum()
+        params = [w, neuron.log_tau, neuron.threshold] + ([neuron.alpha_logit] if learn else [])
+        results.append((out.detach(), torch.autograd.grad(loss, params)))
+    (spikes, expected), (spikes_adj, got) = results
+    assert torch.equal(spikes, spikes_adj) and spikes.sum() > 10  # 0/1 trains of the same solve
+    lif = FractionalLIF(alpha=0.7, method=method, memory=memory, reset=reset, v_reset=0.1, dtype=F64)
+    assert not torch.equal(lif(torch.rand(60, 3, 5, dtype=F64) * 3), spikes)  # the drive matters
+    for a, b in zip(expected, got):
+        assert (a - b).abs().max() <= 1e-9 * a.abs().max()
+
+
+def test_leaky_drive_products_equal_autograd():
+    torch.manual_seed(0)
+    v, current, grad = torch.randn(3, 4, 5, dtype=F64).unbind(0)
+    tau = torch.tensor(1.7, dtype=F64)
+    for leak in (True, False):
+        drive = LeakyDrive(v_rest=-0.3, leak=leak)
+        value = drive(v, current, tau)
+        closed = drive.vjp(grad, v, current, tau, value)
+        by_autograd = Drive.vjp(drive, grad, v, current, tau, value)
+        if not leak:
+            assert closed[0] is None and by_autograd[0] is None
+        for a, b in zip(closed, by_autograd):
+            if a is not None:
+                torch.testing.assert_close(a, b, rtol=1e-14, atol=1e-14)
 
 
 @pytest.mark.parametrize("memory", [None, "soe"])

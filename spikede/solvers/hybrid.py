@@ -150,8 +150,9 @@ class _Events:
         self.replaying = False
         self.jump = torch.zeros_like(y0) if rule.history == "continuous" and not self.integer_order else None
         self.previous = y0[..., rule.component]
-        self.refractory_until = torch.full(batch, -torch.inf, dtype=y0.dtype, device=y0.device)
-        self.held = torch.zeros(batch, dtype=y0.dtype, device=y0.device)
+        refractory = rule.refractory > 0.0  # else neither is read
+        self.refractory_until = torch.full(batch, -torch.inf, dtype=y0.dtype, device=y0.device) if refractory else None
+        self.held = torch.zeros(batch, dtype=y0.dtype, device=y0.device) if refractory else None
         self.states, self.saved_steps = [y0], [0]
         self.raster = [torch.zeros(batch, dtype=y0.dtype, device=y0.device)] if self.save_spikes else None
         self.times, self.neurons, self.spike_slices, self.spike_total = [], [], {}, 0
