@@ -20,12 +20,12 @@ from .analysis import (
 from .base import NeuronModel, simulate
 from .fitzhugh_nagumo import FitzHughNagumo
 from .hodgkin_huxley import HodgkinHuxley
-from .integrate_fire import EIF, LIF, NAUD_PATTERNS, AdEx
+from .integrate_fire import EIF, LIF, NAUD_PATTERNS, NAUD_TABLE_1, AdEx
 from .izhikevich import IZHIKEVICH_PATTERNS, Izhikevich
 from .layer import ModelLayer
 
 __all__ = [
     "AdEx", "EIF", "INITIATION_CLASSES", "FitzHughNagumo", "HodgkinHuxley", "IZHIKEVICH_PATTERNS", "Izhikevich", "LIF", "ModelLayer",
-    "NAUD_PATTERNS", "NeuronModel", "adaptation_index", "classify_firing", "fi_curve", "firing_rate",
+    "NAUD_PATTERNS", "NAUD_TABLE_1", "NeuronModel", "adaptation_index", "classify_firing", "fi_curve", "firing_rate",
     "first_spike_latency", "interspike_intervals", "isi_statistics", "simulate", "STEADY_CLASSES",
 ]
