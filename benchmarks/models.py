@@ -16,6 +16,12 @@ peak resident memory, and the ratios adjoint / autograd.
 
     python benchmarks/models.py [--neurons 10000] [--steps 10000] [--pycaputo-steps 10000] [--seed 0]
     python benchmarks/models.py --gradients 1000 2000
+
+`--single STEPS`: one AdEx neuron (Naud 'adapting', alpha 0.8, 0.05 ms steps, 1 thread): the cost
+per step of an explicit step and of an implicit step with the model's closed-form Jacobian and with
+reverse-pass Jacobians, and the ratio of the two implicit costs, measured in this run.
+
+    python benchmarks/models.py --single 4000
 """
 
 from __future__ import annotations
@@ -94,6 +100,28 @@ def gradient_child(adjoint: bool, neurons: int, steps: int) -> None:
     print(f"{seconds} {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}")
 
 
+def single(steps: int) -> None:
+    torch.set_num_threads(1)
+    model, current = AdEx.pattern("adapting")
+    t = torch.linspace(0.0, steps * 0.05, steps + 1, dtype=torch.float64)
+    simulate(model, t[:50], current=current, alpha=0.8, implicit=True)  # warm up
+
+    def cost(**options) -> float:
+        start = time.perf_counter()
+        simulate(model, t, current=current, alpha=0.8, save_spikes=False, **options)
+        return (time.perf_counter() - start) / steps * 1e6
+
+    explicit, closed = cost(), cost(implicit=True)
+    own = AdEx.jacobian
+    AdEx.jacobian = None  # Newton falls back to C reverse passes per iteration
+    try:
+        reverse = cost(implicit=True)
+    finally:
+        AdEx.jacobian = own
+    print(f"one AdEx neuron, {steps} steps: explicit {explicit:.0f} us/step; implicit, closed-form Jacobian "
+          f"{closed:.0f} us/step; implicit, reverse-pass Jacobian {reverse:.0f} us/step ({reverse / closed:.2f}x)")
+
+
 def gradients(neurons: int, steps: int) -> None:
     figures = {}
     for adjoint in (False, True):
@@ -114,7 +142,11 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--gradients", type=int, nargs=2, metavar=("NEURONS", "STEPS"))
     parser.add_argument("--gradient-child", type=int, nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--single", type=int, metavar="STEPS")
     args = parser.parse_args()
+    if args.single:
+        single(args.single)
+        return
     if args.gradient_child:
         gradient_child(bool(args.gradient_child[0]), *args.gradient_child[1:])
         return

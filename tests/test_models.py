@@ -497,6 +497,44 @@ def test_blockwise_newton_equals_dense_newton():
         fdeint(func, y0, t, 0.7, method="flmm-trap", jacobian="blockwise")
 
 
+CLOSED_FORM_JACOBIANS = ["LIF", "EIF", "AdEx", "Izhikevich", "FitzHughNagumo"]
+
+
+@pytest.mark.parametrize("name", CLOSED_FORM_JACOBIANS)
+def test_closed_form_jacobians_equal_autograd(name):
+    """model.jacobian against the blocks by reverse passes, at 50 random states of a batch with tensor
+    parameters: 1e-13 relative (the same expressions, differentiated by hand)."""
+    from spikede.solvers.newton import _block_jacobian
+
+    model, current = INTEGER_ORDER_CASES[name][:2]
+    torch.manual_seed(0)
+    first = dataclasses.fields(model)[0].name
+    model = model.replace(**{first: float(getattr(model, first)) * (1.0 + 0.2 * torch.rand(50, dtype=F64))})
+    rest = model.initial_state((50,), F64)
+    y = rest + torch.randn(50, rest.shape[-1], dtype=F64) * rest.abs().clamp(min=0.5) * 0.1
+    expected = _block_jacobian(lambda v: model.rhs(0.0, v, current), y)
+    got = model.jacobian(0.0, y, current)
+    assert got.shape == (50, rest.shape[-1], rest.shape[-1])
+    torch.testing.assert_close(got, expected, rtol=1e-13, atol=1e-13 * float(expected.abs().max()))
+
+
+@pytest.mark.parametrize("name", ["EIF", "AdEx", "Izhikevich"])
+def test_implicit_steps_with_closed_form_jacobians_equal_autograd_jacobians(name, monkeypatch):
+    """simulate(implicit=True) with the model's closed-form Jacobian and with reverse-pass Jacobians (the class's
+    `jacobian` removed): the same spikes and states to 1e-10 (both Newton iterations converge to 256 eps; the
+    runaway steps pin the neuron at its threshold either way)."""
+    model, current, duration, step = INTEGER_ORDER_CASES[name]
+    t = grid(min(duration, 40.0), step * 5)
+    current = 2.0 * current  # a few spikes within 40 ms at alpha 0.8
+    runs = [simulate(model, t, current=current, alpha=0.8, implicit=True)]
+    monkeypatch.setattr(type(model), "jacobian", None)
+    runs.append(simulate(model, t, current=current, alpha=0.8, implicit=True))
+    closed, by_autograd = runs
+    assert closed.spike_times.numel() >= 1
+    assert same_spikes(closed.spikes, by_autograd.spikes)
+    torch.testing.assert_close(closed.y, by_autograd.y, rtol=1e-10, atol=1e-10)
+
+
 def test_implicit_batch_fires_like_single_neurons():
     """Implicit L1 on 4 AdEx neurons at once (per-neuron Newton; a neuron whose step has no solution is pinned at
     its threshold alone): the spike counts and trajectories of 4 separate solves."""

@@ -19,7 +19,7 @@ from typing import ClassVar
 import torch
 
 from ..solvers.hybrid import SpikeRule
-from .base import NeuronModel
+from .base import NeuronModel, blocks
 
 __all__ = ["FitzHughNagumo"]
 
@@ -46,6 +46,10 @@ class FitzHughNagumo(NeuronModel):
     def rhs(self, t, y, current):
         v, w = y[..., 0], y[..., 1]
         return torch.stack([v - v ** 3 / 3.0 - w + current, (v + self.a - self.b * w) / self.tau], -1)
+
+    def jacobian(self, t, y, current):
+        v = y[..., 0]
+        return blocks([[1.0 - v * v, -1.0], [1.0 / self.tau, -self.b / self.tau]], v)
 
     def spike_rule(self, refractory: float = 0.0, history: str = "continuous") -> SpikeRule:
         return SpikeRule(0, self.v_spike, None, refractory, history)

@@ -18,7 +18,7 @@ from typing import ClassVar
 import torch
 
 from ..solvers.hybrid import SpikeRule
-from .base import NeuronModel
+from .base import NeuronModel, blocks
 
 __all__ = ["LIF", "EIF", "AdEx", "NAUD_PATTERNS", "NAUD_TABLE_1"]
 
@@ -55,6 +55,9 @@ class LIF(NeuronModel):
 
     def rhs(self, t, y, current):
         return ((-self.g_L * (y[..., 0] - self.E_L) + current) / self.C).unsqueeze(-1)
+
+    def jacobian(self, t, y, current):
+        return blocks([[-self.g_L / self.C]], y[..., 0])
 
     def spike_rule(self, refractory: float = 0.0, history: str = "continuous") -> SpikeRule:
         return SpikeRule(0, self.V_th, _constant_reset(self.V_reset), refractory, history)
@@ -108,6 +111,13 @@ class EIF(NeuronModel):
 
     def rhs(self, t, y, current):
         return ((self.membrane_current(y[..., 0]) + current) / self.C).unsqueeze(-1)
+
+    def membrane_conductance(self, v: torch.Tensor) -> torch.Tensor:
+        """`d membrane_current / dV = -g_L + g_L exp((V - V_T) / Delta_T)`."""
+        return self.g_L * (torch.exp((v - self.V_T) / self.delta_T) - 1.0)
+
+    def jacobian(self, t, y, current):
+        return blocks([[self.membrane_conductance(y[..., 0]) / self.C]], y[..., 0])
 
     def spike_rule(self, refractory: float = 0.0, history: str = "continuous") -> SpikeRule:
         return SpikeRule(0, self.V_peak, _constant_reset(self.V_reset), refractory, history)
@@ -183,6 +193,10 @@ class AdEx(EIF):
         dv = (self.membrane_current(v) - w + current) / self.C
         dw = (self.a * (v - self.E_L) - w) / self.tau_w
         return torch.stack([dv, dw], -1)
+
+    def jacobian(self, t, y, current):
+        return blocks([[self.membrane_conductance(y[..., 0]) / self.C, -1.0 / self.C],
+                       [self.a / self.tau_w, -1.0 / self.tau_w]], y[..., 0])
 
     def spike_rule(self, refractory: float = 0.0, history: str = "continuous") -> SpikeRule:
         def reset(y):

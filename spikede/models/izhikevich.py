@@ -21,7 +21,7 @@ from typing import ClassVar
 import torch
 
 from ..solvers.hybrid import SpikeRule
-from .base import NeuronModel
+from .base import NeuronModel, blocks
 
 __all__ = ["Izhikevich", "IZHIKEVICH_PATTERNS"]
 
@@ -73,6 +73,10 @@ class Izhikevich(NeuronModel):
         dv = 0.04 * v * v + 5.0 * v + 140.0 - u + current
         du = self.a * (self.b * v - u)
         return torch.stack([dv, du], -1)
+
+    def jacobian(self, t, y, current):
+        v = y[..., 0]
+        return blocks([[0.08 * v + 5.0, -1.0], [self.a * self.b, -self.a]], v)
 
     def spike_rule(self, refractory: float = 0.0, history: str = "continuous") -> SpikeRule:
         def reset(y):

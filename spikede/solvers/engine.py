@@ -85,6 +85,7 @@ class Problem:
     newton_max_iters: int
     dy0: torch.Tensor | None = None  # y'(t_0), for 1 < alpha <= 2
     jacobian: str = "dense"  # or "blockwise": func couples only the state's last axis
+    block_jacobian: Callable | None = None  # (t, y) -> [..., C, C] blocks of df/dy in closed form (blockwise)
 
     def initial(self, n: int) -> torch.Tensor:
         """The Taylor polynomial of the initial values at `t_n`: `y0`, or `y0 + (t_n - t_0) y'(t_0)`."""

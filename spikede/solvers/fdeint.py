@@ -252,9 +252,11 @@ def fdeint(
         jacobian: how Newton's method forms `df/dy` for `implicit=True`: `'dense'` (default; any
             `func`, `S x S` for a state of `S` elements) or `'blockwise'`: `func` couples only the
             last axis of the state (each leading index an independent system, e.g. a batch of
-            neurons), so the Jacobian is `[..., C, C]` blocks from `C` reverse passes.  A
-            `func` that couples the leading axes gets wrong Newton steps then.  Not for the
-            `flmm-*` methods (their first steps are solved together) or non-uniform grids.
+            neurons), so the Jacobian is `[..., C, C]` blocks from `C` reverse passes, or from
+            `func.block_jacobian(t, y)` where `func` has that method (the blocks in closed form,
+            as the neuron models give them).  A `func` that couples the leading axes gets wrong
+            Newton steps then.  Not for the `flmm-*` methods (their first steps are solved
+            together) or non-uniform grids.
         block: steps whose far history is computed together (speed only).
 
     Raises:
@@ -334,6 +336,7 @@ def fdeint(
             window=memory if isinstance(memory, int) else None, corrector_iters=corrector_iters,
             newton_tol=default_tolerance(y0.dtype) if newton_tol is None else float(newton_tol),
             newton_max_iters=newton_max_iters, dy0=dy0, jacobian=jacobian,
+            block_jacobian=getattr(func, "block_jacobian", None),
         )
         scheme = scheme_cls(problem, orders, coefficients, bool(implicit))
         return problem, scheme, make_kernel(scheme, problem.n_steps, start, memory, **kernel_options) if kernel else None

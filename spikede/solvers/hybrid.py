@@ -130,6 +130,16 @@ class HybridSolution:
         return self.spike_times[mine]
 
 
+class _WithJacobian:
+    """A right-hand side `f(t, y)` with the closed-form blocks `block_jacobian(t, y)` of `df/dy`."""
+
+    def __init__(self, rhs, block_jacobian):
+        self.rhs, self.block_jacobian = rhs, block_jacobian
+
+    def __call__(self, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return self.rhs(t, y)
+
+
 class _Events:
     """The per-step event logic of one hybrid solve (called by the solver after every step)."""
 
@@ -203,6 +213,14 @@ class _Events:
     def rhs(self, t: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         return self.func(t, z if self.jump is None else z + self.jump)
 
+    def solver_rhs(self):
+        """`rhs` as the solver sees it: with `block_jacobian(t, z)`, `func`'s blocks at `z + J`, where
+        `func` has that method."""
+        closed_form = getattr(self.func, "block_jacobian", None)
+        if closed_form is None:
+            return self.rhs
+        return _WithJacobian(self.rhs, lambda t, z: closed_form(t, z if self.jump is None else z + self.jump))
+
     def __call__(self, t_n: torch.Tensor, z: torch.Tensor, y_prev: torch.Tensor | None = None) -> torch.Tensor:
         self.n += 1
         rule = self.rule
@@ -269,7 +287,7 @@ class _Events:
         own implicit equations; the event then fires there.  Other failures are raised."""
         if error.system is None:
             raise error
-        f, b, c = error.system
+        f, b, c, jacobian = error.system
         rule, component = self.rule, self.rule.component
         offset = 0.0 if self.jump is None else self.jump[..., component]
         level = torch.as_tensor(rule.threshold, dtype=z_prev.dtype, device=z_prev.device) - offset
@@ -282,7 +300,7 @@ class _Events:
         guess = torch.where(pin, pinned_b, z_prev)
         try:
             return newton_solve(f, pinned_b, pinned_c, guess, tol=error_tolerance(z_prev.dtype),
-                                max_iters=50, step=self.n + 1, blockwise=self.blockwise)
+                                max_iters=50, step=self.n + 1, blockwise=self.blockwise, jacobian=jacobian)
         except ConvergenceError:
             raise error from None
 
@@ -344,7 +362,9 @@ def solve_hybrid(
     r"""Solve `D^alpha y = f(t, y)` with threshold events on the grid `t`.
 
     Args:
-        func: `func(t, y)`, the right-hand side for states `y` of shape `[*batch, C]`.
+        func: `func(t, y)`, the right-hand side for states `y` of shape `[*batch, C]`; with a
+            `block_jacobian(t, y)` method (the `[*batch, C, C]` blocks of `df/dy`), implicit steps
+            with `jacobian='blockwise'` use it instead of `C` reverse passes.
         y0: the initial state `[*batch, C]`; the last axis holds the model's variables.
         t: the grid: uniform (`torch.linspace`), or with `method='l1'` any increasing grid (full
             memory; there an implicit step without a solution raises `ConvergenceError` instead of
@@ -423,7 +443,7 @@ def solve_hybrid(
     events = _Events(func, y0, grid.unbind(0), rule, surrogate, surrogate_scale, save_every, save_spikes,
                      blockwise=solver_options.get("jacobian") == "blockwise")
     try:
-        fdeint(events.rhs, y0, grid, alpha, method=method, memory=memory, event=events,
+        fdeint(events.solver_rhs(), y0, grid, alpha, method=method, memory=memory, event=events,
                save_every=1 if adjoint is not False else grid.numel() - 1, **solver_options)
     except FloatingPointError:
         events.check_finite(torch.stack(events.states))  # names the first saved step that is not finite

@@ -22,7 +22,8 @@ __all__ = ["ConvergenceError", "newton_solve", "default_tolerance"]
 class ConvergenceError(RuntimeError):
     """An implicit step did not converge; the message names the step and the iteration count.
 
-    `system` is the equation that failed, `(f, b, c)` of `y = b + c f(y)` (`None` if unknown),
+    `system` is the equation that failed, `(f, b, c, jacobian)` of `y = b + c f(y)` (`jacobian`
+    the closed-form blocks of `df/dy` or `None`; `system` is `None` if unknown),
     `iterate` Newton's last iterate and `unconverged` a mask over the state's leading axes of the
     systems that did not converge (all of them for a dense Jacobian), so that a caller can solve a
     related equation (e.g. a hybrid solve pinning the spiking variable where a neuron ran away).
@@ -62,8 +63,9 @@ def _block_jacobian(f: Callable[[torch.Tensor], torch.Tensor], y: torch.Tensor) 
 class _Linearisation:
     """`I - c df/dy` and its solve: dense over the whole state, or blockwise over its last axis."""
 
-    def __init__(self, f, c: torch.Tensor, shape: torch.Size, blockwise: bool, dtype, device):
+    def __init__(self, f, c: torch.Tensor, shape: torch.Size, blockwise: bool, dtype, device, jacobian=None):
         self.f, self.blockwise, self.shape = f, blockwise, shape
+        self.jacobian = jacobian if blockwise else None
         size = shape[-1] if blockwise else shape.numel()
         self.eye = torch.eye(size, dtype=dtype, device=device)
         if blockwise:
@@ -72,6 +74,8 @@ class _Linearisation:
             self.rows = c if c.dim() == 0 else c.expand(shape).reshape(-1, 1)  # c of each Jacobian row
 
     def matrix(self, y: torch.Tensor) -> torch.Tensor:
+        if self.jacobian is not None:
+            return self.eye - self.rows * self.jacobian(y)
         if self.blockwise:
             return self.eye - self.rows * _block_jacobian(self.f, y)
         return self.eye - self.rows * _jacobian(self.f, y)
@@ -92,14 +96,15 @@ def newton_solve(
     max_iters: int,
     step: int,
     blockwise: bool = False,
+    jacobian: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """Solve `y = b + c f(y)` starting from `y_guess`; differentiable in `b`, `c` and `f`.
     `c` is a scalar or broadcasts against `y` (per-component orders: one `c` per component).
     `blockwise=True`: `f` couples only the last axis of `y` (each leading index an independent
     system, e.g. a batch of neurons), so its Jacobian is `[..., C, C]` blocks instead of one dense
-    `S x S` matrix."""
+    `S x S` matrix; `jacobian(y)` gives those blocks in closed form (else `C` reverse passes do)."""
     b_, c_ = b.detach(), c.detach()
-    linear = _Linearisation(f, c_, y_guess.shape, blockwise, y_guess.dtype, y_guess.device)
+    linear = _Linearisation(f, c_, y_guess.shape, blockwise, y_guess.dtype, y_guess.device, jacobian)
     y = y_guess.detach()
     # per system (blockwise: each leading index; dense: the whole state): converged, or given up on
     # because its update stopped being finite (the others go on)
@@ -126,7 +131,7 @@ def newton_solve(
             f"implicit step {step}: Newton's method did not converge in {max_iters} iterations "
             f"(last update {delta.abs().max().item():.3e}, tolerance {tol:.1e}); "
             "reduce the step size or raise newton_max_iters",
-            system=(f, b, c),
+            system=(f, b, c, jacobian),
             iterate=y,
             unconverged=unconverged.expand(y.shape[:-1]) if not blockwise else unconverged,
         )

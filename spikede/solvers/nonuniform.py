@@ -41,7 +41,7 @@ import torch
 
 from .engine import check_finite, step_threads
 from .memory import WeightedRows
-from .newton import newton_solve
+from .newton import ConvergenceError, newton_solve
 from .weights import as_alpha_tensor, gamma
 
 __all__ = ["l1_nonuniform", "product_nonuniform"]
@@ -50,7 +50,9 @@ __all__ = ["l1_nonuniform", "product_nonuniform"]
 def l1_nonuniform(func: Callable, y0: torch.Tensor, t: torch.Tensor, alpha, *, implicit: bool, newton_tol: float,
                   newton_max_iters: int, save_every: int, event: Callable | None = None) -> torch.Tensor:
     """Solve `D^alpha y = func(t, y)`, `y(t[0]) = y0` by the L1 scheme on the increasing grid `t`
-    (already checked); returns the states at steps `0, save_every, ...` and the last."""
+    (already checked); returns the states at steps `0, save_every, ...` and the last.  An `event`
+    runs after every step; one with a `step_failed` method (a hybrid solve's) supplies the state of
+    an implicit step whose Newton iteration failed, as in `engine.march`."""
     times = t.to(torch.float64)
     a = as_alpha_tensor(alpha, y0.device)
     scale = gamma(2.0 - a)
@@ -58,6 +60,7 @@ def l1_nonuniform(func: Callable, y0: torch.Tensor, t: torch.Tensor, alpha, *, i
     slopes = WeightedRows(n_steps, y0)
     grid = t.to(y0.dtype).unbind(0)
     saved, y = [y0], y0
+    recover = getattr(event, "step_failed", None)
     with step_threads(y0):
         for n in range(1, n_steps + 1):
             now = times[n]
@@ -65,8 +68,13 @@ def l1_nonuniform(func: Callable, y0: torch.Tensor, t: torch.Tensor, alpha, *, i
             coef = (times[n] - times[n - 1]).to(y0.dtype) / weights[-1]  # tau_n / a_{n,n}
             base = y - coef * slopes.weighted_sum(weights[:-1]) if n > 1 else y
             if implicit:
-                y_new = newton_solve(lambda v: func(grid[n], v), base, coef, y, tol=newton_tol,
-                                     max_iters=newton_max_iters, step=n)
+                try:
+                    y_new = newton_solve(lambda v: func(grid[n], v), base, coef, y, tol=newton_tol,
+                                         max_iters=newton_max_iters, step=n)
+                except ConvergenceError as error:  # a hybrid solve's spiking variable ran away in this step
+                    if recover is None:
+                        raise
+                    y_new = recover(grid[n], y, error)
             else:
                 y_new = base + coef * func(grid[n - 1], y)
             if event is not None:

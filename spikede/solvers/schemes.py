@@ -117,9 +117,14 @@ class Scheme(ABC):
     def _solve(self, n: int, base: torch.Tensor, coef: torch.Tensor, guess: torch.Tensor) -> torch.Tensor:
         p = self.problem
         t_n = p.t[n]
+        blockwise = p.jacobian == "blockwise"
+        closed_form = None
+        if blockwise and p.block_jacobian is not None:
+            def closed_form(y):
+                return p.block_jacobian(t_n, y)
         return newton_solve(
             lambda y: p.rhs(t_n, y), base, coef, guess, tol=p.newton_tol, max_iters=p.newton_max_iters, step=n,
-            blockwise=p.jacobian == "blockwise",
+            blockwise=blockwise, jacobian=closed_form,
         )
 
 
