@@ -237,8 +237,8 @@ def simulate(
         save_every: keep the states at steps `0, k, 2k, ...` and the last.
         save_spikes: keep the dense spike raster.
         **solver_options: passed on to [fdeint][spikede.solvers.fdeint.fdeint] (`implicit`, ...);
-            with `implicit=True` on a uniform grid Newton's method works per neuron
-            (`jacobian='blockwise'`: a model's neurons are independent systems).  `adjoint=True`
+            with `implicit=True` Newton's method works per neuron (`jacobian='blockwise'`: a
+            model's neurons are independent systems).  `adjoint=True`
             (explicit steps, one order for every variable) gives the same gradients by the
             discrete adjoint, without a graph of the solve; it differentiates `y0`, `alpha`,
             the model's tensor parameters and a tensor `current` (a callable current's tensors
@@ -274,8 +274,7 @@ def simulate(
     else:
         y0 = y0.to(dtype=dtype, device=device).expand(*batch, len(model.variables))
     orders = model.orders(alpha, dtype, device)
-    steps = torch.diff(t.to(dtype))
-    if solver_options.get("implicit") and bool(torch.allclose(steps, steps[:1])):
+    if solver_options.get("implicit"):
         solver_options.setdefault("jacobian", "blockwise")  # every neuron is its own system
     rule = model.spike_rule(refractory, history)
     _adjoint_params(model, current, solver_options)

@@ -256,7 +256,7 @@ def fdeint(
             `func.block_jacobian(t, y)` where `func` has that method (the blocks in closed form,
             as the neuron models give them).  A `func` that couples the leading axes gets wrong
             Newton steps then.  Not for the `flmm-*` methods (their first steps are solved
-            together) or non-uniform grids.
+            together).
         block: steps whose far history is computed together (speed only).
 
     Raises:
@@ -316,18 +316,19 @@ def fdeint(
     newton_max_iters = _check_positive_int(newton_max_iters, "newton_max_iters")
     if jacobian not in ("dense", "blockwise"):
         raise ValueError(f"jacobian must be 'dense' or 'blockwise', got {jacobian!r}")
-    if jacobian == "blockwise" and (scheme_cls.coupled_start or uneven is not None):
-        raise ValueError(f"jacobian='blockwise' is not available for method {method!r}"
-                         f"{' on a non-uniform grid' if uneven is not None else ''}; use jacobian='dense'")
+    if jacobian == "blockwise" and scheme_cls.coupled_start:
+        raise ValueError(f"jacobian='blockwise' is not available for method {method!r}; use jacobian='dense'")
     newton_tol = _check_tolerance(newton_tol, "newton_tol")
     kernel_options = dict(block=_check_positive_int(block, "block"), soe_tol=_check_tolerance(soe_tol, "soe_tol", 1.0),
                           soe_first_lag=_check_soe_first_lag(soe_first_lag))
     save_every = _check_positive_int(save_every, "save_every")
     rhs = _checked_rhs(func, y0)
     if uneven is not None:
-        return _solve_on_nonuniform_grid(rhs, y0, t, alphas, method, memory, implicit, adjoint,
-                                         default_tolerance(y0.dtype) if newton_tol is None else newton_tol,
-                                         newton_max_iters, save_every, event, uneven, corrector_iters, dy0)
+        newton = dict(newton_tol=default_tolerance(y0.dtype) if newton_tol is None else newton_tol,
+                      newton_max_iters=newton_max_iters, blockwise=jacobian == "blockwise",
+                      block_jacobian=getattr(func, "block_jacobian", None))
+        return _solve_on_nonuniform_grid(rhs, y0, t, alphas, method, memory, implicit, adjoint, newton, save_every,
+                                         event, uneven, corrector_iters, dy0)
     grid = t.to(y0.dtype).unbind(0)
 
     def build(start: torch.Tensor, orders: list, kernel: bool = True):
@@ -363,11 +364,10 @@ def fdeint(
     return strategy.solve(func, build, y0, alphas, memory, kernel_options, save_every, event)
 
 
-def _solve_on_nonuniform_grid(rhs, y0, t, alphas, method, memory, implicit, adjoint, newton_tol, newton_max_iters,
-                              save_every, event, uneven: str, corrector_iters: int,
-                              dy0: torch.Tensor | None) -> torch.Tensor:
+def _solve_on_nonuniform_grid(rhs, y0, t, alphas, method, memory, implicit, adjoint, newton: dict, save_every,
+                              event, uneven: str, corrector_iters: int, dy0: torch.Tensor | None) -> torch.Tensor:
     """L1 or product integration on the given increasing grid (`spikede.solvers.nonuniform`); the
-    arguments are checked."""
+    arguments are checked (`newton`: the Newton options, as keywords of the solvers there)."""
     if method not in NONUNIFORM_METHODS:
         raise ValueError(f"t is not a uniform grid ({uneven}); method {method!r} needs one (use torch.linspace"
                          f"(t0, t1, n + 1)); non-uniform grids, e.g. graded ones, are solved by "
@@ -381,10 +381,9 @@ def _solve_on_nonuniform_grid(rhs, y0, t, alphas, method, memory, implicit, adjo
     from .nonuniform import l1_nonuniform, product_nonuniform
 
     if method == "l1":
-        return l1_nonuniform(rhs, y0, t, alphas[0], implicit=implicit, newton_tol=newton_tol,
-                             newton_max_iters=newton_max_iters, save_every=save_every, event=event)
-    return product_nonuniform(rhs, y0, t, alphas[0], method=method, implicit=implicit, newton_tol=newton_tol,
-                              newton_max_iters=newton_max_iters, save_every=save_every, dy0=dy0)
+        return l1_nonuniform(rhs, y0, t, alphas[0], implicit=implicit, save_every=save_every, event=event, **newton)
+    return product_nonuniform(rhs, y0, t, alphas[0], method=method, implicit=implicit, save_every=save_every,
+                              dy0=dy0, **newton)
 
 
 def _adjoint_strategy(adjoint, checkpoint_every, adjoint_params) -> DiscreteAdjoint | None:

@@ -292,7 +292,9 @@ class _Events:
         offset = 0.0 if self.jump is None else self.jump[..., component]
         level = torch.as_tensor(rule.threshold, dtype=z_prev.dtype, device=z_prev.device) - offset
         last = error.iterate[..., component]
-        runaway = error.unconverged | ~torch.isfinite(last) | (last >= level)
+        runaway = ~torch.isfinite(last) | (last >= level)
+        if self.blockwise or last.numel() == 1:  # a dense Newton's failure does not say which neuron ran away
+            runaway = runaway | error.unconverged
         pin = torch.zeros_like(z_prev, dtype=torch.bool)
         pin[..., component] = runaway
         pinned_b = torch.where(pin, torch.zeros_like(z_prev) + level.unsqueeze(-1), b)
@@ -367,8 +369,7 @@ def solve_hybrid(
             with `jacobian='blockwise'` use it instead of `C` reverse passes.
         y0: the initial state `[*batch, C]`; the last axis holds the model's variables.
         t: the grid: uniform (`torch.linspace`), or with `method='l1'` any increasing grid (full
-            memory; there an implicit step without a solution raises `ConvergenceError` instead of
-            firing).
+            memory).
         alpha: the order in (0, 1], or a 1-D tensor with one order per variable (`[C]`, e.g.
             `torch.tensor([0.8, 1.0])` for a fractional `v` and an integer-order `w`).
         rule: the [SpikeRule][spikede.solvers.hybrid.SpikeRule]: component, threshold, reset,

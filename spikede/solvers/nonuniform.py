@@ -47,12 +47,27 @@ from .weights import as_alpha_tensor, gamma
 __all__ = ["l1_nonuniform", "product_nonuniform"]
 
 
+def _newton(func, t_n, base, coef, guess, *, step: int, tol: float, max_iters: int, blockwise: bool,
+            block_jacobian: Callable | None) -> torch.Tensor:
+    """Newton's method for `y = base + coef func(t_n, y)` (blockwise with the closed-form blocks
+    `block_jacobian(t_n, y)` where given, as on a uniform grid)."""
+    closed_form = None
+    if blockwise and block_jacobian is not None:
+        def closed_form(y):
+            return block_jacobian(t_n, y)
+    return newton_solve(lambda v: func(t_n, v), base, coef, guess, tol=tol, max_iters=max_iters, step=step,
+                        blockwise=blockwise, jacobian=closed_form)
+
+
 def l1_nonuniform(func: Callable, y0: torch.Tensor, t: torch.Tensor, alpha, *, implicit: bool, newton_tol: float,
-                  newton_max_iters: int, save_every: int, event: Callable | None = None) -> torch.Tensor:
+                  newton_max_iters: int, save_every: int, event: Callable | None = None, blockwise: bool = False,
+                  block_jacobian: Callable | None = None) -> torch.Tensor:
     """Solve `D^alpha y = func(t, y)`, `y(t[0]) = y0` by the L1 scheme on the increasing grid `t`
     (already checked); returns the states at steps `0, save_every, ...` and the last.  An `event`
     runs after every step; one with a `step_failed` method (a hybrid solve's) supplies the state of
-    an implicit step whose Newton iteration failed, as in `engine.march`."""
+    an implicit step whose Newton iteration failed, as in `engine.march`.  `blockwise` and
+    `block_jacobian`: Newton per system of the state's last axis, as fdeint's `jacobian='blockwise'`."""
+    newton = dict(tol=newton_tol, max_iters=newton_max_iters, blockwise=blockwise, block_jacobian=block_jacobian)
     times = t.to(torch.float64)
     a = as_alpha_tensor(alpha, y0.device)
     scale = gamma(2.0 - a)
@@ -69,8 +84,7 @@ def l1_nonuniform(func: Callable, y0: torch.Tensor, t: torch.Tensor, alpha, *, i
             base = y - coef * slopes.weighted_sum(weights[:-1]) if n > 1 else y
             if implicit:
                 try:
-                    y_new = newton_solve(lambda v: func(grid[n], v), base, coef, y, tol=newton_tol,
-                                         max_iters=newton_max_iters, step=n)
+                    y_new = _newton(func, grid[n], base, coef, y, step=n, **newton)
                 except ConvergenceError as error:  # a hybrid solve's spiking variable ran away in this step
                     if recover is None:
                         raise
@@ -122,10 +136,13 @@ def _interval_integrals(times: torch.Tensor, n: int, a: torch.Tensor) -> tuple[t
 
 def product_nonuniform(func: Callable, y0: torch.Tensor, t: torch.Tensor, alpha, *, method: str, implicit: bool,
                        newton_tol: float, newton_max_iters: int, save_every: int,
-                       dy0: torch.Tensor | None = None) -> torch.Tensor:
+                       dy0: torch.Tensor | None = None, blockwise: bool = False,
+                       block_jacobian: Callable | None = None) -> torch.Tensor:
     """Solve `D^alpha y = func(t, y)`, `y(t[0]) = y0` (and `y'(t[0]) = dy0` for `1 < alpha <= 2`)
     by product integration (`method` `'pred'` or `'trap'`) on the increasing grid `t` (already
-    checked); returns the states at steps `0, save_every, ...` and the last."""
+    checked); returns the states at steps `0, save_every, ...` and the last.  `blockwise`,
+    `block_jacobian`: as for `l1_nonuniform`."""
+    newton = dict(tol=newton_tol, max_iters=newton_max_iters, blockwise=blockwise, block_jacobian=block_jacobian)
     times = t.to(torch.float64)
     a = as_alpha_tensor(alpha, y0.device)
     n_steps = t.numel() - 1
@@ -141,16 +158,14 @@ def product_nonuniform(func: Callable, y0: torch.Tensor, t: torch.Tensor, alpha,
                 y = initial + values.weighted_sum(plain)
             elif method == "pred":  # f_{j+1} on [t_j, t_{j+1}]: y_n = base + plain_{n-1} f(t_n, y_n)
                 base = initial + values.weighted_sum(torch.cat([plain.new_zeros(1), plain[:-1]]))
-                y = newton_solve(lambda v: func(grid[n], v), base, plain[-1], y, tol=newton_tol,
-                                 max_iters=newton_max_iters, step=n)
+                y = _newton(func, grid[n], base, plain[-1], y, step=n, **newton)
             else:  # trapezoid: f_j gets plain_j - rising_j from its right interval, rising_{j-1} from its left
                 left = plain - rising
                 weights = left + torch.cat([plain.new_zeros(1), rising[:-1]])
                 base = initial + values.weighted_sum(weights)
                 predicted = initial + values.weighted_sum(plain)
                 if implicit:
-                    y = newton_solve(lambda v: func(grid[n], v), base, rising[-1], predicted, tol=newton_tol,
-                                     max_iters=newton_max_iters, step=n)
+                    y = _newton(func, grid[n], base, rising[-1], predicted, step=n, **newton)
                 else:
                     y = base + rising[-1] * func(grid[n], predicted)
             if n < n_steps:
