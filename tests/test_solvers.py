@@ -623,6 +623,23 @@ def test_nonuniform_l1_is_the_uniform_l1_on_a_uniform_grid():
         assert (got - expected).abs().max() <= 1e-12  # the same scheme summed in another order
 
 
+def test_nonuniform_l1_at_order_one_is_euler_on_the_grid():
+    """alpha = 1: L1's weights on a graded grid reduce to the last interval's, forward (explicit) or backward
+    (implicit) Euler written out here; the last weight once came out 0 (0^0 = 1), and the solution was inf."""
+    t = torch.linspace(0, 1, 21, dtype=F64) ** 2
+    for implicit in (False, True):
+        got = fdeint(lambda s, y: -2.0 * y + torch.sin(s), torch.ones(1, dtype=F64), t, 1.0, method="l1",
+                     implicit=implicit)
+        expected = [torch.ones(1, dtype=F64)]
+        for n in range(1, t.numel()):
+            step, before = t[n] - t[n - 1], expected[-1]
+            if implicit:
+                expected.append((before + step * torch.sin(t[n])) / (1.0 + 2.0 * step))
+            else:
+                expected.append(before + step * (-2.0 * before + torch.sin(t[n - 1])))
+        assert (got - torch.stack(expected)).abs().max() <= 1e-14
+
+
 def test_nonuniform_l1_gradients_by_autograd():
     t = torch.tensor([0.0, 0.01, 0.05, 0.15, 0.4, 1.0], dtype=F64)
     lam = torch.tensor(0.7, dtype=F64, requires_grad=True)

@@ -79,7 +79,8 @@ def l1_nonuniform(func: Callable, y0: torch.Tensor, t: torch.Tensor, alpha, *, i
     with step_threads(y0):
         for n in range(1, n_steps + 1):
             now = times[n]
-            weights = (((now - times[:n]) ** (1.0 - a) - (now - times[1 : n + 1]) ** (1.0 - a)) / scale).to(y0.dtype)
+            powers = (now - times[:n]) ** (1.0 - a)  # (t_n - t_k)^(1 - a), k < n; at k = n the limit 0 (also for a = 1)
+            weights = ((powers - torch.cat([powers[1:], powers.new_zeros(1)])) / scale).to(y0.dtype)
             coef = (times[n] - times[n - 1]).to(y0.dtype) / weights[-1]  # tau_n / a_{n,n}
             base = y - coef * slopes.weighted_sum(weights[:-1]) if n > 1 else y
             if implicit:
