@@ -208,6 +208,7 @@ def simulate(
     history: str = "continuous",
     save_every: int = 1,
     save_spikes: bool = True,
+    restart_at_spikes: bool = False,
     **solver_options: object,
 ) -> HybridSolution:
     r"""Simulate a neuron model (or a batch of them) driven by `current` on the grid `t`.
@@ -236,6 +237,9 @@ def simulate(
             slowly for alpha < 1); see [spikede.solvers.hybrid][].
         save_every: keep the states at steps `0, k, 2k, ...` and the last.
         save_spikes: keep the dense spike raster.
+        restart_at_spikes: steps end at the spikes and restart there, each neuron on its own grid
+            (pycaputo's integrate-and-fire stepping; see
+            [solve_hybrid][spikede.solvers.hybrid.solve_hybrid] for what it takes).
         **solver_options: passed on to [fdeint][spikede.solvers.fdeint.fdeint] (`implicit`, ...);
             with `implicit=True` Newton's method works per neuron (`jacobian='blockwise'`: a
             model's neurons are independent systems).  `adjoint=True`
@@ -280,4 +284,4 @@ def simulate(
     _adjoint_params(model, current, solver_options)
     return solve_hybrid(_Driven(model, current), y0, t.to(dtype), orders, rule, method=method, memory=memory,
                         surrogate=surrogate, surrogate_scale=surrogate_scale, save_every=save_every,
-                        save_spikes=save_spikes, **solver_options)
+                        save_spikes=save_spikes, restart_at_spikes=restart_at_spikes, **solver_options)

@@ -53,7 +53,8 @@ import torch
 
 from ..surrogate import spike
 from .engine import not_finite
-from .fdeint import fdeint
+from .aligned import solve_aligned
+from .fdeint import _check_grid, fdeint
 from .newton import ConvergenceError, newton_solve
 from .newton import default_tolerance as error_tolerance
 
@@ -103,7 +104,8 @@ class HybridSolution:
     """The result of [solve_hybrid][spikede.solvers.hybrid.solve_hybrid].
 
     Attributes:
-        t: the times of the saved states, `[S]`.
+        t: the times of the saved states, `[S]` (`[S, *batch]` with `restart_at_spikes=True`: each
+            neuron's own times).
         y: the states after the events at those times, `[S, *batch, C]`.
         spikes: the spike raster `[N + 1, *batch]` (0/1, row 0 is zero), carrying the surrogate
             gradient when one was given; `None` with `save_spikes=False`.
@@ -359,6 +361,7 @@ def solve_hybrid(
     surrogate_scale: float | None = None,
     save_every: int = 1,
     save_spikes: bool = True,
+    restart_at_spikes: bool = False,
     **solver_options: object,
 ) -> HybridSolution:
     r"""Solve `D^alpha y = f(t, y)` with threshold events on the grid `t`.
@@ -386,6 +389,11 @@ def solve_hybrid(
         save_every: keep the states at steps `0, k, 2k, ...` and the last.
         save_spikes: keep the dense spike raster (`[N + 1, *batch]`); spike times and counts are kept
             either way.
+        restart_at_spikes: shorten the step in which a neuron fires so that it ends at the spike,
+            and start that neuron's next steps there, as pycaputo's integrate-and-fire solvers do
+            ([spikede.solvers.aligned][]): each neuron gets its own grid (the solution's `t` is
+            `[S, *batch]`).  For `method='l1'` on a uniform `t` with full memory, a reset rule,
+            `history='continuous'`, no refractory period and hard spikes; no gradients.
         **solver_options: passed on to [fdeint][spikede.solvers.fdeint.fdeint] (`implicit`,
             `newton_tol`, `block`, `soe_tol`, ...).  `adjoint=True` (or a
             [DiscreteAdjoint][spikede.solvers.adjoint.DiscreteAdjoint]) with explicit `l1`/`gl`
@@ -435,6 +443,14 @@ def solve_hybrid(
     if component != rule.component:
         rule = SpikeRule(component, rule.threshold, rule.reset, rule.refractory, rule.history)
     grid = t.to(device=y0.device, dtype=y0.dtype)
+    if not isinstance(restart_at_spikes, bool):
+        raise TypeError(f"restart_at_spikes must be a bool, got {restart_at_spikes!r}")
+    if restart_at_spikes:
+        _check_restart(grid, rule, method, memory, surrogate, solver_options)
+        return solve_aligned(func, y0, grid, alpha, rule, implicit=bool(solver_options.get("implicit", False)),
+                             newton_tol=solver_options.get("newton_tol"),
+                             newton_max_iters=solver_options.get("newton_max_iters", 50), save_every=save_every,
+                             save_spikes=save_spikes)
     if method == "rk4":
         _check_integer_order(alpha, memory, solver_options)
         events = _Events(func, y0, grid.unbind(0), rule, surrogate, surrogate_scale, save_every, save_spikes,
@@ -450,6 +466,26 @@ def solve_hybrid(
         events.check_finite(torch.stack(events.states))  # names the first saved step that is not finite
         raise
     return events.solution(grid)
+
+
+def _check_restart(grid: torch.Tensor, rule: SpikeRule, method: str, memory, surrogate, solver_options: dict) -> None:
+    """What `restart_at_spikes=True` needs, with a message naming what is not so."""
+    uneven = _check_grid(grid, grid.device)[2]
+    problems = [
+        ("method", method != "l1", f"method={method!r} (it runs the L1 scheme on each neuron's grid)"),
+        ("memory", memory is not None, f"memory={memory!r} (it keeps the full history)"),
+        ("t", uneven is not None, f"a non-uniform t ({uneven}; its step h is the one each neuron's grid keeps)"),
+        ("rule.reset", rule.reset is None, "a rule without a reset (nothing to restart from)"),
+        ("rule.history", rule.history != "continuous", f"history={rule.history!r} (its memory holds the "
+         "continuous part, 'continuous')"),
+        ("rule.refractory", rule.refractory > 0.0, f"refractory={rule.refractory!r}"),
+        ("surrogate", surrogate is not None, f"surrogate={surrogate!r} (it computes no gradients)"),
+    ]
+    unsupported = sorted(set(solver_options) - {"implicit", "newton_tol", "newton_max_iters", "jacobian"})
+    problems.append(("solver options", bool(unsupported), f"the options {unsupported}"))
+    for _, bad, what in problems:
+        if bad:
+            raise ValueError(f"restart_at_spikes=True does not take {what}; use restart_at_spikes=False for it")
 
 
 def _check_integer_order(alpha, memory, solver_options) -> None:
