@@ -744,3 +744,5 @@ def test_hybrid_adjoint_refuses_what_it_cannot_replay():
         simulate(AdEx(), t, adjoint=True, checkpoint_every=10)
     with pytest.raises(ValueError, match="per-component orders"):
         simulate(AdEx(), t, adjoint=True, alpha={"v": 0.8})
+    with pytest.raises(ValueError, match="surrogate='noisy' draws new noise every time"):
+        simulate(AdEx(), t, adjoint=True, surrogate="noisy")

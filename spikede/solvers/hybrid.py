@@ -51,7 +51,7 @@ from typing import Callable
 
 import torch
 
-from ..surrogate import spike
+from ..surrogate import get_surrogate, spike
 from .engine import not_finite
 from .aligned import solve_aligned
 from .fdeint import _check_grid, fdeint
@@ -430,6 +430,9 @@ def solve_hybrid(
         raise ValueError("adjoint= differentiates explicit 'l1' and 'gl' hybrid solves (the reverse sweep replays "
                          f"each step); got method={method!r}, implicit={solver_options.get('implicit', False)!r}. "
                          "Use adjoint=False (autograd) here")
+    if adjoint is not False and surrogate is not None and get_surrogate(surrogate).stochastic:
+        raise ValueError(f"adjoint= replays each step, and surrogate={surrogate!r} draws new noise every time; "
+                         "use a deterministic surrogate or adjoint=False")
     for name in ("event", "save_every"):
         if name in solver_options:
             raise ValueError(f"{name}= is set by solve_hybrid itself")
