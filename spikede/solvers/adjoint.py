@@ -196,7 +196,7 @@ class _Adjoint(torch.autograd.Function):
         g_y0 = totals[0] + carry + grad_states[0]
         if event is not None:  # the event's state and outputs at t_0 come from y_0
             with torch.enable_grad():
-                event.start(y0_leaf)
+                event.rewind(y0_leaf)
                 outputs, cotangents = [], []
                 _add_event_terms(event, 0, grad_events, g_event, outputs, cotangents)
                 outputs, cotangents = _differentiable(outputs, cotangents)
@@ -326,10 +326,10 @@ class DiscreteAdjoint:
               save_every: int, event=None) -> torch.Tensor:
         """The states of the solve that `build(y0, alphas)` sets up, with this adjoint's backward.
 
-        An `event` (a hybrid solve's event layer) must be replayable: `start(y0)`, `carry()`,
-        `load(n, carry)`, `outputs()`, `step_outputs(n, grads)` and `receive(outputs)`, which
-        is handed the event's outputs with this adjoint's backward (see `_Events` in
-        [spikede.solvers.hybrid][])."""
+        An `event` (a hybrid solve's event layer) must be replayable: `start(y0)`, `rewind(y0)`,
+        `carry()`, `load(n, carry)`, `outputs()`, `step_outputs(n, grads)` and
+        `receive(outputs)`, which is handed the event's outputs with this adjoint's backward (see
+        `_Events` in [spikede.solvers.hybrid][])."""
         if event is not None and self.checkpoint_every is not None:
             raise ValueError("checkpoint_every= is not available with events (a hybrid solve keeps every step's "
                              "state for the reverse sweep); use DiscreteAdjoint() without it")

@@ -157,20 +157,25 @@ class _Events:
 
     def start(self, y0: torch.Tensor) -> None:
         """Begin a solve from `y0`: no jumps, no spikes, nothing recorded."""
+        self.rewind(y0)
+        self.replaying = False
+        batch = y0.shape[:-1]
+        self.states, self.saved_steps = [y0], [0]
+        self.raster = [torch.zeros(batch, dtype=y0.dtype, device=y0.device)] if self.save_spikes else None
+        self.times, self.neurons, self.spike_slices, self.spike_total = [], [], {}, 0
+        self.count = torch.zeros(batch, dtype=torch.long, device=y0.device)
+        self.received = None
+
+    def rewind(self, y0: torch.Tensor) -> None:
+        """The event's state at `t_0` from `y0` (what it records is kept)."""
         rule, batch = self.rule, y0.shape[:-1]
         self.n = 0
-        self.replaying = False
         self.jump = torch.zeros_like(y0) if rule.history == "continuous" and not self.integer_order else None
         self.previous = y0[..., rule.component]
         refractory = rule.refractory > 0.0  # else neither is read
         self.refractory_until = torch.full(batch, -torch.inf, dtype=y0.dtype, device=y0.device) if refractory else None
         self.held = torch.zeros(batch, dtype=y0.dtype, device=y0.device) if refractory else None
-        self.states, self.saved_steps = [y0], [0]
-        self.raster = [torch.zeros(batch, dtype=y0.dtype, device=y0.device)] if self.save_spikes else None
-        self.times, self.neurons, self.spike_slices, self.spike_total = [], [], {}, 0
-        self.count = torch.zeros(batch, dtype=torch.long, device=y0.device)
         self.last = (y0, None, None)  # the post-event state, spikes and spike times of the latest step
-        self.received = None
 
     # --- the replay protocol of the discrete adjoint (spikede.solvers.adjoint) -------------------
 
