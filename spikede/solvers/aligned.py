@@ -61,8 +61,8 @@ class _Grids:
 class _L1Step:
     """One L1 step of each neuron's own length `tau` from the grids' last time: `y = base + coef f`."""
 
-    def __init__(self, alpha: torch.Tensor, per_component: bool):
-        self.alpha, self.per_component = alpha, per_component
+    def __init__(self, alpha: torch.Tensor):
+        self.alpha = alpha  # a number, or one order per component
         self.gamma = torch.exp(torch.lgamma(2.0 - alpha))
 
     def system(self, grids: _Grids, y: torch.Tensor, tau: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -74,8 +74,8 @@ class _L1Step:
         return y - coef * history, coef
 
 
-def solve_aligned(func, y0: torch.Tensor, grid: torch.Tensor, alpha, rule, *, implicit: bool, newton_tol, newton_max_iters,
-                  save_every: int, save_spikes: bool):
+def solve_aligned(func, y0: torch.Tensor, grid: torch.Tensor, alpha, rule, *, implicit: bool, newton_tol,
+                  newton_max_iters: int, save_every: int, save_spikes: bool):
     """The hybrid solve of `spikede.solvers.hybrid.solve_hybrid` with steps that end at the spikes (see the
     module docstring); `grid` is the uniform grid whose step `h` and end the neurons' own grids keep."""
     from .hybrid import HybridSolution
@@ -87,7 +87,7 @@ def solve_aligned(func, y0: torch.Tensor, grid: torch.Tensor, alpha, rule, *, im
         threshold = torch.as_tensor(rule.threshold, dtype=y0.dtype, device=y0.device).expand(batch)
         orders = torch.as_tensor(alpha.detach() if isinstance(alpha, torch.Tensor) else alpha, dtype=y0.dtype,
                                  device=y0.device)
-        scheme = _L1Step(orders, orders.dim() == 1)
+        scheme = _L1Step(orders)
         grids = _Grids(y0, torch.zeros(batch, dtype=y0.dtype, device=y0.device) + grid[0], grid.numel())
         closed_form = getattr(func, "block_jacobian", None)
         tol = error_tolerance(y0.dtype) if newton_tol is None else newton_tol
