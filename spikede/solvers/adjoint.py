@@ -46,11 +46,11 @@ class _ChannelWeights:
 
     def __init__(self, scheme, channel: int):
         row = scheme.weights[channel : channel + 1].detach()
-        self.weights = torch.cat([row, row.new_zeros(1, 1)], 1)
-        self._terms = scheme.sequence_terms()[channel]
+        self.weights = torch.cat([row, row.new_zeros(*row.shape[:-1], 1)], -1)
+        self._scheme, self._channel = scheme, channel
 
-    def sequence_terms(self):
-        return [self._terms]
+    def sequence_terms(self):  # asked for by memory='soe' only (one order for the whole state)
+        return [self._scheme.sequence_terms()[self._channel]]
 
 
 class _Adjoint(torch.autograd.Function):
@@ -273,11 +273,18 @@ def lag_gradient(grad_history: torch.Tensor, rows: torch.Tensor, n_weights: int,
 
 
 def _add_weight_gradient(scheme, alpha_leaves, g_alphas, grad_hist, stored, window):
-    """Add `sum_{c,j} gW_{c,j} dW_{c,j}/dalpha` (see `lag_gradient`)."""
-    steps = len(grad_hist)
-    g_h = torch.stack(grad_hist).reshape(steps, scheme.weights.shape[0], -1)
-    rows = torch.stack(stored[:steps]).reshape(steps, -1)
-    g_weights = lag_gradient(g_h, rows, scheme.weights.shape[1], window).to(scheme.weights.dtype)
+    """Add `sum_{c,j} gW_{c,j} dW_{c,j}/dalpha` (see `lag_gradient`); per-component weights
+    (`[C, d, N + 1]`, one order per entry of the state's last axis) pair each entry only with itself."""
+    steps, weights = len(grad_hist), scheme.weights
+    g_h, rows = torch.stack(grad_hist), torch.stack(stored[:steps])  # [N, C, *shape], [N, *shape]
+    if weights.dim() == 2:
+        g_weights = lag_gradient(g_h.reshape(steps, weights.shape[0], -1), rows.reshape(steps, -1), weights.shape[1],
+                                 window)
+    else:
+        g_weights = torch.stack([lag_gradient(g_h[..., q].reshape(steps, weights.shape[0], -1),
+                                              rows[..., q].reshape(steps, -1), weights.shape[-1], window)
+                                 for q in range(weights.shape[1])], 1)
+    g_weights = g_weights.to(weights.dtype)
     extra = torch.autograd.grad(scheme.weights, alpha_leaves, g_weights, allow_unused=True)
     return [a + (e if e is not None else 0) for a, e in zip(g_alphas, extra)]
 

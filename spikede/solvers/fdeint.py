@@ -209,7 +209,7 @@ def fdeint(
             A 1-D tensor gives one order in (0, 1] per component of `y0`'s last axis (an
             incommensurate system, e.g. `alpha=torch.tensor([0.8, 0.7])` for a state `[..., 2]`),
             for `gl`, `l1`, `pred` and `trap` with the full history or a window, differentiable
-            by autograd like a scalar order.
+            like a scalar order (autograd or the discrete adjoint).
         method: `'gl'` (Grünwald–Letnikov, order 1), `'l1'` (L1, order 2 - alpha
             with `implicit=True`, 1 explicit), `'pred'` (product rectangle,
             order 1), `'trap'` (Adams–Bashforth–Moulton PECE, order
@@ -290,7 +290,7 @@ def fdeint(
     scheme_cls = SCHEMES[method]
     _check_high_order(alphas, derivatives, scheme_cls, memory, adjoint, checkpoint_every)
     if isinstance(alphas[0], torch.Tensor) and alphas[0].dim() == 1:
-        _check_per_component(alphas[0], y0, scheme_cls, memory, adjoint, checkpoint_every, uneven)
+        _check_per_component(alphas[0], y0, scheme_cls, memory, uneven)
     dy0 = derivatives[0] if derivatives else None
     if event is not None:
         if not callable(event):
@@ -412,8 +412,7 @@ def _check_soe_first_lag(value) -> int:
     return value
 
 
-def _check_per_component(alpha: torch.Tensor, y0: torch.Tensor, scheme_cls, memory, adjoint, checkpoint_every,
-                         uneven: str | None) -> None:
+def _check_per_component(alpha: torch.Tensor, y0: torch.Tensor, scheme_cls, memory, uneven: str | None) -> None:
     """A 1-D alpha: one order per entry of y0's last axis, for the schemes and options that take it."""
     size = y0.shape[-1] if y0.dim() else None
     if alpha.numel() != size:
@@ -423,11 +422,10 @@ def _check_per_component(alpha: torch.Tensor, y0: torch.Tensor, scheme_cls, memo
         able = [name for name, cls in SCHEMES.items() if cls.per_component]
         raise ValueError(f"method {scheme_cls.name!r} takes one order for the whole state; per-component orders "
                          f"are solved by {', '.join(map(repr, able))}")
-    for option, bad in (("memory='soe'", memory == "soe"), ("the discrete adjoint", adjoint is not False or
-                        checkpoint_every is not None), ("a non-uniform grid", uneven is not None)):
+    for option, bad in (("memory='soe'", memory == "soe"), ("a non-uniform grid", uneven is not None)):
         if bad:
             raise ValueError(f"per-component orders (a 1-D alpha) use the full history or a window on a uniform "
-                             f"grid, by autograd: {option} is not available with them")
+                             f"grid: {option} is not available with them")
 
 
 def _check_high_order(alphas: list, derivatives: list, scheme_cls, memory, adjoint, checkpoint_every) -> None:

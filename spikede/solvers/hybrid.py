@@ -402,8 +402,8 @@ def solve_hybrid(
         **solver_options: passed on to [fdeint][spikede.solvers.fdeint.fdeint] (`implicit`,
             `newton_tol`, `block`, `soe_tol`, ...).  `adjoint=True` (or a
             [DiscreteAdjoint][spikede.solvers.adjoint.DiscreteAdjoint]) with explicit `l1`/`gl`
-            steps and one order: gradients by the discrete adjoint, the tensors `func` reads
-            named in `adjoint_params=`.
+            steps: gradients by the discrete adjoint, the tensors `func` reads named in
+            `adjoint_params=`.
 
     Returns:
         A [HybridSolution][spikede.solvers.hybrid.HybridSolution].
