@@ -142,9 +142,9 @@ def test_restart_at_spikes_batch_equals_single_neurons_and_refusals():
     the mode does not take is refused by name.  Spike times to 1e-8 ms and states to 1e-6 mV, not to rounding:
     where an upstroke runs away the spike is the end of the longest step whose Newton iteration converges, and
     near that fold convergence within the iteration limit can flip with the last bits of a batched linear solve
-    (measured 1.9e-9 ms and 6.3e-8 mV here at h = 0.1; 0 at h = 0.05)."""
+    (measured 1.8e-9 ms and 6.3e-8 mV here)."""
     model, _ = AdEx.pattern("adapting")
-    t = grid(40.0, 0.1)
+    t = grid(25.0, 0.1)
     currents = torch.tensor([1200.0, 0.0, 2000.0], dtype=F64)
     batch = simulate(model, t, current=currents, alpha=0.8, implicit=True, restart_at_spikes=True)
     assert batch.t.shape[1:] == (3,) and batch.spike_count.tolist()[1] == 0 and batch.spike_count[0] >= 2
@@ -285,7 +285,11 @@ def test_naud_patterns_at_alpha_one(method):
     """The Naud et al. (2008) patterns, all eight in one batched solve, each classified by its ISIs as named.
     Two sets are P. Mueller's fits to the figures (AdEx.pattern); the published rows for Fig. 4f/4g do not show
     their patterns under a step current, checked below."""
+    published = {name: dict(NAUD_TABLE_1[name]) for name in ("delayed_regular_bursting", "transient")}
     model, currents = AdEx.patterns()
+    extra = {key: torch.tensor([row[key] for row in published.values()], dtype=F64) for key in NAUD_TABLE_1["tonic"]}
+    model = model.replace(**{key: torch.cat([getattr(model, key), value]) for key, value in extra.items() if key != "I"})
+    currents = torch.cat([currents, extra["I"]])  # the published rows ride along in the same batch
     duration = 500.0
     solution = simulate(model, grid(duration, 0.05), current=currents, method=method, save_spikes=False,
                         save_every=10_000)
@@ -300,14 +304,8 @@ def test_naud_patterns_at_alpha_one(method):
         "transient": ("tonic", "transient"),
         "irregular": ("tonic", "irregular"),
     }
-    published = {name: NAUD_TABLE_1[name] for name in ("delayed_regular_bursting", "transient")}
-    for name, values in published.items():
-        values = dict(values)
-        current = values.pop("I")
-        times = simulate(AdEx(**values), grid(duration, 0.05), current=current, method=method,
-                         save_spikes=False).spike_times
-        assert classify_firing(times, duration) == {"delayed_regular_bursting": ("silent", "silent"),
-                                                    "transient": ("tonic", "adapting")}[name]
+    as_published = [classify_firing(solution.times_of(len(NAUD_PATTERNS) + i), duration) for i in range(2)]
+    assert as_published == [("silent", "silent"), ("tonic", "adapting")]  # Fig. 4f and 4g's published rows
 
 
 # --- alpha < 1 ------------------------------------------------------------------------------------
@@ -617,14 +615,15 @@ def test_implicit_steps_with_closed_form_jacobians_equal_autograd_jacobians(name
 
 
 def test_implicit_batch_on_a_non_uniform_grid():
-    """Implicit L1 on a jittered grid (steps 0.05 +- 0.01 ms): a firing and a silent AdEx neuron in one batch, each
+    """Implicit L1 on a jittered grid (steps 0.1 +- 0.02 ms): a firing and a silent AdEx neuron in one batch, each
     as when solved alone (Newton per neuron: the runaway of one does not pin the other), and the spike within a
     step of the uniform grid's."""
     model, current = AdEx.pattern("adapting")
     torch.manual_seed(0)
-    t = grid(60.0, 0.05)
+    t = grid(40.0, 0.1)
     jittered = t.clone()
-    jittered[1:-1] += (torch.rand(t.numel() - 2, dtype=F64) - 0.5) * 0.02
+    jittered[1:-1] += (torch.rand(t.numel() - 2, dtype=F64) - 0.5) * 0.04
+    current = 2.0 * current  # two spikes within 40 ms
     batch = simulate(model, jittered, current=torch.tensor([current, 0.0], dtype=F64), alpha=0.8, implicit=True)
     firing = simulate(model, jittered, current=current, alpha=0.8, implicit=True)
     silent = simulate(model, jittered, current=0.0, alpha=0.8, implicit=True)
@@ -632,7 +631,7 @@ def test_implicit_batch_on_a_non_uniform_grid():
     assert batch.spike_count.tolist() == [firing.spike_count.item(), 0] and firing.spike_count >= 1
     torch.testing.assert_close(batch.y[:, 0], firing.y, rtol=1e-12, atol=1e-10)
     torch.testing.assert_close(batch.y[:, 1], silent.y, rtol=1e-12, atol=1e-10)
-    assert (firing.spike_times - uniform.spike_times).abs().max() <= 0.05
+    assert (firing.spike_times - uniform.spike_times).abs().max() <= 0.1
 
 
 def test_implicit_batch_fires_like_single_neurons():

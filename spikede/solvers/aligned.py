@@ -33,6 +33,7 @@ from .newton import default_tolerance as error_tolerance
 __all__ = ["solve_aligned"]
 
 _BISECTIONS = 40  # halvings of the step while searching for the last step with a solution (2^-40 of h)
+_BISECTION_ITERS = 20  # Newton iterations per trial step (a solvable step converges in a few)
 
 
 class _Grids:
@@ -93,7 +94,7 @@ def solve_aligned(func, y0: torch.Tensor, grid: torch.Tensor, alpha, rule, *, im
         tol = error_tolerance(y0.dtype) if newton_tol is None else newton_tol
         slack = 1e-9 * float(h)
 
-        def attempt(y, tau, pin=None):
+        def attempt(y, tau, pin=None, max_iters=newton_max_iters):
             """`(y_new, exists)`: the step of length `tau` from `y`, and where it has a solution; `pin` holds
             the spiking variable at the threshold."""
             base, coef = scheme.system(grids, y, tau)
@@ -108,7 +109,7 @@ def solve_aligned(func, y0: torch.Tensor, grid: torch.Tensor, alpha, rule, *, im
             t_new = grids.now + tau
             jacobian = None if closed_form is None else (lambda v: closed_form(t_new, v))
             try:
-                step = newton_solve(lambda v: func(t_new, v), base, coef, y, tol=tol, max_iters=newton_max_iters,
+                step = newton_solve(lambda v: func(t_new, v), base, coef, y, tol=tol, max_iters=max_iters,
                                     step=grids.m + 1, blockwise=True, jacobian=jacobian)
                 return step, torch.isfinite(step).all(-1)
             except ConvergenceError as error:
@@ -175,7 +176,7 @@ def _longest_step(attempt, y, tau, runaway, threshold, c) -> torch.Tensor:
     low, high = torch.zeros_like(tau), torch.ones_like(tau)
     for _ in range(_BISECTIONS):
         middle = 0.5 * (low + high)
-        step, exists = attempt(y, torch.where(runaway, middle * tau, tau))
+        step, exists = attempt(y, torch.where(runaway, middle * tau, tau), max_iters=_BISECTION_ITERS)
         good = exists & (step[..., c] < threshold)
         low, high = torch.where(good, middle, low), torch.where(good, high, middle)
     return low.clamp(min=math.ldexp(1.0, -_BISECTIONS))
