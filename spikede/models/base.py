@@ -243,9 +243,9 @@ def simulate(
         **solver_options: passed on to [fdeint][spikede.solvers.fdeint.fdeint] (`implicit`, ...);
             with `implicit=True` Newton's method works per neuron (`jacobian='blockwise'`: a
             model's neurons are independent systems).  `adjoint=True` (explicit steps) gives
-            the same gradients by the discrete adjoint, without a graph of the solve; it differentiates `y0`, `alpha`,
-            the model's tensor parameters and a tensor `current` (a callable current's tensors
-            go in `adjoint_params=`).
+            the same gradients by the discrete adjoint, without a graph of the solve; it
+            differentiates `y0`, `alpha`, the model's tensor parameters and a tensor `current` (a
+            callable current's tensors go in `adjoint_params=`).
 
     Returns:
         A [HybridSolution][spikede.solvers.hybrid.HybridSolution].

@@ -27,7 +27,7 @@ import math
 
 import torch
 
-from .newton import ConvergenceError, newton_solve
+from .newton import ConvergenceError, solve_at
 from .newton import default_tolerance as error_tolerance
 
 __all__ = ["solve_aligned"]
@@ -106,11 +106,9 @@ def solve_aligned(func, y0: torch.Tensor, grid: torch.Tensor, alpha, rule, *, im
             if not implicit:
                 step = base + coef * func(grids.now, y)
                 return step, torch.isfinite(step).all(-1)
-            t_new = grids.now + tau
-            jacobian = None if closed_form is None else (lambda v: closed_form(t_new, v))
             try:
-                step = newton_solve(lambda v: func(t_new, v), base, coef, y, tol=tol, max_iters=max_iters,
-                                    step=grids.m + 1, blockwise=True, jacobian=jacobian)
+                step = solve_at(func, grids.now + tau, base, coef, y, tol=tol, max_iters=max_iters,
+                                step=grids.m + 1, blockwise=True, block_jacobian=closed_form)
                 return step, torch.isfinite(step).all(-1)
             except ConvergenceError as error:
                 exists = ~error.unconverged & torch.isfinite(error.iterate).all(-1)

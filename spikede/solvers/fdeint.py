@@ -323,10 +323,11 @@ def fdeint(
                           soe_first_lag=_check_soe_first_lag(soe_first_lag))
     save_every = _check_positive_int(save_every, "save_every")
     rhs = _checked_rhs(func, y0)
+    block_jacobian = getattr(func, "block_jacobian", None)
     if uneven is not None:
         newton = dict(newton_tol=default_tolerance(y0.dtype) if newton_tol is None else newton_tol,
                       newton_max_iters=newton_max_iters, blockwise=jacobian == "blockwise",
-                      block_jacobian=getattr(func, "block_jacobian", None))
+                      block_jacobian=block_jacobian)
         return _solve_on_nonuniform_grid(rhs, y0, t, alphas, method, memory, implicit, adjoint, newton, save_every,
                                          event, uneven, corrector_iters, dy0)
     grid = t.to(y0.dtype).unbind(0)
@@ -337,7 +338,7 @@ def fdeint(
             window=memory if isinstance(memory, int) else None, corrector_iters=corrector_iters,
             newton_tol=default_tolerance(y0.dtype) if newton_tol is None else float(newton_tol),
             newton_max_iters=newton_max_iters, dy0=dy0, jacobian=jacobian,
-            block_jacobian=getattr(func, "block_jacobian", None),
+            block_jacobian=block_jacobian,
         )
         scheme = scheme_cls(problem, orders, coefficients, bool(implicit))
         return problem, scheme, make_kernel(scheme, problem.n_steps, start, memory, **kernel_options) if kernel else None

@@ -217,8 +217,12 @@ class _Events:
         """The outputs of `outputs()` as the adjoint hands them back, with its backward attached."""
         self.received = outputs
 
+    def _state(self, z: torch.Tensor) -> torch.Tensor:
+        """The state `y = z + J` from its continuous part `z` (the same under the `'reset'` history)."""
+        return z if self.jump is None else z + self.jump
+
     def rhs(self, t: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        return self.func(t, z if self.jump is None else z + self.jump)
+        return self.func(t, self._state(z))
 
     def solver_rhs(self):
         """`rhs` as the solver sees it: with `block_jacobian(t, z)`, `func`'s blocks at `z + J`, where
@@ -226,12 +230,12 @@ class _Events:
         closed_form = getattr(self.func, "block_jacobian", None)
         if closed_form is None:
             return self.rhs
-        return _WithJacobian(self.rhs, lambda t, z: closed_form(t, z if self.jump is None else z + self.jump))
+        return _WithJacobian(self.rhs, lambda t, z: closed_form(t, self._state(z)))
 
     def __call__(self, t_n: torch.Tensor, z: torch.Tensor, y_prev: torch.Tensor | None = None) -> torch.Tensor:
         self.n += 1
         rule = self.rule
-        y = z if self.jump is None else z + self.jump
+        y = self._state(z)
         v = y[..., rule.component]
         gate = self.previous < rule.threshold
         if rule.refractory > 0.0:
@@ -479,19 +483,19 @@ def solve_hybrid(
 def _check_restart(grid: torch.Tensor, rule: SpikeRule, method: str, memory, surrogate, solver_options: dict) -> None:
     """What `restart_at_spikes=True` needs, with a message naming what is not so."""
     uneven = _check_grid(grid, grid.device)[2]
-    problems = [
-        ("method", method != "l1", f"method={method!r} (it runs the L1 scheme on each neuron's grid)"),
-        ("memory", memory is not None, f"memory={memory!r} (it keeps the full history)"),
-        ("t", uneven is not None, f"a non-uniform t ({uneven}; its step h is the one each neuron's grid keeps)"),
-        ("rule.reset", rule.reset is None, "a rule without a reset (nothing to restart from)"),
-        ("rule.history", rule.history != "continuous", f"history={rule.history!r} (its memory holds the "
-         "continuous part, 'continuous')"),
-        ("rule.refractory", rule.refractory > 0.0, f"refractory={rule.refractory!r}"),
-        ("surrogate", surrogate is not None, f"surrogate={surrogate!r} (it computes no gradients)"),
-    ]
     unsupported = sorted(set(solver_options) - {"implicit", "newton_tol", "newton_max_iters", "jacobian"})
-    problems.append(("solver options", bool(unsupported), f"the options {unsupported}"))
-    for _, bad, what in problems:
+    problems = [
+        (method != "l1", f"method={method!r} (it runs the L1 scheme on each neuron's grid)"),
+        (memory is not None, f"memory={memory!r} (it keeps the full history)"),
+        (uneven is not None, f"a non-uniform t ({uneven}; its step h is the one each neuron's grid keeps)"),
+        (rule.reset is None, "a rule without a reset (nothing to restart from)"),
+        (rule.history != "continuous", f"history={rule.history!r} (its memory holds the continuous part, "
+         "'continuous')"),
+        (rule.refractory > 0.0, f"refractory={rule.refractory!r}"),
+        (surrogate is not None, f"surrogate={surrogate!r} (it computes no gradients)"),
+        (bool(unsupported), f"the options {unsupported}"),
+    ]
+    for bad, what in problems:
         if bad:
             raise ValueError(f"restart_at_spikes=True does not take {what}; use restart_at_spikes=False for it")
 

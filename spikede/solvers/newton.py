@@ -16,7 +16,7 @@ from typing import Callable
 
 import torch
 
-__all__ = ["ConvergenceError", "newton_solve", "default_tolerance"]
+__all__ = ["ConvergenceError", "newton_solve", "solve_at", "default_tolerance"]
 
 
 class ConvergenceError(RuntimeError):
@@ -84,6 +84,19 @@ class _Linearisation:
         if self.blockwise:
             return torch.linalg.solve(matrix, residual.unsqueeze(-1)).squeeze(-1)
         return torch.linalg.solve(matrix, residual.reshape(-1)).reshape(self.shape)
+
+
+def solve_at(func: Callable, t: torch.Tensor, b: torch.Tensor, c: torch.Tensor, y_guess: torch.Tensor, *,
+             tol: float, max_iters: int, step: int, blockwise: bool = False,
+             block_jacobian: Callable | None = None) -> torch.Tensor:
+    """`newton_solve` for `y = b + c func(t, y)` at the time `t`, blockwise with the closed-form blocks
+    `block_jacobian(t, y)` where given (a right-hand side `func(t, y)` of the solvers)."""
+    closed_form = None
+    if blockwise and block_jacobian is not None:
+        def closed_form(y):
+            return block_jacobian(t, y)
+    return newton_solve(lambda v: func(t, v), b, c, y_guess, tol=tol, max_iters=max_iters, step=step,
+                        blockwise=blockwise, jacobian=closed_form)
 
 
 def newton_solve(

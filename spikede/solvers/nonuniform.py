@@ -41,22 +41,10 @@ import torch
 
 from .engine import check_finite, step_threads
 from .memory import WeightedRows
-from .newton import ConvergenceError, newton_solve
+from .newton import ConvergenceError, solve_at
 from .weights import as_alpha_tensor, gamma
 
 __all__ = ["l1_nonuniform", "product_nonuniform"]
-
-
-def _newton(func, t_n, base, coef, guess, *, step: int, tol: float, max_iters: int, blockwise: bool,
-            block_jacobian: Callable | None) -> torch.Tensor:
-    """Newton's method for `y = base + coef func(t_n, y)` (blockwise with the closed-form blocks
-    `block_jacobian(t_n, y)` where given, as on a uniform grid)."""
-    closed_form = None
-    if blockwise and block_jacobian is not None:
-        def closed_form(y):
-            return block_jacobian(t_n, y)
-    return newton_solve(lambda v: func(t_n, v), base, coef, guess, tol=tol, max_iters=max_iters, step=step,
-                        blockwise=blockwise, jacobian=closed_form)
 
 
 def l1_nonuniform(func: Callable, y0: torch.Tensor, t: torch.Tensor, alpha, *, implicit: bool, newton_tol: float,
@@ -85,7 +73,7 @@ def l1_nonuniform(func: Callable, y0: torch.Tensor, t: torch.Tensor, alpha, *, i
             base = y - coef * slopes.weighted_sum(weights[:-1]) if n > 1 else y
             if implicit:
                 try:
-                    y_new = _newton(func, grid[n], base, coef, y, step=n, **newton)
+                    y_new = solve_at(func, grid[n], base, coef, y, step=n, **newton)
                 except ConvergenceError as error:  # a hybrid solve's spiking variable ran away in this step
                     if recover is None:
                         raise
@@ -159,14 +147,14 @@ def product_nonuniform(func: Callable, y0: torch.Tensor, t: torch.Tensor, alpha,
                 y = initial + values.weighted_sum(plain)
             elif method == "pred":  # f_{j+1} on [t_j, t_{j+1}]: y_n = base + plain_{n-1} f(t_n, y_n)
                 base = initial + values.weighted_sum(torch.cat([plain.new_zeros(1), plain[:-1]]))
-                y = _newton(func, grid[n], base, plain[-1], y, step=n, **newton)
+                y = solve_at(func, grid[n], base, plain[-1], y, step=n, **newton)
             else:  # trapezoid: f_j gets plain_j - rising_j from its right interval, rising_{j-1} from its left
                 left = plain - rising
                 weights = left + torch.cat([plain.new_zeros(1), rising[:-1]])
                 base = initial + values.weighted_sum(weights)
                 predicted = initial + values.weighted_sum(plain)
                 if implicit:
-                    y = _newton(func, grid[n], base, rising[-1], predicted, step=n, **newton)
+                    y = solve_at(func, grid[n], base, rising[-1], predicted, step=n, **newton)
                 else:
                     y = base + rising[-1] * func(grid[n], predicted)
             if n < n_steps:

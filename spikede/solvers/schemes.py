@@ -27,7 +27,7 @@ import torch
 
 from . import weights as wts
 from .flmm import flmm_weights, starting_exponents, starting_weights
-from .newton import newton_solve
+from .newton import newton_solve, solve_at
 
 __all__ = ["Scheme", "GrunwaldLetnikov", "L1", "ProductRectangle", "ProductTrapezoid", "SCHEMES"]
 
@@ -116,16 +116,8 @@ class Scheme(ABC):
 
     def _solve(self, n: int, base: torch.Tensor, coef: torch.Tensor, guess: torch.Tensor) -> torch.Tensor:
         p = self.problem
-        t_n = p.t[n]
-        blockwise = p.jacobian == "blockwise"
-        closed_form = None
-        if blockwise and p.block_jacobian is not None:
-            def closed_form(y):
-                return p.block_jacobian(t_n, y)
-        return newton_solve(
-            lambda y: p.rhs(t_n, y), base, coef, guess, tol=p.newton_tol, max_iters=p.newton_max_iters, step=n,
-            blockwise=blockwise, jacobian=closed_form,
-        )
+        return solve_at(p.rhs, p.t[n], base, coef, guess, tol=p.newton_tol, max_iters=p.newton_max_iters, step=n,
+                        blockwise=p.jacobian == "blockwise", block_jacobian=p.block_jacobian)
 
 
 def _lagged(weights: torch.Tensor) -> torch.Tensor:
