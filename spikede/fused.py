@@ -57,7 +57,7 @@ def history_for(neuron, scheme, steps: int):
 
 
 class Recurrence:
-    """One layer's constants for the kernels: the far history (`blocks.FullHistory` or `blocks.SOEHistory`),
+    """One layer's constants for the kernels: the far history (`blocks.DyadicHistory`, `blocks.FullHistory` or `blocks.SOEHistory`),
     the step coefficient `c`, `tau`, `theta` and the neuron's scheme and event settings."""
 
     def __init__(self, neuron, history, step_coef: float, tau: float, theta: float):

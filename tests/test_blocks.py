@@ -142,3 +142,44 @@ def test_applies_only_where_it_should(engine_state):
         with torch.no_grad():
             fdeint(_rhs, torch.ones(2), t, 0.5)
     assert calls == [torch.float32]
+
+
+@pytest.mark.parametrize("fft_min_rows", [16, 10**9], ids=["fft", "products"])
+def test_dyadic_far_sums_equal_the_full_products(fft_min_rows):
+    """DyadicHistory pairs every (step block, earlier row block) once, in squares of doubling size;
+    its far sums, forward and backward, are FullHistory's to rounding (float64, 1e-12 relative:
+    the FFT's error is a few ulps of the largest term)."""
+    generator = torch.Generator().manual_seed(2)
+    steps, block, width = 301, 16, 7  # 19 blocks, the last partial; squares of 16 .. 256 rows
+    weights = torch.rand(steps + 1, generator=generator, dtype=torch.float64)
+    rows = torch.randn(steps + 1, width, generator=generator, dtype=torch.float64)
+    grads = torch.randn(steps, width, generator=generator, dtype=torch.float64)
+    dyadic, full = blocks.DyadicHistory(weights, block, fft_min_rows), blocks.FullHistory(weights, None)
+
+    def in_step_order(far_and_step):
+        far, step = far_and_step
+        return far if step > 0 else far.flip(0)
+
+    errors = []
+    for history in (dyadic, full):
+        history.start(rows[0])
+    for n0 in range(1, steps + 1, block):
+        b = min(block, steps + 1 - n0)
+        got, want = (in_step_order(h.forward_far(rows, n0, b)) for h in (dyadic, full))
+        errors.append(_relative(want, got))
+    for history in (dyadic, full):
+        history.start(torch.zeros(width, dtype=torch.float64))
+    for top in range(steps, 0, -block):
+        b = top - max(1, top - block + 1) + 1
+        got, want = (in_step_order(h.backward_far(grads, top, b)) for h in (dyadic, full))
+        errors.append(_relative(want, got))
+    assert max(errors) <= 1e-12
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_long_full_history_through_the_fft_squares(engine_state, dtype):
+    """2100 steps in blocks of 64: the square at step 1025 has 1024 rows and goes by FFT."""
+    y0 = torch.linspace(-1.0, 1.0, 6, dtype=dtype)
+    t = torch.linspace(0.0, 10.0, 2101, dtype=dtype)
+    eager, compiled = (_solve(engine, _rhs, y0, t, 0.6, block=64) for engine in ("eager", "compiled"))
+    assert _relative(eager, compiled) <= TOLERANCE[dtype]

@@ -7,9 +7,10 @@ $$
 H_n = \sum_{j=1}^{n-n_0} W_j u_{n-j} + \sum_{j=n-n_0+1}^{n} W_j u_{n-j}, \qquad n_0 \le n < n_0 + b.
 $$
 
-The second sum (the far history) is one matrix product for all `b` steps (`FullHistory`: a
-Toeplitz block of the weights times the rows; `SOEHistory`: the blocked sum-of-exponentials
-kernel's modes and exact rows); the first (the near history) and the update run in a compiled
+The second sum (the far history) is computed for all `b` steps at once (`DyadicHistory`, the
+exact history: Toeplitz products over dyadic squares, the largest by FFT, $O(N \log^2 N)$ in all;
+`FullHistory`, a window of lags: one Toeplitz block of the weights times the rows;
+`SOEHistory`: the blocked sum-of-exponentials kernel's modes and exact rows); the first (the near history) and the update run in a compiled
 kernel (`spikede/csrc`, `spikede.solvers.native`), one call per step for `fdeint`, one per block
 for the LIF layers (`spikede.fused`).
 
@@ -27,12 +28,17 @@ from . import native
 from .engine import Problem, block_threads, not_finite, step_threads
 from .memory import make_kernel
 
-__all__ = ["FullHistory", "SOEHistory", "history_for", "compiled_applies", "integrate_compiled"]
+FFT_MIN_ROWS = 1024  # squares of this many rows or more go by FFT (where it overtook the product, measured)
+FFT_COLUMNS = 256  # columns transformed together (wider batches ran up to 2x slower, out of cache)
+
+__all__ = ["FullHistory", "DyadicHistory", "SOEHistory", "history_for", "compiled_applies", "integrate_compiled"]
 
 
 class FullHistory:
     """Far sums over the stored rows themselves: one product of a Toeplitz block of the weights
     (zero beyond a window) with the rows before the block."""
+
+    keeps_rows = True  # reads the stored rows themselves, so the loop keeps every one
 
     def __init__(self, weights: torch.Tensor, window: int | None):
         self.window = window
@@ -69,9 +75,107 @@ class FullHistory:
         """The gradients the kernel just wrote (kept in place: nothing to do)."""
 
 
+class DyadicHistory:
+    r"""Exact far sums (no window) as products over dyadic squares of the (step block, row block) plane.
+
+    With blocks of `B` steps, the far sum of step block `k` takes the rows of every block `j < k`.
+    Each pair `j < k` is served once, by the square of its highest differing bit `p`: at block
+    `k = 2^p (2i + 1)` the rows of blocks `[k - 2^p, k)` are paired with the steps of blocks
+    `[k, k + 2^p)` in one Toeplitz product of `L = 2^p B` rows (Hairer, Lubich & Schlichte, SIAM
+    J. Sci. Stat. Comput. 6, 1985), kept until those steps are read.  The multiply-adds are those
+    of `FullHistory`, but in products of up to half the sequence instead of `B`-row slivers, which
+    run near matrix-product speed; squares of `fft_min_rows` rows or more go by FFT, in
+    `O(L log L)` per column, so that the far history costs `O(N log^2 N)` instead of `O(N^2)`.
+
+    Sweeps run over a sequence `X_0, X_1, ...` in processing order: forward the rows `u_1, u_2,
+    ...` (`u_0` pairs with every step and is added directly), backward the gradients from the
+    last step down.  The blocks must start at multiples of `block` in that order, as the loops
+    of `integrate_compiled` and `spikede.fused` do.
+    """
+
+    keeps_rows = True
+
+    def __init__(self, weights: torch.Tensor, block: int, fft_min_rows: int = FFT_MIN_ROWS):
+        self.near_weights = weights.contiguous()
+        self._finite_weights = bool(torch.isfinite(weights).all())
+        self.block, self.fft_min_rows = int(block), int(fft_min_rows)
+        self._spectra: dict[int, torch.Tensor] = {}
+
+    def start(self, template: torch.Tensor) -> None:
+        self._pending: dict[int, tuple[int, torch.Tensor]] = {}  # level -> (first index served, sums)
+        # u_0 pairs with every step; it is 0 in the loops here, but a non-finite weight must still reach the sums
+        self._first_row = template if bool(template.any()) or not self._finite_weights else None
+
+    def _far(self, rows_between, total: int, i0: int, b: int) -> torch.Tensor:
+        """The far sums of indices `i0 .. i0+b-1` from `X_0 .. X_{i0-1}`; `rows_between(lo, hi)` gives
+        `X_lo .. X_{hi-1}` in processing order, `total` the sequence's length."""
+        k, size = divmod(i0, self.block)
+        if size:
+            raise ValueError(f"DyadicHistory reads blocks that start at multiples of {self.block}, got index {i0}")
+        if k > 0:
+            level = (k & -k).bit_length() - 1  # k = 2^level (2i + 1)
+            rows = self.block << level
+            self._pending[level] = (i0, self._square(rows_between(i0 - rows, i0), min(rows, total - i0)))
+        far = None
+        for level, (first, sums) in list(self._pending.items()):
+            if first <= i0 < first + sums.shape[0]:
+                part = sums[i0 - first : i0 - first + b]
+                far = part.clone(memory_format=torch.contiguous_format) if far is None else far.add_(part)
+            if i0 + b >= first + sums.shape[0]:
+                del self._pending[level]
+        return far
+
+    def _square(self, rows: torch.Tensor, outputs: int) -> torch.Tensor:
+        """`out[q] = sum_s W_{L + q - s} rows[s]` for `q < outputs` (`L` = the number of rows)."""
+        size = rows.shape[0]
+        if size >= self.fft_min_rows:
+            # a circular product of length >= size + outputs - 1 leaves the wanted entries unaliased
+            length = -(-(size + outputs) // FFT_COLUMNS) * FFT_COLUMNS
+            spectrum = self._spectrum(length, rows.dtype)
+            out = rows.new_empty(outputs, rows.shape[1])
+            for lo in range(0, rows.shape[1], FFT_COLUMNS):  # a few columns at a time: the transforms stay in cache
+                columns = rows[:, lo : lo + FFT_COLUMNS].t()
+                padded = torch.fft.irfft(torch.fft.rfft(columns, n=length) * spectrum, n=length)
+                out[:, lo : lo + FFT_COLUMNS] = padded[:, size - 1 : size - 1 + outputs].t()
+            return out
+        q = torch.arange(outputs, device=rows.device)
+        toeplitz = self.near_weights[size + q[:, None] - torch.arange(size, device=rows.device)]
+        with block_threads(outputs * size * rows.shape[1]):
+            return toeplitz @ rows
+
+    def _spectrum(self, length: int, dtype: torch.dtype) -> torch.Tensor:
+        """The transform of `W_1 .. W_length` (zero beyond the weights given)."""
+        if length not in self._spectra:
+            lags = self.near_weights[1 : length + 1]
+            padded = torch.cat([lags, lags.new_zeros(length - lags.numel())])
+            self._spectra[length] = torch.fft.rfft(padded.to(dtype))
+        return self._spectra[length]
+
+    def forward_far(self, rows, n0, b):
+        steps = rows.shape[0] - 1
+        far = self._far(lambda lo, hi: rows[1 + lo : 1 + hi], steps, n0 - 1, b)
+        if self._first_row is not None:
+            first = self.near_weights[n0 : n0 + b, None] * rows[0]
+            far = first if far is None else far.add_(first)
+        return (rows.new_zeros(b, rows.shape[1]) if far is None else far), 1
+
+    def forward_rows(self, rows: torch.Tensor) -> None:
+        """The rows the kernel just wrote (kept in place: nothing to do)."""
+
+    def backward_far(self, g, top, b):
+        steps = g.shape[0]
+        far = self._far(lambda lo, hi: g[steps - hi : steps - lo].flip(0), steps, steps - top, b)
+        return (g.new_zeros(b, g.shape[1]) if far is None else far), -1
+
+    def backward_rows(self, g_block: torch.Tensor) -> None:
+        """The gradients the kernel just wrote (kept in place: nothing to do)."""
+
+
 class SOEHistory:
     """Far sums from a blocked sum-of-exponentials kernel (`BlockedSOEKernel`): its modes and
     exact rows give everything before the block; the block's own lags use its `near_weights`."""
+
+    keeps_rows = False  # the kernel keeps what it needs; the loop keeps one block of rows
 
     def __init__(self, make):
         self._make = make  # template -> a fresh BlockedSOEKernel
@@ -101,8 +205,10 @@ def history_for(scheme, steps: int, memory, options: dict):
     """The far history of `memory=` (`None`, a window, or `'soe'`, which over fewer steps than its
     exact lags is the rows themselves) for `scheme`'s single weight channel; `options`: the memory
     kernel's (`block`, `soe_tol`, `soe_first_lag`)."""
-    if memory != "soe" or steps < options.get("soe_first_lag", 32):
-        return FullHistory(scheme.weights.detach()[0], memory if isinstance(memory, int) else None)
+    if memory is None or (memory == "soe" and steps < options.get("soe_first_lag", 32)):
+        return DyadicHistory(scheme.weights.detach()[0], options.get("block", 64))
+    if memory != "soe":
+        return FullHistory(scheme.weights.detach()[0], memory)
 
     def make(template):
         return make_kernel(scheme, steps, template, "soe", differentiable=False, **options)
@@ -140,8 +246,8 @@ def integrate_compiled(problem: Problem, scheme, history, save_every: int, block
     keep = steps // save_every + 1 + (steps % save_every != 0)
     out = y0.new_empty(keep, *shape)
     out[0] = y0.detach()
-    full = isinstance(history, FullHistory)
-    rows = y0.new_zeros((steps + 1) if full else block, m)  # full: every row; 'soe': the block's rows
+    full = history.keeps_rows
+    rows = y0.new_zeros((steps + 1) if full else block, m)  # exact: every row; 'soe': the block's rows
     history.start(y0.new_zeros(m))
     run, c = native.kernel("fde_step", dtype), float(scheme.step_coef)
     row_bytes = m * y0.element_size()
