@@ -404,3 +404,21 @@ def test_solver_modules_import_one_way():
 
     assert "fdeint" not in imports("adjoint") and "fdeint" not in imports("engine")
     assert "adjoint" not in imports("engine") and {"engine", "adjoint"} <= imports("fdeint")
+
+
+@pytest.mark.parametrize("window", [None, 40])
+def test_weight_gradient_by_fft_equals_the_product(monkeypatch, window):
+    """`lag_gradient` (the orders' gradient through the weights) by FFT correlation equals the
+    direct lag-by-lag product sums, float64, to 1e-12 relative (a few ulps of the largest sum)."""
+    from spikede.solvers import adjoint
+
+    generator = torch.Generator().manual_seed(3)
+    grads = torch.randn(300, 2, 37, generator=generator, dtype=torch.float64)
+    rows = torch.randn(300, 37, generator=generator, dtype=torch.float64)
+    results = []
+    for threshold in (1, 10**9):
+        monkeypatch.setattr(adjoint, "LAG_FFT_MIN_STEPS", threshold)
+        results.append(adjoint.lag_gradient(grads, rows, 320, window))
+    by_fft, direct = results
+    assert ((by_fft - direct).abs().max() / direct.abs().max()).item() <= 1e-12
+    assert by_fft[:, 0].abs().max() == 0 and by_fft[:, 301:].abs().max() == 0  # no lag 0, none past N

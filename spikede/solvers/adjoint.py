@@ -34,10 +34,13 @@ from typing import Callable, Sequence
 
 import torch
 
+from .convolution import lag_correlation
 from .engine import begin, check_finite, march, step_threads
 from .memory import make_kernel
 
 __all__ = ["DiscreteAdjoint", "lag_gradient"]
+
+LAG_FFT_MIN_STEPS = 1024  # from here on the weights' gradient is an FFT correlation (it overtook the product near 800)
 
 
 class _ChannelWeights:
@@ -256,17 +259,23 @@ def lag_gradient(grad_history: torch.Tensor, rows: torch.Tensor, n_weights: int,
     """`gW[c, j] = sum_n <gH_c(n), u_{n-j}>` for lags `j = 1 ..` (0 beyond `window`): `[C, n_weights]`.
 
     `grad_history`: `[N, C, S]` gradients of the history sums `H_1 .. H_N`;
-    `rows`: `[N, S]` the stored `u_0 .. u_{N-1}`.  One matrix product per channel.
-    """
+    `rows`: `[N, S]` the stored `u_0 .. u_{N-1}`.  From `LAG_FFT_MIN_STEPS` steps on, one FFT
+    correlation per channel (`spikede.solvers.convolution.lag_correlation`, `O(S N log N)`);
+    below, one matrix product per channel."""
     steps, channels = grad_history.shape[:2]
-    n = torch.arange(1, steps + 1, device=rows.device)[:, None]
-    k = torch.arange(steps, device=rows.device)[None, :]
-    lag = (n - k).expand(steps, steps)
-    keep = lag >= 1
     g_weights = rows.new_zeros(channels, n_weights)
-    for c in range(channels):
-        correlation = grad_history[:, c].reshape(steps, -1) @ rows.t()  # [n - 1, k] = <gH_c(n), u_k>
-        g_weights[c].index_add_(0, lag[keep], correlation[keep])
+    lags = min(steps, n_weights - 1)
+    if steps >= LAG_FFT_MIN_STEPS:
+        for c in range(channels):  # gH_c(n) is row n - 1: lag j = 1 + (row shift)
+            g_weights[c, 1 : lags + 1] = lag_correlation(grad_history[:, c].reshape(steps, -1), rows)[:lags]
+    else:
+        n = torch.arange(1, steps + 1, device=rows.device)[:, None]
+        k = torch.arange(steps, device=rows.device)[None, :]
+        lag = (n - k).expand(steps, steps)
+        keep = (lag >= 1) & (lag < n_weights)
+        for c in range(channels):
+            correlation = grad_history[:, c].reshape(steps, -1) @ rows.t()  # [n - 1, k] = <gH_c(n), u_k>
+            g_weights[c].index_add_(0, lag[keep], correlation[keep])
     if window is not None:
         g_weights[:, window + 1 :] = 0
     return g_weights

@@ -26,10 +26,10 @@ import torch
 
 from . import native
 from .engine import Problem, block_threads, not_finite, step_threads
+from .convolution import toeplitz_product
 from .memory import make_kernel
 
 FFT_MIN_ROWS = 1024  # squares of this many rows or more go by FFT (where it overtook the product, measured)
-FFT_COLUMNS = 256  # columns transformed together (wider batches ran up to 2x slower, out of cache)
 
 __all__ = ["FullHistory", "DyadicHistory", "SOEHistory", "history_for", "compiled_applies", "integrate_compiled"]
 
@@ -84,7 +84,8 @@ class DyadicHistory:
     `[k, k + 2^p)` in one Toeplitz product of `L = 2^p B` rows (Hairer, Lubich & Schlichte, SIAM
     J. Sci. Stat. Comput. 6, 1985), kept until those steps are read.  The multiply-adds are those
     of `FullHistory`, but in products of up to half the sequence instead of `B`-row slivers, which
-    run near matrix-product speed; squares of `fft_min_rows` rows or more go by FFT, in
+    run near matrix-product speed; squares of `fft_min_rows` rows or more go by FFT
+    ([spikede.solvers.convolution][]), in
     `O(L log L)` per column, so that the far history costs `O(N log^2 N)` instead of `O(N^2)`.
 
     Sweeps run over a sequence `X_0, X_1, ...` in processing order: forward the rows `u_1, u_2,
@@ -99,7 +100,6 @@ class DyadicHistory:
         self.near_weights = weights.contiguous()
         self._finite_weights = bool(torch.isfinite(weights).all())
         self.block, self.fft_min_rows = int(block), int(fft_min_rows)
-        self._spectra: dict[int, torch.Tensor] = {}
 
     def start(self, template: torch.Tensor) -> None:
         self._pending: dict[int, tuple[int, torch.Tensor]] = {}  # level -> (first index served, sums)
@@ -129,27 +129,11 @@ class DyadicHistory:
         """`out[q] = sum_s W_{L + q - s} rows[s]` for `q < outputs` (`L` = the number of rows)."""
         size = rows.shape[0]
         if size >= self.fft_min_rows:
-            # a circular product of length >= size + outputs - 1 leaves the wanted entries unaliased
-            length = -(-(size + outputs) // FFT_COLUMNS) * FFT_COLUMNS
-            spectrum = self._spectrum(length, rows.dtype)
-            out = rows.new_empty(outputs, rows.shape[1])
-            for lo in range(0, rows.shape[1], FFT_COLUMNS):  # a few columns at a time: the transforms stay in cache
-                columns = rows[:, lo : lo + FFT_COLUMNS].t()
-                padded = torch.fft.irfft(torch.fft.rfft(columns, n=length) * spectrum, n=length)
-                out[:, lo : lo + FFT_COLUMNS] = padded[:, size - 1 : size - 1 + outputs].t()
-            return out
+            return toeplitz_product(rows, self.near_weights[1:], outputs)
         q = torch.arange(outputs, device=rows.device)
         toeplitz = self.near_weights[size + q[:, None] - torch.arange(size, device=rows.device)]
         with block_threads(outputs * size * rows.shape[1]):
             return toeplitz @ rows
-
-    def _spectrum(self, length: int, dtype: torch.dtype) -> torch.Tensor:
-        """The transform of `W_1 .. W_length` (zero beyond the weights given)."""
-        if length not in self._spectra:
-            lags = self.near_weights[1 : length + 1]
-            padded = torch.cat([lags, lags.new_zeros(length - lags.numel())])
-            self._spectra[length] = torch.fft.rfft(padded.to(dtype))
-        return self._spectra[length]
 
     def forward_far(self, rows, n0, b):
         steps = rows.shape[0] - 1
