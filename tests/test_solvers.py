@@ -164,6 +164,36 @@ def test_history_kernel_matches_naive_loop(window, block):
     assert torch.allclose(got, want, rtol=0, atol=1e-13)
 
 
+@pytest.mark.parametrize("fft_min_rows", [16, 10**9], ids=["fft", "products"])
+@pytest.mark.parametrize("descending", [False, True])
+def test_history_kernel_dyadic_squares_give_the_exact_sums_and_gradients(monkeypatch, fft_min_rows, descending):
+    """The far sums come from dyadic squares (products, or FFT from `fft_min_rows` rows on); sums and
+    the gradients of weights and rows equal the textbook double sum's, float64, to 1e-12 relative
+    (the FFT's rounding is a few ulps of the largest term)."""
+    from spikede.solvers import HistoryKernel, memory
+
+    monkeypatch.setattr(memory, "FFT_MIN_ROWS", fft_min_rows)
+    generator = torch.Generator().manual_seed(4)
+    n = 150  # blocks of 8: squares of 8 .. 128 rows
+    weights = torch.randn(2, n + 1, generator=generator, dtype=F64).requires_grad_(True)
+    rows = torch.randn(n + 1, 3, generator=generator, dtype=F64).requires_grad_(True)
+    storage = torch.empty(n + 1, 3, dtype=F64) if descending else None
+    kernel = HistoryKernel(weights, n, rows[0], block=8, storage=storage, descending=descending)
+    sums = []
+    for k in range(n + 1):
+        if k:
+            sums.append(kernel.read(k))
+        kernel.append(rows[k])
+    got = torch.stack(sums)
+    lag = torch.arange(1, n + 1)[:, None] - torch.arange(n + 1)[None, :]  # [step - 1, row]
+    pair = torch.where(lag >= 1, weights[:, lag.clamp(min=0)], torch.zeros((), dtype=F64))  # [c, step - 1, row]
+    want = torch.einsum("cnk,kd->ncd", pair, rows)
+    assert (got - want).abs().max() <= 1e-12 * want.abs().max()
+    probe = torch.randn(got.shape, generator=generator, dtype=F64)
+    for a, b in zip(*(torch.autograd.grad((out * probe).sum(), [weights, rows]) for out in (got, want))):
+        assert (a - b).abs().max() <= 1e-12 * b.abs().max()
+
+
 @pytest.mark.parametrize("window", [None, 7])
 @pytest.mark.parametrize("block", [1, 5, 64])
 def test_descending_kernel_over_given_storage_gives_the_same_sums_and_gradients(window, block):

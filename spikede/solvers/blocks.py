@@ -26,10 +26,9 @@ import torch
 
 from . import native
 from .engine import Problem, block_threads, not_finite, step_threads
-from .convolution import toeplitz_product
+from .convolution import FFT_MIN_ROWS, toeplitz_product
 from .memory import make_kernel
 
-FFT_MIN_ROWS = 1024  # squares of this many rows or more go by FFT (where it overtook the product, measured)
 
 __all__ = ["FullHistory", "DyadicHistory", "SOEHistory", "history_for", "compiled_applies", "integrate_compiled"]
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["FFT_COLUMNS", "toeplitz_product", "lag_correlation"]
+__all__ = ["FFT_COLUMNS", "FFT_MIN_ROWS", "toeplitz_product", "lag_correlation"]
 
 FFT_COLUMNS = 256
+FFT_MIN_ROWS = 1024  # Toeplitz products over this many rows or more go by FFT (where it overtook the product)
 
 
 def _good_length(n: int) -> int:

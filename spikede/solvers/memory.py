@@ -12,15 +12,18 @@ and never touches rows older than `M`.
 
 Work layout.  Steps are grouped in blocks of `b`.  The "far" history of a block
 (rows before its first step) does not depend on the block's own states, so it is
-computed for all `b` steps at once by one matrix-matrix product against the
-stored rows; the "near" rows inside the block are a small product per step.
-This reads the history `b` times less often than a per-step matrix-vector
-product (which is memory-bound).  Nothing loops over past steps in Python.
+computed for all `b` steps at once against the stored rows; the "near" rows inside
+the block are a small product per step.  This reads the history `b` times less
+often than a per-step matrix-vector product (which is memory-bound).  With the full
+history the far sums come from dyadic squares (`HistoryKernel._far_sums`): the same
+sums in products of up to half the sequence, by FFT from `FFT_MIN_ROWS` rows on, in
+all `O(N log^2 N)` per state element.  Nothing loops over past steps in Python.
 
 Gradients.  Rows are stored detached in one preallocated buffer; autograd sees
 two small functions: `_Append` (stores `u_k`) and `_Contract` (a product of
-weights and stored rows).  The backward of `_Contract` adds `W^T g` into a
-gradient buffer, and the backward of `_Append` for row `k` hands that row of
+weights and stored rows; `_ToeplitzByFFT` for the largest squares).  The
+backward of `_Contract` adds `W^T g` into a gradient buffer, and the backward
+of `_Append` for row `k` hands that row of
 the gradient buffer to `u_k`.  A chain of empty "token" tensors orders them:
 every contraction over row `k` happens after `u_k` is appended and so is
 differentiated before it.  Memory is O(N) rows for values and gradients together;
@@ -31,6 +34,7 @@ from __future__ import annotations
 
 import torch
 
+from .convolution import FFT_MIN_ROWS, lag_correlation, toeplitz_product
 from .engine import block_threads
 
 __all__ = ["HistoryKernel", "WeightedRows", "check_memory", "make_kernel"]
@@ -134,6 +138,44 @@ class _Contract(torch.autograd.Function):
         return grad_out.new_empty(0), grad_weights, None, None, None
 
 
+class _ToeplitzByFFT(torch.autograd.Function):
+    """`out[c, q] = sum_s W[c, L + q - s] rows[lo + s]` for `q < outputs` (`L = hi - lo`), the far
+    sums of a dyadic square, by FFT ([spikede.solvers.convolution][]); backwards the transposed
+    product for the rows and a lag correlation for the weights `W` `[C, N + 1]` (by lag)."""
+
+    @staticmethod
+    def forward(ctx, token, weights, store: _RowStore, lo: int, hi: int, outputs: int):
+        ctx.store, ctx.lo, ctx.hi = store, lo, hi
+        ctx.save_for_backward(weights)
+        rows = _in_time_order(store, store.rows(lo, hi))
+        return torch.stack([toeplitz_product(rows, w[1:], outputs) for w in weights])
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        (weights,) = ctx.saved_tensors
+        store, lo, hi = ctx.store, ctx.lo, ctx.hi
+        size, outputs = hi - lo, grad_out.shape[1]
+        if ctx.needs_input_grad[0]:
+            g_rows = sum(toeplitz_product(g.flip(0), w[1:], size) for g, w in zip(grad_out, weights)).flip(0)
+            store.grad_rows(lo, hi).add_(_in_time_order(store, g_rows))
+        grad_weights = None
+        if ctx.needs_input_grad[1]:  # lag L + q - s between grad row q (at time L + q) and row s
+            rows = _in_time_order(store, store.rows(lo, hi))
+            later = torch.cat([rows.new_zeros(size, rows.shape[1]), rows.new_zeros(outputs, rows.shape[1])])
+            earlier = torch.cat([rows, rows.new_zeros(outputs, rows.shape[1])])
+            grad_weights = torch.zeros_like(weights)
+            lags = min(size + outputs, weights.shape[1])
+            for c, g in enumerate(grad_out):
+                later[size:] = g
+                grad_weights[c, 1:lags] = lag_correlation(later, earlier)[1:lags]
+        return grad_out.new_empty(0), grad_weights, None, None, None, None
+
+
+def _in_time_order(store: _RowStore, rows: torch.Tensor) -> torch.Tensor:
+    """Rows as `store.rows` gives them (reversed in a descending store) in time order, or back."""
+    return rows.flip(0) if store.descending else rows
+
+
 def _by_component(rows: torch.Tensor, components: int) -> torch.Tensor:
     """Flattened rows `[K, width]` as `[d, K, width / d]`: component `q` of the state's last axis first."""
     return rows.reshape(rows.shape[0], -1, components).permute(2, 0, 1)
@@ -180,6 +222,8 @@ class HistoryKernel:
         self._n_stored = 0
         self._far: tuple[torch.Tensor, ...] = ()
         self._block_start = 0
+        self._dyadic = window is None  # far sums over dyadic squares while the blocks stay aligned
+        self._pending: dict[int, tuple[int, torch.Tensor]] = {}
 
     @property
     def n_steps(self) -> int:
@@ -202,6 +246,7 @@ class HistoryKernel:
             keep = torch.arange(weights.shape[-1], device=weights.device) <= self.window
             weights = weights * keep.to(weights.dtype)
         self.n_lags = weights.shape[-1] - 1
+        self._weights = weights
         # Paired with rows in storage order: reversed lags for ascending rows, as they are for descending.
         self._lag_weights = weights if self._store.descending else weights.flip(-1)
 
@@ -225,6 +270,7 @@ class HistoryKernel:
             grad[: store.grad.shape[0]] = store.grad
             store.grad = grad
         self._set_weights(weights, n_steps)
+        self._end_dyadic()  # its squares stop at the old horizon
 
     def snapshot(self) -> int:
         """What `restore` needs to go back to this point: the rows are kept, so their count."""
@@ -235,6 +281,46 @@ class HistoryKernel:
         (the same sums, bit for bit, when the restored count is `1` modulo `block`)."""
         self._n_stored = snapshot
         self._far, self._block_start = (), 0
+        self._end_dyadic()
+
+    def _end_dyadic(self) -> None:
+        """From the next block on, one product over all earlier rows per block (after `restore` or
+        `extend`, where the squares computed ahead no longer fit)."""
+        self._dyadic, self._pending = False, {}
+
+    def _far_sums(self, n: int, m: int) -> torch.Tensor:
+        """The contributions `[C, m, width]` of the rows before step `n` to steps `n .. n+m-1`.
+
+        While blocks start at `1 + k b`: row 0 directly, and the rest from dyadic squares
+        (`spikede.solvers.blocks.DyadicHistory`): at block `k = 2^p (2i + 1)` the rows of the
+        `2^p` blocks before it are paired with the steps of the `2^p` blocks from it on, in one
+        product kept until those steps are read, by FFT from `FFT_MIN_ROWS` rows on.  The same
+        sums in products of up to half the sequence instead of `b`-row slivers.  Otherwise (a window, after `restore` or `extend`)
+        one product over all earlier rows."""
+        width = self._store.data.shape[1]
+        k, offset = divmod(n - 1, self.block)
+        if not self._dyadic or offset:
+            self._end_dyadic()
+            lo = self._oldest_row(n)
+            with block_threads(self.channels * m * (n - lo) * width):
+                return self._contract(n, m, lo, n)
+        far = self._contract(n, m, 0, 1)
+        if k > 0:
+            level = (k & -k).bit_length() - 1
+            rows = self.block << level
+            outputs = min(rows, self.n_lags - n + 1)
+            with block_threads(self.channels * outputs * rows * width):
+                if rows >= FFT_MIN_ROWS and self._weights.dim() == 2:
+                    sums = _ToeplitzByFFT.apply(self._token, self._weights, self._store, n - rows, n, outputs)
+                else:
+                    sums = self._contract(n, outputs, n - rows, n)
+                self._pending[level] = (n, sums)
+        for level, (first, sums) in list(self._pending.items()):
+            if first <= n < first + sums.shape[1]:
+                far = far + sums[:, n - first : n - first + m]
+            if n + m >= first + sums.shape[1]:
+                del self._pending[level]
+        return far
 
     def _oldest_row(self, n: int) -> int:
         return 0 if self.window is None else max(0, n - self.window)
@@ -269,9 +355,7 @@ class HistoryKernel:
         if n >= self._block_start + len(self._far):
             self._block_start = n
             m = min(self.block, self.n_lags - n + 1)
-            lo = self._oldest_row(n)
-            with block_threads(self.channels * m * (n - lo) * self._store.data.shape[1]):
-                self._far = self._contract(n, m, lo, n).unbind(1)
+            self._far = self._far_sums(n, m).unbind(1)
         h = self._far[n - self._block_start]
         lo = max(self._block_start, self._oldest_row(n))
         if n > lo:
