@@ -108,12 +108,7 @@ class _Contract(torch.autograd.Function):
     def forward(ctx, token, weights, store: _RowStore, lo: int, hi: int):
         ctx.store, ctx.lo, ctx.hi = store, lo, hi
         ctx.save_for_backward(weights)
-        rows = store.rows(lo, hi)
-        if weights.dim() == 3:
-            return weights @ rows
-        channels, components, steps, _ = weights.shape
-        out = weights @ _by_component(rows, components)  # [C, d, m, rest]
-        return out.permute(0, 2, 3, 1).reshape(channels, steps, -1)
+        return _product(weights, store.rows(lo, hi))
 
     @staticmethod
     def backward(ctx, grad_out):
@@ -147,8 +142,7 @@ class _ToeplitzByFFT(torch.autograd.Function):
     def forward(ctx, token, weights, store: _RowStore, lo: int, hi: int, outputs: int):
         ctx.store, ctx.lo, ctx.hi = store, lo, hi
         ctx.save_for_backward(weights)
-        rows = _in_time_order(store, store.rows(lo, hi))
-        return torch.stack([toeplitz_product(rows, w[1:], outputs) for w in weights])
+        return _fft_square(weights, _in_time_order(store, store.rows(lo, hi)), outputs)
 
     @staticmethod
     def backward(ctx, grad_out):
@@ -174,6 +168,20 @@ class _ToeplitzByFFT(torch.autograd.Function):
 def _in_time_order(store: _RowStore, rows: torch.Tensor) -> torch.Tensor:
     """Rows as `store.rows` gives them (reversed in a descending store) in time order, or back."""
     return rows.flip(0) if store.descending else rows
+
+
+def _product(weights: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """`_Contract`'s sums: `weights [C, m, K] @ rows [K, width]`, or per component for `[C, d, m, K]`."""
+    if weights.dim() == 3:
+        return weights @ rows
+    channels, components, steps, _ = weights.shape
+    out = weights @ _by_component(rows, components)  # [C, d, m, rest]
+    return out.permute(0, 2, 3, 1).reshape(channels, steps, -1)
+
+
+def _fft_square(weights: torch.Tensor, rows: torch.Tensor, outputs: int) -> torch.Tensor:
+    """`_ToeplitzByFFT`'s sums over rows in time order."""
+    return torch.stack([toeplitz_product(rows, w[1:], outputs) for w in weights])
 
 
 def _by_component(rows: torch.Tensor, components: int) -> torch.Tensor:
@@ -223,6 +231,7 @@ class HistoryKernel:
         self._far: tuple[torch.Tensor, ...] = ()
         self._block_start = 0
         self._dyadic = window is None  # far sums over dyadic squares while the blocks stay aligned
+        self._tracked = False  # whether a row was appended with a gradient (autograd nodes from then on)
         self._pending: dict[int, tuple[int, torch.Tensor]] = {}
 
     @property
@@ -311,7 +320,11 @@ class HistoryKernel:
             outputs = min(rows, self.n_lags - n + 1)
             with block_threads(self.channels * outputs * rows * width):
                 if rows >= FFT_MIN_ROWS and self._weights.dim() == 2:
-                    sums = _ToeplitzByFFT.apply(self._token, self._weights, self._store, n - rows, n, outputs)
+                    if self._tracks(self._weights):
+                        sums = _ToeplitzByFFT.apply(self._token, self._weights, self._store, n - rows, n, outputs)
+                    else:
+                        rows_in_order = _in_time_order(self._store, self._store.rows(n - rows, n))
+                        sums = _fft_square(self._weights, rows_in_order, outputs)
                 else:
                     sums = self._contract(n, outputs, n - rows, n)
                 self._pending[level] = (n, sums)
@@ -339,14 +352,25 @@ class HistoryKernel:
     def _contract(self, n0: int, m: int, lo: int, hi: int) -> torch.Tensor:
         """History contributions of rows `[lo, hi)` to steps `n0 .. n0+m-1`: `[C, m, width]`."""
         w = self._weight_rows(n0, m, lo, hi)
-        out = _Contract.apply(self._token, w, self._store, lo, hi)
+        if self._tracks(w):
+            out = _Contract.apply(self._token, w, self._store, lo, hi)
+        else:
+            out = _product(w, self._store.rows(lo, hi))
         return out if self._store.descending else out.flip(1)
 
     def append(self, u: torch.Tensor) -> None:
         """Store the next element `u_k` of the sequence."""
         k = self._n_stored
-        self._token = _Append.apply(self._token, u, self._store, k)
+        if torch.is_grad_enabled() and u.requires_grad:
+            self._token = _Append.apply(self._token, u, self._store, k)
+            self._tracked = True
+        else:  # nothing to differentiate: no autograd node
+            self._store.rows(k, k + 1)[0].copy_(u.detach().reshape(-1))
         self._n_stored = k + 1
+
+    def _tracks(self, weights: torch.Tensor) -> bool:
+        """Whether sums with `weights` need autograd: some row or the weights carry a gradient."""
+        return torch.is_grad_enabled() and (self._tracked or weights.requires_grad)
 
     def read(self, n: int) -> torch.Tensor:
         """`H_n`: `[C, *shape]`; rows `0 .. n-1` must have been appended."""
