@@ -4,14 +4,15 @@ A multi-step `FractionalLIF`/`FractionalIF` call spends most of its time on per-
 small tensor operations, not on arithmetic.  Here the sequential part of `b` steps -- the near
 history (lags inside the block), the scheme's update, the spike and the reset, and backwards the
 discrete adjoint's reverse sweep -- is one call into a small C kernel (`csrc/lif_blocks_body.h`),
-while the far history of the block stays one matrix product:
+while the far history of the block is computed for all its steps at once:
 
 $$
 H_n = \sum_{j=n-n_0+1}^{n} W_j u_{n-j} + \sum_{j=1}^{n-n_0} W_j u_{n-j}, \qquad n_0 \le n < n_0 + b,
 $$
 
-where the first sum (the rows before the block) is one product for all `b` steps, and the second
-(the rows inside the block) runs in the kernel.  With `memory='soe'` the first sum comes from the
+where the first sum (the rows before the block) comes from matrix products over dyadic squares
+(`spikede.solvers.blocks.DyadicHistory`; a window: one product per block), and the second (the
+rows inside the block) runs in the kernel.  With `memory='soe'` the first sum comes from the
 blocked sum-of-exponentials kernel (`BlockedSOEKernel.block_history`) instead.
 
 The kernels are built and loaded by `spikede.solvers.native`, which also chooses the engine

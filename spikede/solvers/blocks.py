@@ -1,4 +1,4 @@
-r"""Time loops in blocks of steps: the far history of a block as one product, the steps compiled.
+r"""Time loops in blocks of steps: the far history of a block computed at once, the steps compiled.
 
 For a block of `b` steps starting at `n_0`, the history sum splits into the rows before the block
 and the rows inside it:
@@ -10,7 +10,8 @@ $$
 The second sum (the far history) is computed for all `b` steps at once (`DyadicHistory`, the
 exact history: Toeplitz products over dyadic squares, the largest by FFT, $O(N \log^2 N)$ in all;
 `FullHistory`, a window of lags: one Toeplitz block of the weights times the rows;
-`SOEHistory`: the blocked sum-of-exponentials kernel's modes and exact rows); the first (the near history) and the update run in a compiled
+`SOEHistory`: the blocked sum-of-exponentials kernel's modes and exact rows); the first (the
+near history) and the update run in a compiled
 kernel (`spikede/csrc`, `spikede.solvers.native`), one call per step for `fdeint`, one per block
 for the LIF layers (`spikede.fused`).
 
@@ -27,7 +28,7 @@ from dataclasses import dataclass
 import torch
 
 from . import native
-from .convolution import FFT_MIN_ROWS, toeplitz_product
+from .convolution import FFT_MIN_ROWS, dyadic_square, toeplitz_product
 from .engine import Problem, block_threads, not_finite, step_threads
 from .memory import make_kernel
 
@@ -116,8 +117,7 @@ class DyadicHistory:
         if size:
             raise ValueError(f"DyadicHistory reads blocks that start at multiples of {self.block}, got index {i0}")
         if k > 0:
-            level = (k & -k).bit_length() - 1  # k = 2^level (2i + 1)
-            rows = self.block << level
+            level, rows = dyadic_square(k, self.block)
             square = _Square(i0, min(rows, total - i0), *rows_between(i0 - rows, i0))
             if rows >= self.fft_min_rows:  # all at once: the transform serves every output
                 view = square.rows.flip(0) if square.reversed else square.rows

@@ -3,17 +3,26 @@ r"""Long convolutions and correlations over time by FFT, a few columns at a time
 Both helpers act on sequences of rows `[N, S]` (time first, `S` independent columns) and
 transform `FFT_COLUMNS` columns at a time: batches of the whole width (32,768 columns for a
 spiking layer) ran up to 2x slower, out of cache.  They serve the exact far history of the
-compiled loops ([spikede.solvers.blocks][]) and the order gradients of the discrete adjoints.
+compiled loops ([spikede.solvers.blocks][]) and of the eager history kernel
+([spikede.solvers.memory][]), and the order gradients of the discrete adjoints.
 """
 
 from __future__ import annotations
 
 import torch
 
-__all__ = ["FFT_COLUMNS", "FFT_MIN_ROWS", "toeplitz_product", "lag_correlation"]
+__all__ = ["FFT_COLUMNS", "FFT_MIN_ROWS", "dyadic_square", "toeplitz_product", "lag_correlation"]
 
 FFT_COLUMNS = 256
 FFT_MIN_ROWS = 1024  # Toeplitz products over this many rows or more go by FFT (where it overtook the product)
+
+
+def dyadic_square(k: int, block: int) -> tuple[int, int]:
+    """`(p, L)` for block `k >= 1` of a blocked sweep: `k = 2^p (2i + 1)`, and the square that starts
+    there pairs the `L = 2^p block` rows before it with its next `L` steps (Hairer, Lubich &
+    Schlichte 1985).  Every pair of a block and an earlier one falls in exactly one such square."""
+    level = (k & -k).bit_length() - 1
+    return level, block << level
 
 
 def _good_length(n: int) -> int:

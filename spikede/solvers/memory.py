@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import torch
 
-from .convolution import FFT_MIN_ROWS, lag_correlation, toeplitz_product
+from .convolution import FFT_MIN_ROWS, dyadic_square, lag_correlation, toeplitz_product
 from .engine import block_threads
 
 __all__ = ["HistoryKernel", "WeightedRows", "check_memory", "make_kernel"]
@@ -155,7 +155,7 @@ class _ToeplitzByFFT(torch.autograd.Function):
         grad_weights = None
         if ctx.needs_input_grad[1]:  # lag L + q - s between grad row q (at time L + q) and row s
             rows = _in_time_order(store, store.rows(lo, hi))
-            later = torch.cat([rows.new_zeros(size, rows.shape[1]), rows.new_zeros(outputs, rows.shape[1])])
+            later = rows.new_zeros(size + outputs, rows.shape[1])
             earlier = torch.cat([rows, rows.new_zeros(outputs, rows.shape[1])])
             grad_weights = torch.zeros_like(weights)
             lags = min(size + outputs, weights.shape[1])
@@ -304,8 +304,8 @@ class HistoryKernel:
         (`spikede.solvers.blocks.DyadicHistory`): at block `k = 2^p (2i + 1)` the rows of the
         `2^p` blocks before it are paired with the steps of the `2^p` blocks from it on, in one
         product kept until those steps are read, by FFT from `FFT_MIN_ROWS` rows on.  The same
-        sums in products of up to half the sequence instead of `b`-row slivers.  Otherwise (a window, after `restore` or `extend`)
-        one product over all earlier rows."""
+        sums in products of up to half the sequence instead of `b`-row slivers.  Otherwise (a
+        window, after `restore` or `extend`) one product over all earlier rows."""
         width = self._store.data.shape[1]
         k, offset = divmod(n - 1, self.block)
         if not self._dyadic or offset:
@@ -315,8 +315,7 @@ class HistoryKernel:
                 return self._contract(n, m, lo, n)
         far = self._contract(n, m, 0, 1)
         if k > 0:
-            level = (k & -k).bit_length() - 1
-            rows = self.block << level
+            level, rows = dyadic_square(k, self.block)
             outputs = min(rows, self.n_lags - n + 1)
             with block_threads(self.channels * outputs * rows * width):
                 if rows >= FFT_MIN_ROWS and self._weights.dim() == 2:
