@@ -23,18 +23,14 @@ as the eager loop in another order: the tests hold the two to 1e-12 (float64) re
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 
 from . import native
-from .convolution import FFT_MIN_ROWS, dyadic_square, toeplitz_product
+from .convolution import FFT_MIN_ROWS, SQUARE_CHUNK, DyadicSquares, Square, toeplitz_product
 from .engine import Problem, block_threads, not_finite, step_threads
 from .memory import make_kernel
 
 __all__ = ["FullHistory", "DyadicHistory", "SOEHistory", "history_for", "compiled_applies", "integrate_compiled"]
-
-SQUARE_CHUNK = 128  # sums a product square computes at a time (its memory; products of 128 rows run near full speed)
 
 
 class FullHistory:
@@ -84,8 +80,8 @@ class DyadicHistory:
     With blocks of `B` steps, the far sum of step block `k` takes the rows of every block `j < k`.
     Each pair `j < k` is served once, by the square of its highest differing bit `p`: at block
     `k = 2^p (2i + 1)` the rows of blocks `[k - 2^p, k)` are paired with the steps of blocks
-    `[k, k + 2^p)` in one Toeplitz product of `L = 2^p B` rows (Hairer, Lubich & Schlichte, SIAM
-    J. Sci. Stat. Comput. 6, 1985), `SQUARE_CHUNK` steps at a time as they come.  The
+    `[k, k + 2^p)` in one Toeplitz product of `L = 2^p B` rows (`convolution.DyadicSquares`),
+    `SQUARE_CHUNK` steps at a time as they come.  The
     multiply-adds are those of `FullHistory`, but in products of up to half the sequence instead of
     `B`-row slivers, which run near matrix-product speed; squares of `fft_min_rows` rows or more go
     by FFT ([spikede.solvers.convolution][]), all their steps at once, in `O(L log L)` per column,
@@ -105,7 +101,7 @@ class DyadicHistory:
         self.block, self.fft_min_rows = int(block), int(fft_min_rows)
 
     def start(self, template: torch.Tensor) -> None:
-        self._pending: dict[int, _Square] = {}  # by level
+        self._squares = DyadicSquares(self.block)
         # u_0 pairs with every step; it is 0 in the loops here, but a non-finite weight must still reach the sums
         self._first_row = template if bool(template.any()) or not self._finite_weights else None
 
@@ -113,37 +109,31 @@ class DyadicHistory:
         """The far sums of indices `i0 .. i0+b-1` from `X_0 .. X_{i0-1}`; `rows_between(lo, hi)` gives
         `(view, reversed)`: `X_lo .. X_{hi-1}` in processing order, or backwards if `reversed`;
         `total` the sequence's length."""
-        k, size = divmod(i0, self.block)
-        if size:
+        if i0 % self.block:
             raise ValueError(f"DyadicHistory reads blocks that start at multiples of {self.block}, got index {i0}")
-        if k > 0:
-            level, rows = dyadic_square(k, self.block)
-            square = _Square(i0, min(rows, total - i0), *rows_between(i0 - rows, i0))
-            if rows >= self.fft_min_rows:  # all at once: the transform serves every output
-                view = square.rows.flip(0) if square.reversed else square.rows
-                square.keep(i0, toeplitz_product(view, self.near_weights[1:], square.outputs))
-            self._pending[level] = square
+        square = self._squares.open(i0, total)
+        if square is not None and square.hi - square.lo >= self.fft_min_rows:  # the transform serves all at once
+            view, backwards = rows_between(square.lo, square.hi)
+            square.keep(i0, toeplitz_product(view.flip(0) if backwards else view, self.near_weights[1:],
+                                             square.outputs))
         far = None
-        for level, square in list(self._pending.items()):
-            if square.first <= i0 < square.first + square.outputs:
-                part = self._sums(square, i0, b)
-                far = part.clone(memory_format=torch.contiguous_format) if far is None else far.add_(part)
-            if i0 + b >= square.first + square.outputs:
-                del self._pending[level]
+        for square in self._squares.serving(i0, b):
+            if not square.covers(i0, b):  # the next SQUARE_CHUNK sums of a product square
+                square.keep(i0, self._product(square, i0, b, *rows_between(square.lo, square.hi)))
+            part = square.part(i0, b)
+            far = part.clone(memory_format=torch.contiguous_format) if far is None else far.add_(part)
         return far
 
-    def _sums(self, square: "_Square", i0: int, b: int) -> torch.Tensor:
-        """`b` rows of `square`'s sums from index `i0`, computing the next `SQUARE_CHUNK` of them when
-        needed (a product square keeps at most that many: its rows stay where the loop keeps them)."""
-        if not square.covers(i0, b):
-            outputs = min(max(SQUARE_CHUNK, b), square.first + square.outputs - i0)
-            size = square.rows.shape[0]
-            q = torch.arange(i0 - square.first, i0 - square.first + outputs, device=square.rows.device)[:, None]
-            s = torch.arange(size, device=square.rows.device)
-            lag = 1 + q + s if square.reversed else size + q - s  # X_lo+s at view row size-1-s when reversed
-            with block_threads(outputs * size * square.rows.shape[1]):
-                square.keep(i0, self.near_weights[lag] @ square.rows)
-        return square.sums[i0 - square.start : i0 - square.start + b]
+    def _product(self, square: Square, i0: int, b: int, rows: torch.Tensor, backwards: bool) -> torch.Tensor:
+        """`square`'s sums for `SQUARE_CHUNK` (at least `b`) indices from `i0`, one Toeplitz product over
+        its rows (a view into the loop's buffer, which keeps them)."""
+        outputs = min(max(SQUARE_CHUNK, b), square.first + square.outputs - i0)
+        size = rows.shape[0]
+        q = torch.arange(i0 - square.first, i0 - square.first + outputs, device=rows.device)[:, None]
+        s = torch.arange(size, device=rows.device)
+        lag = 1 + q + s if backwards else size + q - s  # backwards, X_lo+s lies at view row size-1-s
+        with block_threads(outputs * size * rows.shape[1]):
+            return self.near_weights[lag] @ rows
 
     def forward_far(self, rows, n0, b):
         steps = rows.shape[0] - 1
@@ -163,25 +153,6 @@ class DyadicHistory:
 
     def backward_rows(self, g_block: torch.Tensor) -> None:
         """The gradients the kernel just wrote (kept in place: nothing to do)."""
-
-
-@dataclass
-class _Square:
-    """One dyadic square of `DyadicHistory`: the indices it serves (`outputs` from `first`), its rows
-    (a view into the loop's buffer, backwards if `reversed`) and the sums computed so far (`start` on)."""
-
-    first: int
-    outputs: int
-    rows: torch.Tensor
-    reversed: bool
-    start: int = 0
-    sums: torch.Tensor | None = None
-
-    def keep(self, start: int, sums: torch.Tensor) -> None:
-        self.start, self.sums = start, sums
-
-    def covers(self, i0: int, b: int) -> bool:
-        return self.sums is not None and self.start <= i0 and i0 + b <= self.start + self.sums.shape[0]
 
 
 class SOEHistory:

@@ -2,27 +2,77 @@ r"""Long convolutions and correlations over time by FFT, a few columns at a time
 
 Both helpers act on sequences of rows `[N, S]` (time first, `S` independent columns) and
 transform `FFT_COLUMNS` columns at a time: batches of the whole width (32,768 columns for a
-spiking layer) ran up to 2x slower, out of cache.  They serve the exact far history of the
+spiking layer) ran up to 2x slower, out of cache.  `DyadicSquares` plans the products of a
+blocked sweep's far history.  They serve the exact far history of the
 compiled loops ([spikede.solvers.blocks][]) and of the eager history kernel
 ([spikede.solvers.memory][]), and the order gradients of the discrete adjoints.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
-__all__ = ["FFT_COLUMNS", "FFT_MIN_ROWS", "dyadic_square", "toeplitz_product", "lag_correlation"]
+__all__ = ["FFT_COLUMNS", "FFT_MIN_ROWS", "SQUARE_CHUNK", "Square", "DyadicSquares", "toeplitz_product",
+           "lag_correlation"]
 
 FFT_COLUMNS = 256
 FFT_MIN_ROWS = 1024  # Toeplitz products over this many rows or more go by FFT (where it overtook the product)
+SQUARE_CHUNK = 128  # sums a product square computes at a time (its memory; products of 128 rows run near full speed)
 
 
-def dyadic_square(k: int, block: int) -> tuple[int, int]:
-    """`(p, L)` for block `k >= 1` of a blocked sweep: `k = 2^p (2i + 1)`, and the square that starts
-    there pairs the `L = 2^p block` rows before it with its next `L` steps (Hairer, Lubich &
-    Schlichte 1985).  Every pair of a block and an earlier one falls in exactly one such square."""
-    level = (k & -k).bit_length() - 1
-    return level, block << level
+@dataclass
+class Square:
+    """One dyadic square of a blocked sweep: it pairs the rows `[lo, hi)` with the indices `outputs`
+    from `first` on, and keeps the sums computed so far from `start` on (`keep`, `part`; time on
+    axis `axis` of `sums`)."""
+
+    first: int
+    outputs: int
+    lo: int
+    hi: int
+    axis: int
+    start: int = 0
+    sums: torch.Tensor | None = None
+
+    def keep(self, start: int, sums: torch.Tensor) -> None:
+        self.start, self.sums = start, sums
+
+    def covers(self, i0: int, b: int) -> bool:
+        return self.sums is not None and self.start <= i0 and i0 + b <= self.start + self.sums.shape[self.axis]
+
+    def part(self, i0: int, b: int) -> torch.Tensor:
+        return self.sums.narrow(self.axis, i0 - self.start, b)
+
+
+class DyadicSquares:
+    """The squares of a sweep in blocks of `block` (Hairer, Lubich & Schlichte, SIAM J. Sci. Stat.
+    Comput. 6, 1985): at block `k = 2^p (2i + 1)` the `L = 2^p block` rows before it meet its next
+    `L` indices.  Every pair of a block and an earlier one falls in exactly one square, and at any
+    index at most one square per level is open."""
+
+    def __init__(self, block: int, axis: int = 0):
+        self.block, self.axis = int(block), axis
+        self._open: dict[int, Square] = {}
+
+    def open(self, i0: int, total: int) -> Square | None:
+        """The square that starts at index `i0` (a multiple of `block`; `None` at 0), of a sweep of
+        `total` indices."""
+        k = i0 // self.block
+        if k == 0:
+            return None
+        level = (k & -k).bit_length() - 1
+        rows = self.block << level
+        square = Square(i0, min(rows, total - i0), i0 - rows, i0, self.axis)
+        self._open[level] = square
+        return square
+
+    def serving(self, i0: int, b: int) -> list[Square]:
+        """The open squares that serve indices `i0 .. i0+b-1`; those ending there are closed."""
+        found = [sq for sq in self._open.values() if sq.first <= i0 < sq.first + sq.outputs]
+        self._open = {level: sq for level, sq in self._open.items() if i0 + b < sq.first + sq.outputs}
+        return found
 
 
 def _good_length(n: int) -> int:

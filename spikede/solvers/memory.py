@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import torch
 
-from .convolution import FFT_MIN_ROWS, dyadic_square, lag_correlation, toeplitz_product
+from .convolution import FFT_MIN_ROWS, SQUARE_CHUNK, DyadicSquares, lag_correlation, toeplitz_product
 from .engine import block_threads
 
 __all__ = ["HistoryKernel", "WeightedRows", "check_memory", "make_kernel"]
@@ -232,7 +232,7 @@ class HistoryKernel:
         self._block_start = 0
         self._dyadic = window is None  # far sums over dyadic squares while the blocks stay aligned
         self._tracked = False  # whether a row was appended with a gradient (autograd nodes from then on)
-        self._pending: dict[int, tuple[int, torch.Tensor]] = {}
+        self._squares = DyadicSquares(self.block, axis=1) if self._dyadic else None
 
     @property
     def n_steps(self) -> int:
@@ -295,43 +295,42 @@ class HistoryKernel:
     def _end_dyadic(self) -> None:
         """From the next block on, one product over all earlier rows per block (after `restore` or
         `extend`, where the squares computed ahead no longer fit)."""
-        self._dyadic, self._pending = False, {}
+        self._dyadic, self._squares = False, None
 
     def _far_sums(self, n: int, m: int) -> torch.Tensor:
         """The contributions `[C, m, width]` of the rows before step `n` to steps `n .. n+m-1`.
 
-        While blocks start at `1 + k b`: row 0 directly, and the rest from dyadic squares
-        (`spikede.solvers.blocks.DyadicHistory`): at block `k = 2^p (2i + 1)` the rows of the
-        `2^p` blocks before it are paired with the steps of the `2^p` blocks from it on, in one
-        product kept until those steps are read, by FFT from `FFT_MIN_ROWS` rows on.  The same
-        sums in products of up to half the sequence instead of `b`-row slivers.  Otherwise (a
-        window, after `restore` or `extend`) one product over all earlier rows."""
+        While blocks start at `1 + k b`: row 0 directly, and rows `1 ..` over dyadic squares
+        (`spikede.solvers.convolution.DyadicSquares`, as `spikede.solvers.blocks.DyadicHistory`;
+        sweep index `i` is step `i + 1` and row `i + 1`): products `SQUARE_CHUNK` steps at a time,
+        by FFT from `FFT_MIN_ROWS` rows on.  The same sums in products of up to half the sequence
+        instead of `b`-row slivers.  Otherwise (a window, after `restore` or `extend`) one product
+        over all earlier rows."""
         width = self._store.data.shape[1]
-        k, offset = divmod(n - 1, self.block)
-        if not self._dyadic or offset:
+        if not self._dyadic or (n - 1) % self.block:
             self._end_dyadic()
             lo = self._oldest_row(n)
             with block_threads(self.channels * m * (n - lo) * width):
                 return self._contract(n, m, lo, n)
         far = self._contract(n, m, 0, 1)
-        if k > 0:
-            level, rows = dyadic_square(k, self.block)
-            outputs = min(rows, self.n_lags - n + 1)
-            with block_threads(self.channels * outputs * rows * width):
-                if rows >= FFT_MIN_ROWS and self._weights.dim() == 2:
-                    if self._tracks(self._weights):
-                        sums = _ToeplitzByFFT.apply(self._token, self._weights, self._store, n - rows, n, outputs)
-                    else:
-                        rows_in_order = _in_time_order(self._store, self._store.rows(n - rows, n))
-                        sums = _fft_square(self._weights, rows_in_order, outputs)
+        square = self._squares.open(n - 1, self.n_lags)
+        rows = 0 if square is None else square.hi - square.lo
+        if rows >= FFT_MIN_ROWS and self._weights.dim() == 2:  # the transform serves all its steps at once
+            lo, hi = square.lo + 1, square.hi + 1
+            with block_threads(self.channels * square.outputs * rows * width):
+                if self._tracks(self._weights):
+                    sums = _ToeplitzByFFT.apply(self._token, self._weights, self._store, lo, hi, square.outputs)
                 else:
-                    sums = self._contract(n, outputs, n - rows, n)
-                self._pending[level] = (n, sums)
-        for level, (first, sums) in list(self._pending.items()):
-            if first <= n < first + sums.shape[1]:
-                far = far + sums[:, n - first : n - first + m]
-            if n + m >= first + sums.shape[1]:
-                del self._pending[level]
+                    sums = _fft_square(self._weights, _in_time_order(self._store, self._store.rows(lo, hi)),
+                                       square.outputs)
+            square.keep(n - 1, sums)
+        for square in self._squares.serving(n - 1, m):
+            if not square.covers(n - 1, m):  # the next SQUARE_CHUNK steps of a product square
+                outputs = min(max(SQUARE_CHUNK, m), square.first + square.outputs - (n - 1))
+                rows = square.hi - square.lo
+                with block_threads(self.channels * outputs * rows * width):
+                    square.keep(n - 1, self._contract(n, outputs, square.lo + 1, square.hi + 1))
+            far = far + square.part(n - 1, m)
         return far
 
     def _oldest_row(self, n: int) -> int:
