@@ -135,15 +135,7 @@ def mittag_leffler(z: torch.Tensor, alpha: float, beta: float = 1.0) -> torch.Te
     zc = z.to(torch.complex128)
     with torch.no_grad():
         mu, h, half_width, outside = _contour(zc.detach(), alpha)
-        n_nodes = int(torch.ceil((half_width / h).max()).item())
-    # elements x quadrature nodes, a chunk of elements at a time: memory stays bounded for any batch
-    chunk = max(1, _NODES_PER_CHUNK // (2 * n_nodes + 1))
-    k = torch.arange(-n_nodes, n_nodes + 1, dtype=torch.float64, device=z.device)
-    flat = [x.reshape(-1) for x in (zc, mu, h)]
-    value = torch.cat([
-        _quadrature(zz, mm, hh, k, alpha, beta)
-        for zz, mm, hh in zip(*(x.split(chunk) for x in flat))
-    ]).reshape(zc.shape)
+    value = _integrate(zc.reshape(-1), mu.reshape(-1), h.reshape(-1), half_width, alpha, beta).reshape(zc.shape)
     for (pole, _), is_out in zip(_poles(zc, alpha), outside):
         residue = torch.exp(pole) * pole ** (1.0 - beta) / alpha
         value = value + torch.where(is_out, residue, torch.zeros_like(residue))
@@ -172,6 +164,17 @@ def _split_order(z: torch.Tensor, alpha: float, beta: float) -> torch.Tensor:
     if z.is_complex():
         return value.to(z.dtype)
     return value.real.to(z.dtype)
+
+
+def _integrate(z: torch.Tensor, mu: torch.Tensor, h: torch.Tensor, half_width: torch.Tensor, alpha: float,
+               beta: float, gamma: float = 1.0, continued: bool = False) -> torch.Tensor:
+    """`_quadrature` over 1-D `z` with nodes `|u| <= half_width` spaced `h`: elements x quadrature
+    nodes a chunk of elements at a time, so that memory stays bounded for any batch."""
+    n_nodes = int(torch.ceil((half_width / h).max()).item())
+    k = torch.arange(-n_nodes, n_nodes + 1, dtype=torch.float64, device=z.device)
+    chunk = max(1, _NODES_PER_CHUNK // (2 * n_nodes + 1))
+    return torch.cat([_quadrature(zz, mm, hh, k, alpha, beta, gamma, continued)
+                      for zz, mm, hh in zip(*(x.split(chunk) for x in (z, mu, h)))])
 
 
 def _quadrature(z: torch.Tensor, mu: torch.Tensor, h: torch.Tensor, k: torch.Tensor, alpha: float, beta: float,
@@ -277,15 +280,17 @@ def prabhakar(z: torch.Tensor, alpha: float, beta: float = 1.0, gamma: float = 1
             near = torch.where(inner, flat.detach(), torch.ones_like(flat))
             mu_s, h_s, half_s = _sector_contour(near, alpha)
             mu, h, half_width = (torch.where(inner, a, b) for a, b in ((mu_s, mu), (h_s, h), (half_s, half_width)))
-        n_nodes = int(torch.ceil((half_width / h).max()).item())
-    k = torch.arange(-n_nodes, n_nodes + 1, dtype=torch.float64, device=z.device)
-    chunk = max(1, _NODES_PER_CHUNK // (2 * n_nodes + 1))
-    integrated = torch.where(on_axis, torch.full_like(flat, -1.0), flat)  # the axis takes the series below
-    value = torch.cat([_quadrature(zz, mm, hh, k, alpha, beta, gamma)
-                       for zz, mm, hh in zip(*(x.split(chunk) for x in (integrated, mu, h)))])
-    series = _positive_series(flat.real, alpha, beta, gamma).to(torch.complex128)
-    value = torch.where(on_axis, series, value).reshape(zc.shape)
+    integrated = torch.where(on_axis, torch.full_like(flat, -1.0), flat)  # the axis takes the series
+    value = _with_series(flat, on_axis, _integrate(integrated, mu, h, half_width, alpha, beta, gamma),
+                         alpha, beta, gamma).reshape(zc.shape)
     return value.to(z.dtype) if z.is_complex() else value.real.to(z.dtype)
+
+
+def _with_series(flat: torch.Tensor, on_axis: torch.Tensor, integrated: torch.Tensor, alpha: float, beta: float,
+                 gamma: float) -> torch.Tensor:
+    """The contour's values, and on the non-negative real axis the summed series."""
+    series = _positive_series(flat.real, alpha, beta, gamma).to(torch.complex128)
+    return torch.where(on_axis, series, integrated)
 
 
 _SECTOR_RADIUS = 12.0  # largest |z|^(1/alpha) in the sector |arg z| < alpha pi (measured <= 1.3e-13 there)
@@ -350,13 +355,8 @@ def _above_one(flat: torch.Tensor, on_axis: torch.Tensor, alpha: float, beta: fl
     integrated = torch.where(on_axis, torch.full_like(flat, -1.0), flat)
     with torch.no_grad():
         mu, h, half_width = _root_contour(integrated.detach(), alpha)
-        n_nodes = int(torch.ceil((half_width / h).max()).item())
-    k = torch.arange(-n_nodes, n_nodes + 1, dtype=torch.float64, device=flat.device)
-    chunk = max(1, _NODES_PER_CHUNK // (2 * n_nodes + 1))
-    value = torch.cat([_quadrature(zz, mm, hh, k, alpha, beta, gamma, continued=True)
-                       for zz, mm, hh in zip(*(x.split(chunk) for x in (integrated, mu, h)))])
-    series = _positive_series(flat.real, alpha, beta, gamma).to(torch.complex128)
-    return torch.where(on_axis, series, value)
+    value = _integrate(integrated, mu, h, half_width, alpha, beta, gamma, continued=True)
+    return _with_series(flat, on_axis, value, alpha, beta, gamma)
 
 
 def _positive_series(x: torch.Tensor, alpha: float, beta: float, gamma: float) -> torch.Tensor:
