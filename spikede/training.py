@@ -284,15 +284,14 @@ def _checkpoint(model, optimizer, config, epoch, batch, metrics, alpha_history) 
     }
 
 
-def _distributed() -> tuple[int, int]:
-    """`(rank, world size)`; initialises the process group under torchrun."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world > 1 and not dist.is_initialized():
-        backend = "nccl" if torch.cuda.is_available() and os.environ.get("SPIKEDE_BACKEND") != "gloo" else "gloo"
-        dist.init_process_group(backend)
-    if dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
+def _start_process_group() -> bool:
+    """Initialise the process group under torchrun (`WORLD_SIZE` > 1) unless the caller has;
+    `True` if this call did, and so owns its teardown."""
+    if int(os.environ.get("WORLD_SIZE", "1")) == 1 or dist.is_initialized():
+        return False
+    backend = "nccl" if torch.cuda.is_available() and os.environ.get("SPIKEDE_BACKEND") != "gloo" else "gloo"
+    dist.init_process_group(backend)
+    return True
 
 
 def epoch_batches(n_samples: int, batch_size: int, seed: int, epoch: int, rank: int = 0, world: int = 1):
@@ -358,10 +357,21 @@ def train(config: TrainConfig, resume: bool = False, log=print, warn=_warn) -> d
     the same weights as one.  `warn(message)` is told of every spiking layer that stayed
     silent for a whole epoch.
     """
+    config.validate()
+    owned = _start_process_group()
+    try:
+        rank, world = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
+        return _train(config, resume, log, warn, rank, world)
+    finally:
+        # A process that exits with the group alive can abort (SIGABRT) in the collective
+        # library's teardown while the interpreter shuts down; close it while all is alive.
+        if owned:
+            dist.destroy_process_group()
+
+
+def _train(config: TrainConfig, resume: bool, log, warn, rank: int, world: int) -> dict:
     from tqdm import tqdm
 
-    config.validate()
-    rank, world = _distributed()
     out = Path(config.out)
     state = None
     if resume:
