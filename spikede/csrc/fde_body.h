@@ -16,18 +16,7 @@ int NAME(fde_step)(long i, long m, const T *restrict far, const T *restrict W, T
     for (long lo = 0; lo < m; lo += CHUNK) {
         const long n = m - lo < CHUNK ? m - lo : CHUNK;
         for (long k = 0; k < n; ++k) acc[k] = far[lo + k];
-        long j = 1;
-        for (; j + 3 <= i; j += 4) {  /* four lags per pass over acc: a quarter of its loads and stores */
-            const T w0 = W[j], w1 = W[j + 1], w2 = W[j + 2], w3 = W[j + 3];
-            const T *restrict u0 = block + (i - j) * m + lo;
-            const T *restrict u1 = u0 - m, *restrict u2 = u0 - 2 * m, *restrict u3 = u0 - 3 * m;
-            for (long k = 0; k < n; ++k) acc[k] += w0 * u0[k] + w1 * u1[k] + w2 * u2[k] + w3 * u3[k];
-        }
-        for (; j <= i; ++j) {
-            const T w = W[j];
-            const T *restrict u = block + (i - j) * m + lo;
-            for (long k = 0; k < n; ++k) acc[k] += w * u[k];
-        }
+        NAME(add_lags)(acc, n, W, i, block + i * m + lo, -m);
         T *restrict out = block + i * m + lo;
         for (long k = 0; k < n; ++k) {
             const T u = c * F[lo + k] - acc[k];

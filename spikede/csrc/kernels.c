@@ -2,7 +2,8 @@
  *
  * Two families, each instantiated for float (suffix _f32) and double (_f64):
  *   lif_blocks_body.h  blocks of steps of the fractional LIF recurrence and its adjoint (spikede.fused);
- *   fde_body.h         one explicit gl / l1 step of fdeint's blocked loop (spikede.solvers.blocks).
+ *   fde_body.h         one explicit gl / l1 step of fdeint's blocked loop (spikede.solvers.blocks);
+ *   lags_body.h        the near history of a step (lags inside the block), which both use.
  * In both the far history of a block (rows before it) is one matrix product done by the caller and
  * handed in as `far`; the kernels add the near lags (rows inside the block) and do the update.
  * Arrays are contiguous, row-major, `m` values per step.
@@ -18,6 +19,7 @@ enum { CHUNK = 512 };  /* values per tile: a block's rows of one tile stay in th
 
 #define T float
 #define SUFFIX f32
+#include "lags_body.h"
 #include "lif_blocks_body.h"
 #include "fde_body.h"
 #undef T
@@ -25,6 +27,7 @@ enum { CHUNK = 512 };  /* values per tile: a block's rows of one tile stay in th
 
 #define T double
 #define SUFFIX f64
+#include "lags_body.h"
 #include "lif_blocks_body.h"
 #include "fde_body.h"
 #undef T

@@ -32,11 +32,7 @@ void NAME(lif_forward)(long b, long m, long far_step, const T *restrict far, con
         for (long k = 0; k < b; ++k) {
             const T *restrict f = far + k * far_step + lo;
             for (long i = 0; i < n; ++i) acc[i] = f[i];
-            for (long j = 1; j <= k; ++j) {
-                const T w = W[j];
-                const T *restrict u = rows + (k - j) * m + lo;
-                for (long i = 0; i < n; ++i) acc[i] += w * u[i];
-            }
+            NAME(add_lags)(acc, n, W, k, rows + k * m + lo, -m);
             const long o = k * m + lo;
             T *restrict vv = v + lo;
             T *restrict p_out = proposed ? proposed + o : acc;  /* acc is free once read */
@@ -93,11 +89,7 @@ void NAME(lif_backward)(long b, long m, long far_step, const T *restrict far, co
         for (long q = b - 1; q >= 0; --q) {
             const T *restrict f = far + q * far_step + lo;
             for (long i = 0; i < n; ++i) acc[i] = f[i];
-            for (long j = 1; q + j < b; ++j) {
-                const T w = W[j];
-                const T *restrict later = g + (q + j) * m + lo;
-                for (long i = 0; i < n; ++i) acc[i] += w * later[i];
-            }
+            NAME(add_lags)(acc, n, W, b - 1 - q, g + q * m + lo, m);
             const long o = q * m + lo;
             for (long i = 0; i < n; ++i) {
                 const T mu = to_history * acc[i];
