@@ -371,6 +371,9 @@ def _channel_modes(terms: list) -> tuple[np.ndarray, np.ndarray]:
     return rates, coefs
 
 
+SHIFT_EVERY = 4  # BlockedSOEKernel: blocks between moves of its exact rows to the front of their buffer
+
+
 class BlockedSOEKernel(_FixedHorizon):
     """The `'soe'` history sums a block of `b` steps at a time, for runs without autograd.
 
@@ -387,7 +390,9 @@ class BlockedSOEKernel(_FixedHorizon):
     adjoint differentiates exactly what autograd does), in another order of summation.
 
     Per step: one fused product over `L0 + i` rows instead of three passes over the
-    modes; the kernel holds `L0 + b + 1` rows and `K` modes.  No gradients pass through
+    modes; the kernel holds `K` modes and room for `L0 + SHIFT_EVERY b + 1` rows (`L0 + b + 1`
+    in use), so that the exact rows move to the front of their buffer once every
+    `SHIFT_EVERY` blocks.  No gradients pass through
     it (`SOEKernel` serves autograd); `make_kernel` picks it
     where none can be needed (grad mode off: inference, both sweeps of the adjoints).  Same interface as `SOEKernel`.
     """
@@ -422,13 +427,16 @@ class BlockedSOEKernel(_FixedHorizon):
         self._powers = torch.tensor(powers, dtype=dtype, device=device)
         self._entry = torch.tensor(powers[:, :, block:0:-1].copy(), dtype=dtype, device=device)  # r^b .. r^1
         self._modes = template.new_zeros(self.channels, self.n_modes + self.by_parts, self.width)
-        self._rows = template.new_zeros(span + 1, self.width)
+        # a block needs span + 1 rows; the spare ones let SHIFT_EVERY blocks append before the exact
+        # rows move back to the front of the buffer (one copy every SHIFT_EVERY blocks, not two per block)
+        self._rows = template.new_zeros(span + 1 + (SHIFT_EVERY - 1) * block, self.width)
         self._far = template.new_zeros(self.channels, block, self.width)
         self._toeplitz: dict = {}  # (b, rows) -> the weights block_history applies to them
         self._n_stored = 0
         self._base = 0  # the first row held in _rows
         self._split = 0  # p: rows before it are in the modes
         self._block_start = 0
+        self._far_has_rows = False  # block_history added the exact rows into _far in place
 
     def append(self, u: torch.Tensor) -> None:
         if u.requires_grad and torch.is_grad_enabled():
@@ -439,7 +447,7 @@ class BlockedSOEKernel(_FixedHorizon):
     def read(self, n: int) -> torch.Tensor:
         if self._n_stored != n:
             raise RuntimeError(f"history holds {self._n_stored} rows; read({n}) needs exactly {n}")
-        if n >= self._block_start + self.block or self._block_start == 0:
+        if n >= self._block_start + self.block or self._block_start == 0 or self._far_has_rows:
             self._start_block(n)
         i, split = n - self._block_start, self._split
         weights = self._reversed[:, self._reversed.shape[1] - 1 - (n - split) : -1]
@@ -459,7 +467,8 @@ class BlockedSOEKernel(_FixedHorizon):
 
     def block_history(self, s: int, b: int) -> torch.Tensor:
         """`[C, b, width]`: for the steps `s .. s + b - 1` (`b <= block`; blocks in order), the history
-        sums over every row before `s` (the modes and the exact rows from the split on).  A step's
+        sums over every row before `s` (the modes and the exact rows from the split on); a view of a
+        buffer of the kernel, valid until its next call.  A step's
         sum of `read` is this plus the rows from `s` on, each with its lag's `near_weights`."""
         if self._n_stored != s or not 0 < b <= self.block:
             raise RuntimeError(f"block_history({s}, {b}) needs {s} rows stored (holds {self._n_stored}) and "
@@ -474,7 +483,13 @@ class BlockedSOEKernel(_FixedHorizon):
         with block_threads(self.channels * b * (count + 2 * self.n_modes) * self.width):
             self._start_block(s)
             rows = self._rows[split - self._base : s - self._base]
-            return torch.baddbmm(self._far[:, :b], weights, rows.expand(self.channels, *rows.shape))
+            far = self._far[:, :b]  # the modes' sums; the exact rows are added in place (no fresh buffer)
+            if self.channels == 1:
+                far[0].addmm_(weights[0], rows)
+            else:
+                far.baddbmm_(weights, rows.expand(self.channels, *rows.shape))
+            self._far_has_rows = True
+            return far
 
     def _start_block(self, s: int) -> None:
         split = max(0, s - self.first_lag)
@@ -491,21 +506,27 @@ class BlockedSOEKernel(_FixedHorizon):
             for c in range(self.channels):
                 modes[c].addmm_(self._entry[c, :, self.block - entering :], fresh)
         base = max(0, split - 1)
-        kept = self._rows[base - self._base : s - self._base].clone()
-        self._rows[: kept.shape[0]] = kept
-        self._base, self._split, self._block_start = base, split, s
+        if s - self._base + self.block > self._rows.shape[0]:  # no room for this block's rows
+            kept = self._rows[base - self._base : s - self._base]
+            overlaps = base - self._base < kept.shape[0]
+            self._rows[: kept.shape[0]] = kept.clone() if overlaps else kept
+            self._base = base
+        self._split, self._block_start = split, s
         if split > 0:
             if self.by_parts:
-                self._modes[:, self.n_modes] = self._rows[split - 1 - base]
+                self._modes[:, self.n_modes] = self._rows[split - 1 - self._base]
             torch.bmm(self._far_weights, self._modes, out=self._far)
+        elif self._far_has_rows:  # no modes yet: the block's far sums start from zero
+            self._far.zero_()
+        self._far_has_rows = False
 
     def snapshot(self) -> tuple:
         """A copy of the kernel's state (`O(K + L0 + b)` rows), for `restore`."""
         return (self._n_stored, self._base, self._split, self._block_start,
-                self._modes.clone(), self._rows.clone(), self._far.clone())
+                self._modes.clone(), self._rows[: self._n_stored - self._base].clone(), self._far.clone())
 
     def restore(self, snapshot: tuple) -> None:
         self._n_stored, self._base, self._split, self._block_start, modes, rows, far = snapshot
         self._modes.copy_(modes)
-        self._rows.copy_(rows)
+        self._rows[: rows.shape[0]] = rows
         self._far.copy_(far)
