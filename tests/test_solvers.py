@@ -476,8 +476,10 @@ def test_implicit_product_rectangle_matches_an_independent_implementation():
 def test_small_time_loops_run_on_one_thread_and_restore_the_setting(monkeypatch):
     import spikede.neurons
     from spikede import LIFNeuron
+    from spikede.solvers import engine
     from spikede.solvers.engine import PARALLEL_STEP_MIN, PARALLEL_WORK_MIN, block_threads, step_threads
 
+    monkeypatch.setattr(engine.thread_choice, "pick", lambda work, threads: threads)  # as where they are faster
     previous = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
@@ -508,6 +510,33 @@ def test_small_time_loops_run_on_one_thread_and_restore_the_setting(monkeypatch)
     finally:
         torch.set_num_threads(previous)
 
+
+
+def test_thread_choice_takes_the_faster_option_and_keeps_trying_the_other():
+    """`block_threads`' choice (`ThreadChoice`) with made-up timings: alternate until both options
+    have `SAMPLES` timings, then the lower median time per multiply-add, the other every `EXPLORE`th
+    operation; when the timings turn (another process takes a core) the choice follows."""
+    from spikede.solvers.engine import ThreadChoice
+
+    choice, work = ThreadChoice(), 1 << 24
+    speed = {1: 1.0, 4: 0.4}  # seconds per operation: four threads faster at first
+
+    def run(operations):
+        picks = []
+        for _ in range(operations):
+            threads = choice.pick(work, 4)
+            choice.record(work, threads, speed[threads])
+            picks.append(threads)
+        return picks
+
+    warmup = run(2 * ThreadChoice.SAMPLES)
+    assert sorted(warmup) == [1] * ThreadChoice.SAMPLES + [4] * ThreadChoice.SAMPLES
+    steady = run(4 * ThreadChoice.EXPLORE)
+    assert steady.count(1) == 4 and steady.count(4) == len(steady) - 4  # exploring once per EXPLORE
+    speed[4] = 3.0  # a busy machine: the threads wait for each other
+    later = run(6 * ThreadChoice.EXPLORE)
+    assert later[-2 * ThreadChoice.EXPLORE:].count(1) == 2 * ThreadChoice.EXPLORE - 2
+    assert choice.pick(work >> 4, 4) == 1  # another size class starts its own timings
 
 FLMM = [name for name, cls in SCHEMES.items() if cls.coupled_start]
 

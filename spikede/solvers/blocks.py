@@ -53,7 +53,7 @@ class FullHistory:
         """The far sums of steps `n0 .. n0+b-1` and the row step (`-1`: rows in reverse step order)."""
         lo = 0 if self.window is None else max(0, n0 - self.window)
         lags = self._flipped.numel() - 1  # entry (k', r) of the view: W_{n0+b-1-k'-r}, row lo + r, step n0+b-1-k'
-        toeplitz = self._flipped.as_strided((b, n0 - lo), (1, 1), lags - n0 - b + 1 + lo)
+        toeplitz = self._flipped.as_strided((b, n0 - lo), (1, 1), lags - n0 - b + 1 + lo).contiguous()
         with block_threads(b * (n0 - lo) * rows.shape[1]):
             return toeplitz @ rows[lo:n0], -1
 
@@ -66,7 +66,7 @@ class FullHistory:
         hi = steps if self.window is None else min(steps, top + self.window)
         if hi <= top:
             return g.new_zeros(b, g.shape[1]), 1
-        toeplitz = self.near_weights.as_strided((b, hi - top), (1, 1), 1)  # entry (q', r): W_{1+q'+r}, step top - q'
+        toeplitz = self.near_weights.as_strided((b, hi - top), (1, 1), 1).contiguous()  # (q', r): W_{1+q'+r}, step top - q'
         with block_threads(b * (hi - top) * g.shape[1]):
             return toeplitz @ g[top:hi], -1
 
@@ -132,8 +132,9 @@ class DyadicHistory:
         q = torch.arange(i0 - square.first, i0 - square.first + outputs, device=rows.device)[:, None]
         s = torch.arange(size, device=rows.device)
         lag = 1 + q + s if backwards else size + q - s  # backwards, X_lo+s lies at view row size-1-s
+        toeplitz = self.near_weights[lag]  # gathered on the loop's one thread (see block_threads)
         with block_threads(outputs * size * rows.shape[1]):
-            return self.near_weights[lag] @ rows
+            return toeplitz @ rows
 
     def forward_far(self, rows, n0, b):
         steps = rows.shape[0] - 1

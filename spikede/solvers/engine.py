@@ -9,6 +9,9 @@ states.  The neurons use `Problem` to build their schemes.  This module imports 
 
 from __future__ import annotations
 
+import statistics
+import time
+from collections import deque
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Callable
@@ -56,18 +59,66 @@ _outer_threads: int | None = None  # the thread count a `step_threads` loop repl
 PARALLEL_WORK_MIN = 1 << 22  # multiply-adds above which one operation inside such a loop uses those threads
 
 
+class ThreadChoice:
+    """Whether the large operations of `step_threads` loops run faster on the threads the loop set
+    aside or on its one thread, learnt from their own timings.
+
+    On an idle machine a matrix product of a few million multiply-adds is nearly twice as fast
+    on two cores; while another process holds one of them, each product waits for the thread
+    that lost its core, and products of 4e6 to 1e8 multiply-adds took about 3x longer than on one
+    thread (`benchmarks/reference_workload.py --compete`).  Which case holds is not known in
+    advance and changes while a program runs, so for each size class (powers of 4 of the
+    multiply-adds) both options are timed: alternately until each has `SAMPLES` timings, then
+    the one with the lower median time per multiply-add over its last `SAMPLES` runs, with the
+    other tried once every `EXPLORE` operations of the class.
+    """
+
+    SAMPLES = 3
+    EXPLORE = 16
+
+    def __init__(self):
+        self._rates: dict = {}  # (size class, threads) -> the latest seconds per multiply-add
+        self._calls: dict = {}  # size class -> operations so far
+
+    def pick(self, work: int, threads: int) -> int:
+        """The thread count for the next operation of `work` multiply-adds: 1 or `threads`."""
+        size = work.bit_length() // 2
+        calls = self._calls[size] = self._calls.get(size, 0) + 1
+        one, many = self._rates.get((size, 1), ()), self._rates.get((size, threads), ())
+        if min(len(one), len(many)) < self.SAMPLES:
+            return threads if len(many) < len(one) else 1
+        best, other = (1, threads) if statistics.median(one) <= statistics.median(many) else (threads, 1)
+        return other if calls % self.EXPLORE == 0 else best
+
+    def record(self, work: int, threads: int, seconds: float) -> None:
+        rates = self._rates.setdefault((work.bit_length() // 2, threads), deque(maxlen=self.SAMPLES))
+        rates.append(seconds / work)
+
+
+thread_choice = ThreadChoice()
+
+
 @contextmanager
 def block_threads(work: int):
     """Inside a `step_threads` loop, give one large operation (`work` multiply-adds, e.g. the far
-    history of a block of steps as one matrix product) the threads the loop set aside."""
+    history of a block of steps as one matrix product) the threads the loop set aside, where
+    they have been faster for operations of its size (`ThreadChoice`).
+
+    Only that operation belongs inside: its operands are prepared before (a gathered Toeplitz
+    matrix spread over two threads took 11x longer while another process held a core)."""
     if _outer_threads is None or work < PARALLEL_WORK_MIN:
         yield
         return
-    torch.set_num_threads(_outer_threads)
+    threads = thread_choice.pick(work, _outer_threads)
+    if threads > 1:
+        torch.set_num_threads(threads)
+    start = time.perf_counter()
     try:
         yield
     finally:
-        torch.set_num_threads(1)
+        thread_choice.record(work, threads, time.perf_counter() - start)
+        if threads > 1:
+            torch.set_num_threads(1)
 
 
 @dataclass
