@@ -2,7 +2,7 @@
 
 from .events import RESET_MODES, EventParams, apply_events, check_reset, fire_and_reset
 from . import models, solvers, special
-from .solvers import ConvergenceError, DiscreteAdjoint, fdeint, fdeint_adjoint
+from .solvers import ConvergenceError, DiscreteAdjoint, StepInputs, fdeint, fdeint_adjoint
 from .solvers.native import EngineWarning, engine_status, set_engine
 from .network import TimeDistributed, fractionalize, latency_encode, rate_encode, reset, reset_net
 from .membrane import Drive, LeakyDrive
@@ -27,6 +27,7 @@ __all__ = [
     "Drive",
     "RESET_MODES",
     "SNNWrapper",
+    "StepInputs",
     "EngineWarning",
     "EventParams",
     "FractionalIF",

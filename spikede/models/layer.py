@@ -15,6 +15,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from ..solvers.adjoint import DiscreteAdjoint, StepInputs
 from .base import NeuronModel, simulate
 
 __all__ = ["ModelLayer"]
@@ -37,6 +38,10 @@ class ModelLayer(nn.Module):
             semantics of `FractionalLIF`) or `'continuous'`, as for `simulate`.
         refractory: absolute refractory period (time units).
         learn: names of model parameters to train (each becomes an `nn.Parameter`).
+        adjoint: gradients by the discrete adjoint of the hybrid solve (the same as autograd's, without
+            a graph of every step): the learned parameters, the order where it is a tensor that
+            requires grad, and the input currents row by row
+            ([StepInputs][spikede.solvers.adjoint.StepInputs]).  Not with the `'noisy'` surrogate.
         return_states: also return the states `[T, *batch, C]`.
         device: where the learned parameters are created (like `nn.Linear`).
         dtype: their dtype (default: torch's default dtype).
@@ -45,8 +50,8 @@ class ModelLayer(nn.Module):
     def __init__(self, model: NeuronModel, alpha: float | Sequence[float] | torch.Tensor = 1.0, dt: float = 0.1, *,
                  surrogate: str = "sigmoid", surrogate_scale: float | None = None, method: str = "l1",
                  memory: int | str | None = None, history: str = "reset", refractory: float = 0.0,
-                 learn: Sequence[str] = (), return_states: bool = False, device: torch.device | str | None = None,
-                 dtype: torch.dtype | None = None):
+                 learn: Sequence[str] = (), adjoint: bool = False, return_states: bool = False,
+                 device: torch.device | str | None = None, dtype: torch.dtype | None = None):
         super().__init__()
         if not isinstance(model, NeuronModel):
             raise TypeError(f"model must be a NeuronModel, got {type(model).__name__}")
@@ -60,6 +65,9 @@ class ModelLayer(nn.Module):
         self.model, self.alpha, self.dt = model, alpha, float(dt)
         self.options = dict(surrogate=surrogate, surrogate_scale=surrogate_scale, method=method, memory=memory,
                             history=history, refractory=refractory)
+        if not isinstance(adjoint, bool):
+            raise TypeError(f"adjoint must be True or False, got {adjoint!r}")
+        self.adjoint = adjoint
         self.return_states = return_states
         self.learned = tuple(learn)
         factory = dict(device=device, dtype=dtype or torch.get_default_dtype())
@@ -71,13 +79,14 @@ class ModelLayer(nn.Module):
             raise TypeError(f"x must be a floating-point tensor [T, *batch] of input currents, got {x!r}")
         steps = x.shape[0]
         t = torch.arange(steps + 1, dtype=x.dtype, device=x.device) * self.dt
-        inputs = x.unbind(0)
+        inputs = StepInputs(x)
         model = self.model.replace(**{name: getattr(self, name) for name in self.learned})
 
         def current(s: torch.Tensor) -> torch.Tensor:
             return inputs[int(round(float(s) / self.dt))]
 
-        solution = simulate(model, t, current=current, alpha=self.alpha, y0=self._rest(model, x), **self.options)
+        options = dict(self.options, adjoint=DiscreteAdjoint(inputs=inputs)) if self.adjoint else self.options
+        solution = simulate(model, t, current=current, alpha=self.alpha, y0=self._rest(model, x), **options)
         spikes = solution.spikes[1:]
         return (spikes, solution.y[1:]) if self.return_states else spikes
 
@@ -86,4 +95,5 @@ class ModelLayer(nn.Module):
         return model.to(dtype=x.dtype, device=x.device).initial_state(batch, x.dtype, x.device)
 
     def extra_repr(self) -> str:
-        return f"{type(self.model).__name__}, alpha={self.alpha}, dt={self.dt}, method={self.options['method']!r}"
+        adjoint = ", adjoint=True" if self.adjoint else ""
+        return f"{type(self.model).__name__}, alpha={self.alpha}, dt={self.dt}, method={self.options['method']!r}{adjoint}"

@@ -29,6 +29,7 @@ of `y_n` flow through one vector-Jacobian product per step, as for the scheme al
 
 from __future__ import annotations
 
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -38,9 +39,50 @@ from .convolution import lag_correlation
 from .engine import begin, check_finite, march, step_threads
 from .memory import make_kernel
 
-__all__ = ["DiscreteAdjoint", "lag_gradient"]
+__all__ = ["DiscreteAdjoint", "StepInputs", "lag_gradient"]
 
 LAG_FFT_MIN_STEPS = 1024  # from here on the weights' gradient is an FFT correlation (it overtook the product near 800)
+
+
+class StepInputs:
+    """A sequence `[T, ...]` that `func` reads one row at a time, `inputs[k]` (the input currents
+    of a layer, say), and whose gradient the discrete adjoint gives row by row.
+
+    Named in `DiscreteAdjoint(inputs=...)`, each replayed step differentiates only the rows it
+    read: `O(1)` rows per step, where the whole sequence in `params` would cost `O(T)` per step.
+    Outside that replay `inputs[k]` is row `k` of `sequence.unbind(0)`, so autograd through a
+    solve that reads it also stays `O(T)` in all.
+
+    Args:
+        sequence: the rows, `[T, ...]`, a tensor of at least one dimension.
+    """
+
+    def __init__(self, sequence: torch.Tensor):
+        if not isinstance(sequence, torch.Tensor) or sequence.dim() < 1:
+            raise TypeError(f"sequence must be a tensor [T, ...] of at least one dimension, got {sequence!r}")
+        self.sequence = sequence
+        self._rows = sequence.unbind(0)
+        self._leaves: dict | None = None
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def __getitem__(self, k: int) -> torch.Tensor:
+        if self._leaves is None:
+            return self._rows[k]
+        leaf = self._leaves.get(k)
+        if leaf is None:
+            leaf = self._leaves[k] = self._rows[k].detach().requires_grad_(True)
+        return leaf
+
+    @contextmanager
+    def recording(self):
+        """Inside, each row read is a fresh leaf; yields the dict `{k: leaf}` of the rows read."""
+        self._leaves = {}
+        try:
+            yield self._leaves
+        finally:
+            self._leaves = None
 
 
 class _ChannelWeights:
@@ -78,13 +120,18 @@ class _Adjoint(torch.autograd.Function):
                 event.start(y0.detach())
             carries = None if event is None else [event.carry()]
             y, f = begin(problem, scheme, kernel)
-            saved, histories = [y], []
+            # written in place as the steps come: a list stacked at the end would hold both at once
+            states = y.new_empty(n_steps // save_every + 1 + (n_steps % save_every != 0), *y.shape)
+            states[0] = y
+            histories = []  # becomes one tensor [n_steps, ...] at the first step (without checkpoints)
 
             def keep(n, y_n, history):  # every history sum, or (checkpointing) what restarts the solve
                 if every is None:
-                    histories.append(history)
+                    if not histories:
+                        histories.append(history.new_empty(n_steps, *history.shape))
+                    histories[0][n - 1] = history
                 if n % save_every == 0 or n == n_steps:
-                    saved.append(y_n)
+                    states[-(-n // save_every)] = y_n
                 if carries is not None:
                     carries.append(event.carry())
 
@@ -97,11 +144,10 @@ class _Adjoint(torch.autograd.Function):
                     checkpoints.append((b, kernel.snapshot(), y, f))
             ctx.checkpoints = checkpoints
             ctx.solver = None if checkpoints is None else (problem, scheme, kernel)  # the kernel restarts stretches
-            states = torch.stack(saved)
             outputs = () if event is None else event.outputs()
         check_finite(states, save_every, n_steps)
         ctx.setup, ctx.carries = setup, carries
-        ctx.save_for_backward(y0, states, torch.stack(histories) if histories else None, *inputs)
+        ctx.save_for_backward(y0, states, histories[0] if histories else None, *inputs)
         return (states, *outputs) if event is not None else states
 
     @staticmethod
@@ -139,8 +185,10 @@ class _Adjoint(torch.autograd.Function):
             alphas = [next(it) if isinstance(a, torch.Tensor) and a.requires_grad else a for a in setup.alphas]
             problem, scheme, _ = setup.build(y0_leaf, alphas, kernel=False)
             f0 = f0_leaf = None
+            f0_reads: dict = {}
             if scheme.stores_rhs:
-                f0 = problem.rhs(problem.t[0], y0_leaf)
+                with _reading(setup) as f0_reads:
+                    f0 = problem.rhs(problem.t[0], y0_leaf)
                 f0_leaf = f0.detach().requires_grad_(True)
                 scheme.first_stored(y0_leaf, f0_leaf)
         n_steps = problem.n_steps
@@ -155,6 +203,9 @@ class _Adjoint(torch.autograd.Function):
                    for c in range(channels)]
         for k in reverse:
             k.append(torch.zeros_like(y0))
+        if setup.step_inputs is not None:
+            params, sequence = params[:-1], params[-1]
+            g_sequence = torch.zeros_like(sequence)
         leaves = [y0_leaf] + ([f0_leaf] if f0_leaf is not None else []) + alpha_leaves + list(params)
         totals = [torch.zeros_like(x) for x in leaves]
         carry = torch.zeros_like(y0)
@@ -164,7 +215,7 @@ class _Adjoint(torch.autograd.Function):
             for n in range(b, a, -1):
                 g_u = sum(k.read(n_steps + 1 - n)[0] for k in reverse)
                 given = grad_at(n)
-                with torch.enable_grad():
+                with torch.enable_grad(), _reading(setup) as reads:
                     y_prev = ys[n - 1 - a].detach().requires_grad_(True)
                     history = hs[n - 1 - a].detach().requires_grad_(True)
                     event_leaves = [] if event is None else _event_leaves(event, n - 1, ctx.carries[n - 1])
@@ -183,14 +234,20 @@ class _Adjoint(torch.autograd.Function):
                     if event is not None:
                         _add_event_terms(event, n, grad_events, g_event, outputs, cotangents)
                     outputs, cotangents = _differentiable(outputs, cotangents)
-                    grads = torch.autograd.grad(outputs, [y_prev, history] + event_leaves + leaves, cotangents,
+                    rows_read = list(reads.items())
+                    grads = torch.autograd.grad(outputs, [y_prev, history] + event_leaves + leaves +
+                                                [leaf for _, leaf in rows_read], cotangents,
                                                 allow_unused=True, retain_graph=True)  # alpha's coefficients are shared
                 carry = grads[0] if grads[0] is not None else torch.zeros_like(y0)
                 g_history = grads[1] if grads[1] is not None else torch.zeros_like(history)
                 g_event = grads[2 : 2 + len(event_leaves)]
-                for i, g in enumerate(grads[2 + len(event_leaves) :]):
+                first_leaf = 2 + len(event_leaves)
+                for i, g in enumerate(grads[first_leaf : first_leaf + len(leaves)]):
                     if g is not None:
                         totals[i] = totals[i] + g
+                for (k, _), g in zip(rows_read, grads[first_leaf + len(leaves) :]):
+                    if g is not None:
+                        g_sequence[k] += g
                 if alpha_leaves:
                     grad_hist.append(g_history)
                 for c, k in enumerate(reverse):
@@ -214,18 +271,29 @@ class _Adjoint(torch.autograd.Function):
             if u0.requires_grad:  # u_0 = f_0 for the schemes that store f (0 for implicit pred)
                 g_f0 = g_f0 + torch.autograd.grad(u0, f0_leaf, g_u0)[0]
             offset = 2
-            targets = [y0_leaf] + list(params)
+            rows_read = list(f0_reads.items())
+            targets = [y0_leaf] + list(params) + [leaf for _, leaf in rows_read]
             extra = torch.autograd.grad(f0, targets, g_f0, allow_unused=True)
             g_y0 = g_y0 + (extra[0] if extra[0] is not None else 0)
-            for i, g in enumerate(extra[1:]):
+            for i, g in enumerate(extra[1 : 1 + len(params)]):
                 if g is not None:
                     totals[offset + len(alpha_leaves) + i] = totals[offset + len(alpha_leaves) + i] + g
+            for (k, _), g in zip(rows_read, extra[1 + len(params) :]):
+                if g is not None:
+                    g_sequence[k] += g
         g_alphas = totals[offset : offset + len(alpha_leaves)]
         if alpha_leaves:
             g_alphas = _add_weight_gradient(scheme, alpha_leaves, g_alphas, grad_hist[::-1],
                                             [u0.detach()] + stored[::-1], setup.window)
         g_params = totals[offset + len(alpha_leaves) :]
+        if setup.step_inputs is not None:
+            g_params = [*g_params, g_sequence]
         return (None, g_y0, *g_alphas, *g_params)
+
+
+def _reading(setup):
+    """While a step is replayed: the rows of the solve's `StepInputs` it reads, as fresh leaves."""
+    return setup.step_inputs.recording() if setup.step_inputs is not None else nullcontext({})
 
 
 def _event_leaves(event, n: int, carry: tuple) -> list[torch.Tensor]:
@@ -310,6 +378,7 @@ class _Solve:
     checkpoint_every: int | None
     n_alpha_inputs: int
     event: object | None = None
+    step_inputs: StepInputs | None = None  # its sequence is the last input of the Function
 
     @property
     def window(self) -> int | None:
@@ -328,15 +397,21 @@ class DiscreteAdjoint:
             one more forward solve in time).  `None`: keep every history sum.
         params: the tensors `func` depends on that should receive gradients (default: the
             parameters of `func` if it is an `nn.Module`, else none).
+        inputs: a [StepInputs][spikede.solvers.adjoint.StepInputs] that `func` reads a row at a
+            time; its sequence receives its gradient row by row.
     """
 
     checkpoint_every: int | None = None
     params: Sequence[torch.Tensor] | None = None
+    inputs: StepInputs | None = None
 
     def __post_init__(self) -> None:
         every = self.checkpoint_every
         if every is not None and (isinstance(every, bool) or not isinstance(every, int) or every < 1):
             raise ValueError(f"checkpoint_every must be None or a positive int, got {every!r}")
+        if self.inputs is not None and not isinstance(self.inputs, StepInputs):
+            raise TypeError(f"inputs must be a StepInputs (the rows func reads one at a time), got "
+                            f"{type(self.inputs).__name__}")
 
     def solve(self, func, build, y0: torch.Tensor, alphas: list, memory, kernel_options: dict,
               save_every: int, event=None) -> torch.Tensor:
@@ -359,9 +434,11 @@ class DiscreteAdjoint:
             params = list(func.parameters()) if isinstance(func, torch.nn.Module) else []
         params = [p for p in params if isinstance(p, torch.Tensor) and p.requires_grad]
         alpha_inputs = [a for a in alphas if isinstance(a, torch.Tensor) and a.requires_grad]
+        step_inputs = self.inputs if self.inputs is not None and self.inputs.sequence.requires_grad else None
         setup = _Solve(build, alphas, memory, kernel_options, save_every, self.checkpoint_every, len(alpha_inputs),
-                       event)
-        result = _Adjoint.apply(setup, y0, *alpha_inputs, *params)
+                       event, step_inputs)
+        sequence = [] if step_inputs is None else [step_inputs.sequence]
+        result = _Adjoint.apply(setup, y0, *alpha_inputs, *params, *sequence)
         if event is None:
             return result
         states, *outputs = result
