@@ -96,4 +96,5 @@ class ModelLayer(nn.Module):
 
     def extra_repr(self) -> str:
         adjoint = ", adjoint=True" if self.adjoint else ""
-        return f"{type(self.model).__name__}, alpha={self.alpha}, dt={self.dt}, method={self.options['method']!r}{adjoint}"
+        method = self.options["method"]
+        return f"{type(self.model).__name__}, alpha={self.alpha}, dt={self.dt}, method={method!r}{adjoint}"

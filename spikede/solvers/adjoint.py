@@ -203,6 +203,7 @@ class _Adjoint(torch.autograd.Function):
                    for c in range(channels)]
         for k in reverse:
             k.append(torch.zeros_like(y0))
+        g_sequence = None  # the gradient of the StepInputs' sequence, if the solve reads one
         if setup.step_inputs is not None:
             params, sequence = params[:-1], params[-1]
             g_sequence = torch.zeros_like(sequence)
@@ -245,9 +246,7 @@ class _Adjoint(torch.autograd.Function):
                 for i, g in enumerate(grads[first_leaf : first_leaf + len(leaves)]):
                     if g is not None:
                         totals[i] = totals[i] + g
-                for (k, _), g in zip(rows_read, grads[first_leaf + len(leaves) :]):
-                    if g is not None:
-                        g_sequence[k] += g
+                _add_rows(g_sequence, rows_read, grads[first_leaf + len(leaves) :])
                 if alpha_leaves:
                     grad_hist.append(g_history)
                 for c, k in enumerate(reverse):
@@ -278,15 +277,13 @@ class _Adjoint(torch.autograd.Function):
             for i, g in enumerate(extra[1 : 1 + len(params)]):
                 if g is not None:
                     totals[offset + len(alpha_leaves) + i] = totals[offset + len(alpha_leaves) + i] + g
-            for (k, _), g in zip(rows_read, extra[1 + len(params) :]):
-                if g is not None:
-                    g_sequence[k] += g
+            _add_rows(g_sequence, rows_read, extra[1 + len(params) :])
         g_alphas = totals[offset : offset + len(alpha_leaves)]
         if alpha_leaves:
             g_alphas = _add_weight_gradient(scheme, alpha_leaves, g_alphas, grad_hist[::-1],
                                             [u0.detach()] + stored[::-1], setup.window)
         g_params = totals[offset + len(alpha_leaves) :]
-        if setup.step_inputs is not None:
+        if g_sequence is not None:
             g_params = [*g_params, g_sequence]
         return (None, g_y0, *g_alphas, *g_params)
 
@@ -294,6 +291,13 @@ class _Adjoint(torch.autograd.Function):
 def _reading(setup):
     """While a step is replayed: the rows of the solve's `StepInputs` it reads, as fresh leaves."""
     return setup.step_inputs.recording() if setup.step_inputs is not None else nullcontext({})
+
+
+def _add_rows(g_sequence: torch.Tensor, rows_read: list, grads) -> None:
+    """Add the gradients of the rows a step read (`(k, leaf)` pairs, in order) into their rows."""
+    for (k, _), g in zip(rows_read, grads):
+        if g is not None:
+            g_sequence[k] += g
 
 
 def _event_leaves(event, n: int, carry: tuple) -> list[torch.Tensor]:
