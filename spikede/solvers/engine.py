@@ -63,10 +63,11 @@ class ThreadChoice:
     """Whether the large operations of `step_threads` loops run faster on the threads the loop set
     aside or on its one thread, learnt from their own timings.
 
-    On an idle machine a matrix product of a few million multiply-adds is nearly twice as fast
-    on two cores; while another process holds one of them, each product waits for the thread
-    that lost its core, and products of 4e6 to 1e8 multiply-adds took about 3x longer than on one
-    thread (`benchmarks/reference_workload.py --compete`).  Which case holds is not known in
+    On an idle machine a matrix product of 3e7 or more multiply-adds ran about twice as fast on
+    two cores (of 8e6 to 3e7, slower); while another process holds one of them, each product
+    waits for the thread that lost its core, and the products of a T = 1000 run of
+    `benchmarks/reference_workload.py --compete` (4e6 to 3e8 multiply-adds) took 3.2x longer on
+    two threads than on one, in all.  Which case holds is not known in
     advance and changes while a program runs, so for each size class (powers of 4 of the
     multiply-adds) both options are timed: alternately until each has `SAMPLES` timings, then
     the one with the lower median time per multiply-add over its last `SAMPLES` runs, with the
