@@ -47,7 +47,6 @@ from .neurons import NEURON_METHODS, FractionalIF, FractionalLIF, IFNeuron, LIFN
 from .network import _neuron_kwargs
 from .solvers.fdeint import _check_grid
 from .solvers.memory import check_memory
-from .solvers.engine import step_threads
 from .surrogate import check_scale
 
 __all__ = ["SNNWrapper", "ReferenceLIF", "ReferenceIF", "layer_orders"]
@@ -171,22 +170,10 @@ class _ReferenceRule:
     def forward(self, x: torch.Tensor):
         return SpikingNeuron.forward(self, x)
 
-    def _run(self, currents, state, keep_membrane=None):
-        tau, threshold = self.tau.to(state.v.dtype), self.threshold.to(state.v.dtype)
-        spikes, trace = [], []
-        with step_threads(state.v):
-            for current in currents:
-                drive = self._drive(state.v, current, tau)
-                s = self.surrogate(state.v + drive - threshold)
-                v = self._advance(state, drive - s.detach() * threshold / tau)
-                state = self._commit(state, v)
-                spikes.append(s)
-                trace.append(v)
-        if self.record:
-            new = torch.stack(trace)
-            self.membrane = new if keep_membrane is None else torch.cat([keep_membrane, new])
-        self._last_v = state.v.detach()
-        return spikes, trace if (self.record or self.return_membrane) else [], state
+    def _fire(self, state, current, tau, threshold):
+        drive = self._drive(state.v, current, tau)
+        s = self.surrogate(state.v + drive - threshold)
+        return s, self._advance(state, drive - s.detach() * threshold / tau)
 
 
 class ReferenceLIF(_ReferenceRule, FractionalLIF):

@@ -268,8 +268,7 @@ class SpikingNeuron(nn.Module, ABC):
         spikes, trace = [], []
         with step_threads(state.v):
             for current in currents:
-                proposed = self._step(state, current, tau)
-                s, v = apply_events(proposed, threshold, self.surrogate, self.events)
+                s, v = self._fire(state, current, tau, threshold)
                 state = self._commit(state, v)
                 spikes.append(s)
                 if keep_trace:
@@ -279,6 +278,10 @@ class SpikingNeuron(nn.Module, ABC):
             self.membrane = new if keep_membrane is None else torch.cat([keep_membrane, new])
         self._last_v = state.v.detach()
         return spikes, trace, state
+
+    def _fire(self, state, current: torch.Tensor, tau: torch.Tensor, threshold: torch.Tensor):
+        """One step: the spike and the post-reset potential (the scheme's step, then the event layer)."""
+        return apply_events(self._step(state, current, tau), threshold, self.surrogate, self.events)
 
     @abstractmethod
     def _start(self, template: torch.Tensor, horizon: int):
