@@ -1,9 +1,9 @@
 """Seconds per epoch of `spikede train` on its default job, with one intra-op thread and with torch's default.
 
 Each configuration is a fresh `python -m spikede train --epochs N` (the README's main job,
-shortened); the epoch times are the ones it records (`seconds` in `metrics.json`).  The first epoch (compiled kernels loaded,
-caches warm) is left out; the median of the rest is reported, with their spread, and the
-ratio default / 1 thread.  `--compete` keeps one CPU-bound process running beside every run
+shortened); the epoch times are the ones it records (`seconds` in `metrics.json`).  The first
+epoch (compiled kernels loaded, caches warm) is left out; the median of the rest is reported,
+with their spread, and the ratio default / 1 thread.  `--compete` keeps one CPU-bound process running beside every run
 (a busy machine).
 
     python benchmarks/train_epoch.py [--epochs 8] [--compete]
@@ -19,6 +19,7 @@ import sys
 import tempfile
 
 from busy import competing_process, thread_env
+
 
 def _epoch_seconds(epochs: int, threads: str) -> list[float]:
     with tempfile.TemporaryDirectory() as out:

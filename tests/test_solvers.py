@@ -608,23 +608,24 @@ def test_flmm_is_exact_on_the_powers_its_starting_weights_cover(method, gamma):
     assert (y - exact).abs().max() <= 1e-12
 
 
+def _brusselator_terms(y) -> list:
+    """FractionalDiffEq.jl's Brusselator (a = 1, mu = 4): the two right-hand sides, for numpy or torch values."""
+    return [1 - 5 * y[0] + y[0] ** 2 * y[1], 4 * y[0] - y[0] ** 2 * y[1]]
+
+
+def brusselator(t, y):
+    return torch.stack(_brusselator_terms(y))
+
+
 def test_flmm_on_the_brusselator():
     """FractionalDiffEq.jl's Brusselator (a = 1, mu = 4), alpha 0.8, y0 = (0.2, 0.03), h = 0.1, T = 0.5; the
     reference is flmm-trap at h = 0.5 / 8192 (it agrees with h = 0.5 / 4096 to 6e-13)."""
-
-    def brusselator(t, y):
-        return torch.stack([1 - 5 * y[0] + y[0] ** 2 * y[1], 4 * y[0] - y[0] ** 2 * y[1]])
-
     y0 = torch.tensor([0.2, 0.03], dtype=F64)
     reference = torch.tensor([0.20308692309328474, 0.519212291290895], dtype=F64)
     coarse = fdeint(brusselator, y0, torch.linspace(0, 0.5, 6, dtype=F64), 0.8, method="flmm-trap")[-1]
     pece = fdeint(brusselator, y0, torch.linspace(0, 0.5, 6, dtype=F64), 0.8, method="trap")[-1]
     assert (coarse - reference).abs().max() <= 1.6e-6  # measured 1.51e-6; PECE: 2.47e-5
     assert (pece - reference).abs().max() >= 10 * (coarse - reference).abs().max()
-
-
-def _brusselator_numpy(y):
-    return np.array([1 - 5 * y[0] + y[0] ** 2 * y[1], 4 * y[0] - y[0] ** 2 * y[1]])
 
 
 def _independent_flmm_trapezoid(alpha, y0, h, n):
@@ -664,7 +665,7 @@ def _independent_flmm_trapezoid(alpha, y0, h, n):
     def equations(unknown, first, last):
         trial = ys.copy()
         trial[first : last + 1] = unknown.reshape(-1, dim)
-        fs = np.array([_brusselator_numpy(y) for y in trial[: last + 1]])
+        fs = np.array([_brusselator_terms(y) for y in trial[: last + 1]])
         rows = [trial[m] - y0 - ha * (weights[m] @ fs[: s + 1] + omega[m::-1] @ fs[: m + 1])
                 for m in range(first, last + 1)]
         return np.concatenate(rows)
@@ -683,8 +684,7 @@ def test_flmm_trapezoid_matches_an_independent_implementation_on_the_brusselator
     for h, n in ((0.1, 5), (0.025, 20)):
         want = _independent_flmm_trapezoid(0.8, y0, h, n)
         t = torch.linspace(0, h * n, n + 1, dtype=F64)
-        got = fdeint(lambda t, y: torch.stack([1 - 5 * y[0] + y[0] ** 2 * y[1], 4 * y[0] - y[0] ** 2 * y[1]]),
-                     torch.tensor(y0, dtype=F64), t, 0.8, method="flmm-trap")
+        got = fdeint(brusselator, torch.tensor(y0, dtype=F64), t, 0.8, method="flmm-trap")
         assert np.abs(got.numpy() - want).max() <= 1e-12, np.abs(got.numpy() - want).max()
 
 def test_flmm_gradients_by_autograd():

@@ -66,7 +66,8 @@ class FullHistory:
         hi = steps if self.window is None else min(steps, top + self.window)
         if hi <= top:
             return g.new_zeros(b, g.shape[1]), 1
-        toeplitz = self.near_weights.as_strided((b, hi - top), (1, 1), 1).contiguous()  # (q', r): W_{1+q'+r}, step top - q'
+        # entry (q', r): W_{1+q'+r}, step top - q'
+        toeplitz = self.near_weights.as_strided((b, hi - top), (1, 1), 1).contiguous()
         with block_threads(b * (hi - top) * g.shape[1]):
             return toeplitz @ g[top:hi], -1
 
