@@ -170,10 +170,13 @@ class _ReferenceRule:
     def forward(self, x: torch.Tensor):
         return SpikingNeuron.forward(self, x)
 
-    def _fire(self, state, current, tau, threshold):
-        drive = self._drive(state.v, current, tau)
-        s = self.surrogate(state.v + drive - threshold)
-        return s, self._advance(state, drive - s.detach() * threshold / tau)
+    def _rhs(self, v, current, tau, threshold):
+        drive = self._drive(v, current, tau)
+        self._decided = self.surrogate(v + drive - threshold)  # the spike of the step this drive makes
+        return drive - self._decided.detach() * threshold / tau
+
+    def _event(self, proposed, threshold):
+        return self._decided, proposed
 
 
 class ReferenceLIF(_ReferenceRule, FractionalLIF):

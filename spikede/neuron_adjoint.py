@@ -4,7 +4,7 @@ One autograd Function runs the whole sequence without a graph and differentiates
 hand-written reverse sweep through the transposed history (see `SequenceAdjoint`).  The
 layer ([FractionalLIF][spikede.neurons.FractionalLIF] and its subclasses) chooses it; nothing
 here depends on the module class or its equation: the neuron is used through its `_start`,
-`_step`, `_commit`, `_scheme_for_alpha` and `_kernel_options` methods, its membrane `drive`
+`_march`, `_scheme_for_alpha` and `_kernel_options` methods, its membrane `drive`
 ([spikede.membrane][]: the drive and its vector-Jacobian product), its `events` (the reset and
 its derivatives, `EventParams.undo`) and its `surrogate`, `memory`, `method` and `v_rest`.
 """
@@ -14,7 +14,6 @@ from __future__ import annotations
 import torch
 
 from . import fused
-from .events import apply_events
 from .solvers.adjoint import lag_gradient
 from .solvers.engine import step_threads
 from .solvers.memory import HistoryKernel, make_kernel
@@ -77,19 +76,22 @@ class SequenceAdjoint(torch.autograd.Function):
             out, spiked = torch.empty_like(x), SpikeBits(steps, x[0])
             proposed = torch.empty_like(x) if neuron.events.reset == "zero" else None
             membrane = torch.empty_like(x) if (neuron.record or neuron.return_membrane) else x.new_empty(0)
-            for n, current in enumerate(x.unbind(0)):
-                p = neuron._step(state, current, tau_)
-                s, v = apply_events(p, theta, neuron.surrogate, neuron.events)
+            scheme, previous = state.scheme, [state.v, None]  # v_n and v_{n-1} after step n
+
+            def keep(n, p, s, v):
+                previous[0], previous[1] = v, previous[0]
                 if rows is not None:
-                    rows[n + 1] = state.scheme.stored(v, state.v, None)
-                state = neuron._commit(state, v)
+                    rows[n + 1] = scheme.stored(v, previous[1], None)
                 out[n] = s
                 spiked.write(n, s)
                 if proposed is not None:
                     proposed[n] = p
                 if membrane.numel():
                     membrane[n] = v
+
+            state = neuron._march(state, x.unbind(0), tau_, theta, keep)
             if rows is None:
+                state.kernel.append(scheme.stored(state.v, previous[1], None))  # the loop stores none after its last step
                 rows = state.kernel.stored()
         if neuron.record:
             neuron.membrane = membrane

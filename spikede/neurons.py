@@ -33,7 +33,7 @@ import math
 import numbers
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -42,8 +42,8 @@ from . import fused
 from .events import EventParams, apply_events
 from .membrane import LeakyDrive
 from .neuron_adjoint import SequenceAdjoint
-from .solvers.engine import Problem, step_threads
-from .solvers.memory import HistoryKernel, check_memory, make_kernel
+from .solvers.engine import Problem, march, step_threads
+from .solvers.memory import check_memory, make_kernel
 from .solvers.schemes import SCHEMES
 from .surrogate import Surrogate, check_scale
 
@@ -100,24 +100,17 @@ def _check_step_mode(step_mode) -> str:
     return _STEP_MODE_ALIASES[step_mode.lower()]
 
 
-@dataclass(frozen=True)
-class LIFState:
-    """State of an integer-order layer: the potential."""
-
-    v: torch.Tensor
-
-    @property
-    def shape(self) -> torch.Size:
-        return self.v.shape
+_STEP_INDEX = range(1 << 62)  # a layer's "times" on the step loop are the step numbers
 
 
 @dataclass
-class FractionalState:
-    """State of a fractional layer: the potential, the step count and the solver's history."""
+class LayerState:
+    """State of a layer between steps: the potential, the step count, the history (memory kernel)
+    and the scheme that steps it."""
 
     v: torch.Tensor
     n: int
-    kernel: HistoryKernel
+    kernel: object
     scheme: object
 
     @property
@@ -125,13 +118,72 @@ class FractionalState:
         return self.v.shape
 
 
+class _NoHistory:
+    """The memory kernel of an integer-order layer: nothing to remember."""
+
+    n_steps = _STEP_INDEX.stop
+
+    def read(self, n: int) -> None:
+        return None
+
+    def append(self, row) -> None:
+        pass
+
+
+class _ForwardEuler:
+    """The scheme of an integer-order layer: `v_n = v_{n-1} + dt F_{n-1}` (no history)."""
+
+    stores_rhs = False
+    needs_f_prev = True
+
+    def __init__(self, problem: Problem):
+        self.problem, self.h = problem, problem.h
+
+    def step(self, n, y_prev, history, f_prev):
+        return y_prev + self.h * f_prev
+
+    def stored(self, y, y_prev, f) -> None:
+        return None
+
+
+class _Steps:
+    """One call of a layer on the solver's step loop (`spikede.solvers.engine.march`), whose
+    "times" are the step numbers: the right-hand side `rhs(n, v_n)`, the drive of step `n + 1`
+    (which reads its input `I_{n+1}`), and the event after step `n`, `self(n, p_n)`, which
+    fires, resets and hands `(i, p, s, v)` to `keep` (`i` counts this call's steps from 0)."""
+
+    def __init__(self, neuron, currents, first: int, tau, threshold, keep):
+        self.neuron, self.currents, self.first = neuron, currents, first
+        self.tau, self.threshold, self.keep = tau, threshold, keep
+
+    def rhs(self, n: int, v: torch.Tensor) -> torch.Tensor | None:
+        """`F(v_n, I_{n+1})`; `None` past this call's inputs (a single step's next input is not
+        known yet, and the layers' schemes store no `f`)."""
+        i = n + 1 - self.first
+        if i >= len(self.currents):
+            return None
+        return self.neuron._rhs(v, self.currents[i], self.tau, self.threshold)
+
+    def __call__(self, n: int, proposed: torch.Tensor) -> torch.Tensor:
+        s, v = self.neuron._event(proposed, self.threshold)
+        self.keep(n - self.first, proposed, s, v)
+        return v
+
+
+def _skip(n, y, history) -> None:
+    pass
+
+
 class SpikingNeuron(nn.Module, ABC):
     """Shared machinery of the neuron layers: parameters, event layer, step modes, state.
 
     The membrane equation is the layer's `drive` ([Drive][spikede.membrane.Drive]; the LIF and
     IF layers' [LeakyDrive][spikede.membrane.LeakyDrive]); a subclass with other dynamics sets
-    its own, and the discrete adjoint follows it.  Subclasses implement `_start` (a fresh state for a given horizon), `_step` (one time
-    step: input current to proposed potential) and `_commit` (the state after the event).
+    its own, and the discrete adjoint follows it.  The steps run on the solver's step loop
+    (`spikede.solvers.engine.march`, the loop of `fdeint` and the hybrid solves): per step the
+    scheme's update from the history and the drive, then the event layer ([spikede.events][]).
+    Subclasses implement `_start`, a state at rest (`LayerState`: the potential, the
+    memory kernel and the scheme that steps it).
 
     `step_mode='multi'` (or `'m'`): input `[T, B, ...]`, output spikes `[T, B, ...]`; each
     call is a new sequence starting at rest (`T = 0` gives empty spikes).
@@ -266,34 +318,45 @@ class SpikingNeuron(nn.Module, ABC):
         tau, threshold = self.tau.to(state.v.dtype), self.threshold.to(state.v.dtype)
         keep_trace = self.record or self.return_membrane
         spikes, trace = [], []
-        with step_threads(state.v):
-            for current in currents:
-                s, v = self._fire(state, current, tau, threshold)
-                state = self._commit(state, v)
-                spikes.append(s)
-                if keep_trace:
-                    trace.append(v)
+
+        def keep(i, proposed, s, v):
+            spikes.append(s)
+            if keep_trace:
+                trace.append(v)
+
+        state = self._march(state, currents, tau, threshold, keep)
         if self.record:
             new = torch.stack(trace)
             self.membrane = new if keep_membrane is None else torch.cat([keep_membrane, new])
         self._last_v = state.v.detach()
         return spikes, trace, state
 
-    def _fire(self, state, current: torch.Tensor, tau: torch.Tensor, threshold: torch.Tensor):
-        """One step: the spike and the post-reset potential (the scheme's step, then the event layer)."""
-        return apply_events(self._step(state, current, tau), threshold, self.surrogate, self.events)
+    def _march(self, state: LayerState, currents, tau: torch.Tensor, threshold: torch.Tensor, keep) -> LayerState:
+        """Run the steps of `currents` (one input per step) from `state` on the solver's step loop
+        (`spikede.solvers.engine.march`); `keep(i, proposed, spikes, v)` sees each step."""
+        first, last = state.n + 1, state.n + len(currents)
+        state = self._reserve(state, last)
+        steps = _Steps(self, currents, first, tau, threshold, keep)
+        with step_threads(state.v):
+            v, _ = march(state.scheme.problem, state.scheme, state.kernel, state.v, steps.rhs(state.n, state.v),
+                         first, last, _skip, steps, rhs=steps.rhs)
+        return LayerState(v, last, state.kernel, state.scheme)
+
+    def _reserve(self, state: LayerState, last: int) -> LayerState:
+        """`state` with room for steps up to `last` (a growing history is extended here)."""
+        return state
+
+    def _rhs(self, v: torch.Tensor, current: torch.Tensor, tau: torch.Tensor, threshold: torch.Tensor) -> torch.Tensor:
+        """The right-hand side of the step from `v` with input `current`: the membrane drive."""
+        return self._drive(v, current, tau)
+
+    def _event(self, proposed: torch.Tensor, threshold: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The spikes and the post-reset potential of a step that proposed `proposed` (the event layer)."""
+        return apply_events(proposed, threshold, self.surrogate, self.events)
 
     @abstractmethod
-    def _start(self, template: torch.Tensor, horizon: int):
+    def _start(self, template: torch.Tensor, horizon: int) -> LayerState:
         """A state at rest shaped like `template`, for `horizon` steps (a hint for single steps)."""
-
-    @abstractmethod
-    def _step(self, state, current: torch.Tensor, tau: torch.Tensor) -> torch.Tensor:
-        """The proposed potential of the next step, before the event layer."""
-
-    @abstractmethod
-    def _commit(self, state, v: torch.Tensor):
-        """The state after the step, with the post-reset potential `v`."""
 
     def extra_repr(self) -> str:
         return (
@@ -338,13 +401,10 @@ class LIFNeuron(SpikingNeuron):
     _leaky = True
 
     def _start(self, template, horizon):
-        return LIFState(torch.full_like(template, self.v_rest))
-
-    def _step(self, state, current, tau):
-        return state.v + self.dt * self._drive(state.v, current, tau)
-
-    def _commit(self, state, v):
-        return LIFState(v)
+        v0 = torch.full_like(template, self.v_rest)
+        problem = Problem(func=None, y0=v0, t=_STEP_INDEX, h=self.dt, n_steps=horizon, window=None,
+                          corrector_iters=1, newton_tol=0.0, newton_max_iters=1)
+        return LayerState(v0, 0, _NoHistory(), _ForwardEuler(problem))
 
 
 class IFNeuron(LIFNeuron):
@@ -520,7 +580,7 @@ class FractionalLIF(SpikingNeuron):
     def _scheme_for_alpha(self, v0: torch.Tensor, horizon: int, alpha: torch.Tensor,
                           coefficients: torch.Tensor | None = None):
         problem = Problem(
-            func=None, y0=v0, t=(), h=self.dt, n_steps=horizon,
+            func=None, y0=v0, t=_STEP_INDEX, h=self.dt, n_steps=horizon,
             window=self.memory if isinstance(self.memory, int) else None,
             corrector_iters=1, newton_tol=0.0, newton_max_iters=1,
         )
@@ -542,25 +602,18 @@ class FractionalLIF(SpikingNeuron):
         differentiable = torch.is_grad_enabled() or self.step_mode == "single"
         kernel = make_kernel(scheme, horizon, v0, self.memory, differentiable=differentiable, **self._kernel_options())
         kernel.append(scheme.first_stored(v0, None))
-        return FractionalState(v0, 0, kernel, scheme)
+        return LayerState(v0, 0, kernel, scheme)
 
-    def _step(self, state, current, tau):
-        return self._advance(state, self._drive(state.v, current, tau))
-
-    def _advance(self, state, drive: torch.Tensor) -> torch.Tensor:
-        """The scheme's next potential for the right-hand side `drive` (before the event layer)."""
-        n = state.n + 1
-        if n > state.kernel.n_steps:  # open-ended single-step run: double the horizon
+    def _reserve(self, state, last):
+        # The step loop stores no row after the horizon's last step, so single steps keep one step
+        # spare in a history that can grow ('soe' cannot: it fails at the step past its horizon).
+        spare = self.step_mode == "single" and self.memory != "soe"
+        if last + spare > state.kernel.n_steps:
             horizon = 2 * state.kernel.n_steps
             scheme = self._scheme(state.scheme.problem.y0, horizon)
             state.kernel.extend(scheme.weights, horizon)
-            state.scheme = scheme
-        history = state.kernel.read(n)
-        return state.scheme.step(n, state.v, history, drive)
-
-    def _commit(self, state, v):
-        state.kernel.append(state.scheme.stored(v, state.v, None))
-        return replace(state, v=v, n=state.n + 1)
+            state = LayerState(state.v, state.n, state.kernel, scheme)
+        return state
 
     def extra_repr(self) -> str:
         alpha = ", ".join(f"{a:.4g}" for a in self.alpha.reshape(-1).tolist())

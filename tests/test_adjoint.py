@@ -2,7 +2,7 @@ import pytest
 import torch
 from torch import nn
 
-from spikede import FractionalIF, FractionalLIF, TimeDistributed, fused
+from spikede import FractionalLIF, TimeDistributed, fused
 from spikede.membrane import Drive, LeakyDrive
 
 from .reference import scheme_variants
@@ -23,7 +23,22 @@ def gradients(adjoint, cls=FractionalLIF, **kwargs):
     return out.detach(), torch.autograd.grad(loss, [w, neuron.alpha_logit, neuron.log_tau, neuron.threshold])
 
 
-@pytest.mark.parametrize("cls", [FractionalLIF, FractionalIF])
+def _layers_with_an_adjoint() -> list:
+    """Every layer class that spikede.neurons exports and that has a discrete adjoint (`uses_adjoint`)."""
+    import inspect
+
+    import spikede.neurons
+
+    classes = [getattr(spikede.neurons, name) for name in spikede.neurons.__all__]
+    return [cls for cls in classes if isinstance(cls, type) and issubclass(cls, spikede.neurons.SpikingNeuron)
+            and not inspect.isabstract(cls) and hasattr(cls, "uses_adjoint")]
+
+
+def test_the_layer_adjoint_test_covers_every_layer_class():
+    assert {cls.__name__ for cls in _layers_with_an_adjoint()} == {"FractionalLIF", "FractionalIF"}
+
+
+@pytest.mark.parametrize("cls", _layers_with_an_adjoint())
 @pytest.mark.parametrize("method", ["gl", "l1"])
 @pytest.mark.parametrize("memory", [None, 7])
 @pytest.mark.parametrize("reset", ["subtract", "zero", "none"])

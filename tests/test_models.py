@@ -27,6 +27,7 @@ from spikede.models import (
     isi_statistics,
     simulate,
 )
+from spikede.models.base import NeuronModel
 from spikede.solvers.hybrid import SpikeRule, solve_hybrid
 
 from .spikes import same_spikes
@@ -700,6 +701,18 @@ ADJOINT_CASES = {  # model, current, duration, step, method, memory, history
     "FitzHughNagumo": (FitzHughNagumo(), 1.0, 10.0, 0.1, "l1", None, "continuous"),
     "HodgkinHuxley": (HodgkinHuxley(), 10.0, 4.0, 0.01, "l1", 100, "continuous"),
 }
+
+
+def test_adjoint_cases_cover_every_model_class():
+    """The adjoint test below runs over every model class that spikede.models exports: a new model
+    without a case fails here instead of skipping it."""
+    import spikede.models
+
+    exported = {name for name in spikede.models.__all__ if isinstance(getattr(spikede.models, name), type)
+                and issubclass(getattr(spikede.models, name), NeuronModel)
+                and getattr(spikede.models, name) is not NeuronModel}
+    assert exported == set(ADJOINT_CASES)
+    assert {type(case[0]).__name__ for case in ADJOINT_CASES.values()} == exported
 
 
 @pytest.mark.parametrize("name", ADJOINT_CASES)

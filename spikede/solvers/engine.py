@@ -168,15 +168,21 @@ def begin(problem: Problem, scheme, kernel, f0: torch.Tensor | None = None):
     return y0, f
 
 
-def march(problem: Problem, scheme, kernel, y, f, first: int, last: int, visit, event=None):
+def march(problem: Problem, scheme, kernel, y, f, first: int, last: int, visit, event=None, rhs=None):
     """Steps `first .. last` from `y = y_{first-1}` (and `f = f_{first-1}` where used), the
-    kernel holding rows `0 .. first-1`; `visit(n, y_n, H_n)` sees every step.  An `event` object
-    with a `step_failed(t_n, y_prev, error)` method supplies the state of an implicit step whose
-    Newton iteration failed (a hybrid solve: the spiking variable crossed within it).  Returns the
-    last `(y, f)`; the kernel then holds rows `0 .. last` (but for the final step of the grid)."""
+    kernel holding rows `0 .. first-1`; `visit(n, y_n, H_n)` sees every step.  `event(t_n, y_n)`,
+    where given, returns the state after the step's event (a reset); an `event` with a
+    `step_failed(t_n, y_prev, error)` method supplies the state of an implicit step whose Newton
+    iteration failed (a hybrid solve: the spiking variable crossed within it).  `rhs(t_n, y_n)`
+    replaces `problem.rhs` (a spiking layer's drive reads its input sequence).  Returns the last
+    `(y, f)`; the kernel then holds rows `0 .. last` (but for the final step of the grid).
+
+    This is the one step loop of the library: `fdeint`, its discrete adjoint, the hybrid solves
+    and the spiking layers' eager path ([spikede.neurons][]) all run it."""
     ts = problem.t
     needs_f = scheme.stores_rhs or scheme.needs_f_prev
     recover = getattr(event, "step_failed", None)
+    rhs = problem.rhs if rhs is None else rhs
     for n in range(first, last + 1):
         history = kernel.read(n)
         y_prev = y
@@ -192,7 +198,7 @@ def march(problem: Problem, scheme, kernel, y, f, first: int, last: int, visit, 
         if n == problem.n_steps:
             break
         if needs_f:
-            f = problem.rhs(ts[n], y)
+            f = rhs(ts[n], y)
         kernel.append(scheme.stored(y, y_prev, f))
     return y, f
 
