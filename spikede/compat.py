@@ -44,6 +44,7 @@ import torch
 from torch import nn
 
 from .neurons import NEURON_METHODS, FractionalIF, FractionalLIF, IFNeuron, LIFNeuron, SpikingNeuron
+from .layer_loop import replay_adjoint
 from .network import _neuron_kwargs
 from .solvers.fdeint import _check_grid
 from .solvers.memory import check_memory
@@ -158,17 +159,31 @@ class _ReferenceRule:
 
     so a spike removes $h^\alpha \theta / \tau$ instead of $\theta$ (for the IF neuron
     $F_k = I_k / \tau$).  The spike's surrogate gradient reaches $v_k$ and $I_k$; the reset
-    term is detached, as in the reference.  Runs the eager loop (no adjoint, no compiled engine).
+    term is detached, as in the reference.  Runs the eager loop (no compiled engine); with
+    `adjoint=True` (multi-step) a training call is differentiated by the generic discrete adjoint
+    (`spikede.layer_loop.replay_adjoint`: the same gradients without a graph of every step).
     """
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **{**kwargs, "adjoint": False})
+    def __init__(self, *args, adjoint: bool = False, **kwargs):
+        if not isinstance(adjoint, bool):
+            raise TypeError(f"adjoint must be True or False for the reference's rule, got {adjoint!r}")
+        super().__init__(*args, adjoint=adjoint, **kwargs)
         if self.method != "gl" or self.events.reset != "subtract":
             raise ValueError(f"the reference's rule is defined for method='gl' and reset='subtract', got "
                              f"method={self.method!r}, reset={self.events.reset!r}")
 
     def forward(self, x: torch.Tensor):
-        return SpikingNeuron.forward(self, x)
+        sequence = self.step_mode == "multi" and isinstance(x, torch.Tensor) and x.dim() >= 2 and x.shape[0] > 0
+        if not (self.adjoint and sequence and torch.is_grad_enabled()):
+            return SpikingNeuron.forward(self, x)
+        if self.surrogate.spec.stochastic and self.surrogate.training:
+            raise ValueError("adjoint=True needs a deterministic spike; the 'noisy' surrogate is random in training")
+        self._check_input(x)
+        spikes, membrane = replay_adjoint(self, x)
+        self._last_v = membrane[-1].detach()
+        if self.record:
+            self.membrane = membrane
+        return self._output(spikes, membrane)
 
     def _rhs(self, v, current, tau, threshold):
         drive = self._drive(v, current, tau)

@@ -33,7 +33,6 @@ import math
 import numbers
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -41,6 +40,7 @@ from torch import nn
 from . import fused
 from .events import EventParams, apply_events
 from .membrane import LeakyDrive
+from .layer_loop import STEP_INDEX, ForwardEuler, LayerState, LayerSteps, NoHistory, skip
 from .neuron_adjoint import SequenceAdjoint
 from .solvers.engine import Problem, march, step_threads
 from .solvers.memory import check_memory, make_kernel
@@ -98,80 +98,6 @@ def _check_step_mode(step_mode) -> str:
             f"unknown step_mode {step_mode!r}; valid step modes are 'multi' (or 'm') and 'single' (or 's')"
         )
     return _STEP_MODE_ALIASES[step_mode.lower()]
-
-
-_STEP_INDEX = range(1 << 62)  # a layer's "times" on the step loop are the step numbers
-
-
-@dataclass
-class LayerState:
-    """State of a layer between steps: the potential, the step count, the history (memory kernel)
-    and the scheme that steps it."""
-
-    v: torch.Tensor
-    n: int
-    kernel: object
-    scheme: object
-
-    @property
-    def shape(self) -> torch.Size:
-        return self.v.shape
-
-
-class _NoHistory:
-    """The memory kernel of an integer-order layer: nothing to remember."""
-
-    n_steps = _STEP_INDEX.stop
-
-    def read(self, n: int) -> None:
-        return None
-
-    def append(self, row) -> None:
-        pass
-
-
-class _ForwardEuler:
-    """The scheme of an integer-order layer: `v_n = v_{n-1} + dt F_{n-1}` (no history)."""
-
-    stores_rhs = False
-    needs_f_prev = True
-
-    def __init__(self, problem: Problem):
-        self.problem, self.h = problem, problem.h
-
-    def step(self, n, y_prev, history, f_prev):
-        return y_prev + self.h * f_prev
-
-    def stored(self, y, y_prev, f) -> None:
-        return None
-
-
-class _Steps:
-    """One call of a layer on the solver's step loop (`spikede.solvers.engine.march`), whose
-    "times" are the step numbers: the right-hand side `rhs(n, v_n)`, the drive of step `n + 1`
-    (which reads its input `I_{n+1}`), and the event after step `n`, `self(n, p_n)`, which
-    fires, resets and hands `(i, p, s, v)` to `keep` (`i` counts this call's steps from 0)."""
-
-    def __init__(self, neuron, currents, first: int, tau, threshold, keep):
-        self.neuron, self.currents, self.first = neuron, currents, first
-        self.tau, self.threshold, self.keep = tau, threshold, keep
-
-    def rhs(self, n: int, v: torch.Tensor) -> torch.Tensor | None:
-        """`F(v_n, I_{n+1})`; `None` past this call's inputs (a single step's next input is not
-        known yet, and the layers' schemes store no `f`)."""
-        i = n + 1 - self.first
-        if i >= len(self.currents):
-            return None
-        return self.neuron._rhs(v, self.currents[i], self.tau, self.threshold)
-
-    def __call__(self, n: int, proposed: torch.Tensor) -> torch.Tensor:
-        s, v = self.neuron._event(proposed, self.threshold)
-        self.keep(n - self.first, proposed, s, v)
-        return v
-
-
-def _skip(n, y, history) -> None:
-    pass
 
 
 class SpikingNeuron(nn.Module, ABC):
@@ -336,10 +262,10 @@ class SpikingNeuron(nn.Module, ABC):
         (`spikede.solvers.engine.march`); `keep(i, proposed, spikes, v)` sees each step."""
         first, last = state.n + 1, state.n + len(currents)
         state = self._reserve(state, last)
-        steps = _Steps(self, currents, first, tau, threshold, keep)
+        steps = LayerSteps(self, currents, first, tau, threshold, keep)
         with step_threads(state.v):
             v, _ = march(state.scheme.problem, state.scheme, state.kernel, state.v, steps.rhs(state.n, state.v),
-                         first, last, _skip, steps, rhs=steps.rhs)
+                         first, last, skip, steps, rhs=steps.rhs)
         return LayerState(v, last, state.kernel, state.scheme)
 
     def _reserve(self, state: LayerState, last: int) -> LayerState:
@@ -402,9 +328,9 @@ class LIFNeuron(SpikingNeuron):
 
     def _start(self, template, horizon):
         v0 = torch.full_like(template, self.v_rest)
-        problem = Problem(func=None, y0=v0, t=_STEP_INDEX, h=self.dt, n_steps=horizon, window=None,
+        problem = Problem(func=None, y0=v0, t=STEP_INDEX, h=self.dt, n_steps=horizon, window=None,
                           corrector_iters=1, newton_tol=0.0, newton_max_iters=1)
-        return LayerState(v0, 0, _NoHistory(), _ForwardEuler(problem))
+        return LayerState(v0, 0, NoHistory(), ForwardEuler(problem))
 
 
 class IFNeuron(LIFNeuron):
@@ -578,9 +504,9 @@ class FractionalLIF(SpikingNeuron):
         return self._scheme_for_alpha(v0, horizon, self.alpha, self.coefficients)
 
     def _scheme_for_alpha(self, v0: torch.Tensor, horizon: int, alpha: torch.Tensor,
-                          coefficients: torch.Tensor | None = None):
+                          coefficients: torch.Tensor | None = None, func=None):
         problem = Problem(
-            func=None, y0=v0, t=_STEP_INDEX, h=self.dt, n_steps=horizon,
+            func=func, y0=v0, t=STEP_INDEX, h=self.dt, n_steps=horizon,
             window=self.memory if isinstance(self.memory, int) else None,
             corrector_iters=1, newton_tol=0.0, newton_max_iters=1,
         )

@@ -3,7 +3,8 @@
 `fdeint` ([spikede.solvers.fdeint][]) and its discrete adjoint ([spikede.solvers.adjoint][])
 both march through time with these helpers: `begin` stores `u_0`, `march` runs a stretch of
 steps (read the history, step, event, store), `integrate` runs a whole solve and keeps the
-states.  The neurons use `Problem` to build their schemes.  This module imports neither
+states.  The spiking layers ([spikede.neurons][]) build their schemes from a `Problem` and run
+their eager path on `march` too.  This module imports neither
 `fdeint` nor the adjoint, so the two never import each other.
 """
 
