@@ -128,14 +128,15 @@ class Recurrence:
             p = proposed[bottom - 1:top] if self.reset == _RESETS["zero"] else rows.new_empty(b, m)
             unpack(b, m, bits.shape[1], ptr(bits[bottom - 1]), ptr(potentials[1:]), ptr(s),
                    ptr(None if self.reset == _RESETS["zero"] else p), theta, self.reset)
-            bump = surrogate.derivative(p - theta).contiguous()
+            kind = surrogate.spec.native  # a built-in bump is computed in the kernel
+            bump = None if kind else surrogate.derivative(p - theta).contiguous()
             previous = potentials[:-1] if x is not None else None
             sweep(b, m, step * m, ptr_row(far, step, b), ptr(history.near_weights), ptr(g[bottom - 1]),
                   ptr(s), ptr(p), ptr(bump),
                   ptr(grad_spikes[bottom - 1:top]), ptr(None if x is None else x[bottom - 1:top]),
                   ptr(previous), ptr(carry), ptr(partials),
                   self.c, self.tau, theta, v_rest, float(nrn.events.v_reset), float(to_history),
-                  self.leak, self.l1, self.reset, int(nrn.events.detach_reset))
+                  float(surrogate.scale), self.leak, self.l1, self.reset, int(nrn.events.detach_reset), kind)
             history.backward_rows(g[bottom - 1:top])
             v_top = potentials[0].contiguous()
         return g, tuple(partials.sum(1).tolist())

@@ -56,7 +56,9 @@ class SurrogateSpec:
 
     `parameter` names the scale in the maths (`kappa`, `gamma`, `sigma`) and
     only appears in messages and docs.  `stochastic` marks surrogates whose
-    training-mode forward is a soft random spike (`noisy`).
+    training-mode forward is a soft random spike (`noisy`).  `native` numbers the
+    built-in bumps that the compiled kernels ([spikede.fused][]) evaluate themselves
+    (0: they call `derivative`).
     """
 
     name: str
@@ -64,6 +66,7 @@ class SurrogateSpec:
     default_scale: float
     parameter: str = "scale"
     stochastic: bool = False
+    native: int = 0  # 1 sigmoid, 2 arctan, 3 linear, 4 gaussian: the codes of csrc/lif_blocks_body.h
 
 
 def _sigmoid_bump(x: torch.Tensor, kappa: float) -> torch.Tensor:
@@ -115,11 +118,11 @@ def register_surrogate(
 
 
 def _register_builtins() -> None:
-    _REGISTRY["sigmoid"] = SurrogateSpec("sigmoid", _sigmoid_bump, 5.0, "kappa")
-    _REGISTRY["arctan"] = SurrogateSpec("arctan", _arctan_bump, 2.0, "kappa")
-    _REGISTRY["linear"] = SurrogateSpec("linear", _linear_bump, 1.0, "gamma")
-    _REGISTRY["gaussian"] = SurrogateSpec("gaussian", _gaussian_bump, 1.0, "sigma")
-    _REGISTRY["noisy"] = SurrogateSpec("noisy", _sigmoid_bump, 5.0, "kappa", stochastic=True)
+    _REGISTRY["sigmoid"] = SurrogateSpec("sigmoid", _sigmoid_bump, 5.0, "kappa", native=1)
+    _REGISTRY["arctan"] = SurrogateSpec("arctan", _arctan_bump, 2.0, "kappa", native=2)
+    _REGISTRY["linear"] = SurrogateSpec("linear", _linear_bump, 1.0, "gamma", native=3)
+    _REGISTRY["gaussian"] = SurrogateSpec("gaussian", _gaussian_bump, 1.0, "sigma", native=4)
+    _REGISTRY["noisy"] = SurrogateSpec("noisy", _sigmoid_bump, 5.0, "kappa", stochastic=True, native=1)
 
 
 _register_builtins()

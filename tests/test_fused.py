@@ -87,6 +87,33 @@ def test_compiled_equals_eager(engine_state, dtype, method, reset, memory, detac
         assert (compiled.double() - exact).abs().max().item() <= bound
 
 
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("surrogate,scale", [("sigmoid", 4.0), ("arctan", 5.0), ("linear", 0.5), ("gaussian", 0.4),
+                                             ("doubled_sigmoid", 2.0)])
+@pytest.mark.parametrize("reset", ["subtract", "zero"])
+def test_compiled_surrogate_bumps_equal_eager(engine_state, dtype, surrogate, scale, reset):
+    """The kernels compute the built-in surrogates' bumps themselves (`SurrogateSpec.native`) and call the
+    derivative of any other: input and threshold gradients within the engines' tolerance of the eager
+    adjoint's.  'doubled_sigmoid' is registered here, so it takes the second path."""
+    from spikede.surrogate import _REGISTRY, register_surrogate
+
+    if surrogate not in _REGISTRY:
+        register_surrogate(surrogate, lambda x, k: 2.0 * k * torch.sigmoid(k * x) * (1 - torch.sigmoid(k * x)), 2.0)
+    assert (_REGISTRY[surrogate].native != 0) == (surrogate != "doubled_sigmoid")
+
+    def make():
+        return FractionalLIF(alpha=0.7, tau=0.8, threshold=0.6, surrogate=surrogate, surrogate_scale=scale,
+                             reset=reset, learn_threshold=True, dtype=dtype)
+
+    x = torch.rand(70, 3, 5, generator=torch.Generator().manual_seed(5), dtype=dtype) * 1.5
+    spikes_e, grads_e = _run("eager", make, x)
+    spikes_c, grads_c = _run("compiled", make, x)
+    assert spikes_e.sum() > 20 and same_spikes(spikes_e, spikes_c)
+    assert grads_e[0].abs().max() > 0
+    for a, b in zip(grads_e[: 1 if dtype == torch.float32 else None], grads_c):
+        assert _close(a, b, dtype)
+
+
 @pytest.mark.parametrize("cls", [FractionalLIF, FractionalIF])
 @pytest.mark.parametrize("method", ["gl", "l1"])
 def test_compiled_equals_eager_multi_term(engine_state, cls, method):

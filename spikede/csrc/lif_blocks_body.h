@@ -64,22 +64,51 @@ void NAME(lif_rebuild_l1)(long b, long m, const T *restrict u, const T *restrict
         for (long i = 0; i < m; ++i) out[q * m + i] = out[(q + 1) * m + i] - u[q * m + i];
 }
 
+/* The surrogate bumps sigma'(p - theta) of n potentials, for the built-in surrogates (spikede.surrogate;
+   the same formulas, kind = SurrogateSpec.native, scale its kappa, gamma or sigma). */
+static void NAME(surrogate_bumps)(T *restrict out, const T *restrict p, long n, T theta, double scale, int kind)
+{
+    if (kind == BUMP_SIGMOID) {
+        const T k = (T)scale;
+        for (long i = 0; i < n; ++i) {
+            const T s = (T)(1.0 / (1.0 + exp(-(double)(k * (p[i] - theta)))));
+            out[i] = k * s * ((T)1 - s);
+        }
+    } else if (kind == BUMP_ARCTAN) {
+        const T a = (T)(0.5 * SPIKEDE_PI * scale), top = (T)(0.5 * scale);
+        for (long i = 0; i < n; ++i) {
+            const T z = a * (p[i] - theta);
+            out[i] = top / ((T)1 + z * z);
+        }
+    } else if (kind == BUMP_LINEAR) {
+        const T width = (T)scale, height = (T)(0.5 / scale);
+        for (long i = 0; i < n; ++i) out[i] = fabs((double)(p[i] - theta)) <= (double)width ? height : (T)0;
+    } else {  /* BUMP_GAUSSIAN */
+        const T a = (T)(-0.5 / (scale * scale)), height = (T)(1.0 / (sqrt(2.0 * SPIKEDE_PI) * scale));
+        for (long i = 0; i < n; ++i) {
+            const T x = p[i] - theta;
+            out[i] = (T)exp((double)(x * x * a)) * height;
+        }
+    }
+}
+
 /* Reverse sweep over steps n_top = n_bot+b-1 down to n_bot.  g: the input gradients G_n of the
    block's steps (row q = step n_bot + q), written here, near lags read back; far (row q at
    far + q * far_step) holds sum_j W_j G_{n+j} over the steps after the block.  s, p, bump,
-   g_spikes, x, v_prev: [b, m] in natural order (x, v_prev NULL unless the drive is needed);
+   g_spikes, x, v_prev: [b, m] in natural order (x, v_prev NULL unless the drive is needed; bump
+   NULL unless bump_kind is BUMP_GIVEN, else the bumps are computed here with bump_scale);
    carry: [m] in/out.  partials: [3, m] float64, per neuron += the threshold gradient,
    sum g_f * drive and sum g_p * drive (the caller adds them up once, after the sweep). */
 void NAME(lif_backward)(long b, long m, long far_step, const T *restrict far, const T *restrict W,
                         T *restrict g, const T *restrict s, const T *restrict p, const T *restrict bump,
                         const T *restrict g_spikes, const T *restrict x, const T *restrict v_prev,
                         T *restrict carry, double *restrict partials, double c_, double tau_,
-                        double theta_, double v_rest_, double v_reset_, double to_history_, int leak, int l1,
-                        int reset, int detach_reset)
+                        double theta_, double v_rest_, double v_reset_, double to_history_, double bump_scale,
+                        int leak, int l1, int reset, int detach_reset, int bump_kind)
 {
     const T c = (T)c_, tau = (T)tau_, theta = (T)theta_, v_rest = (T)v_rest_, v_reset = (T)v_reset_;
     const T to_history = (T)to_history_;
-    T acc[CHUNK];
+    T acc[CHUNK], bumps[CHUNK];
     for (long lo = 0; lo < m; lo += CHUNK) {
         const long n = m - lo < CHUNK ? m - lo : CHUNK;
         double *restrict part_theta = partials + lo;
@@ -91,6 +120,8 @@ void NAME(lif_backward)(long b, long m, long far_step, const T *restrict far, co
             for (long i = 0; i < n; ++i) acc[i] = f[i];
             NAME(add_lags)(acc, n, W, b - 1 - q, g + q * m + lo, m);
             const long o = q * m + lo;
+            const T *restrict bq = bump_kind == BUMP_GIVEN ? bump + o : bumps;
+            if (bump_kind != BUMP_GIVEN) NAME(surrogate_bumps)(bumps, p + o, n, theta, bump_scale, bump_kind);
             for (long i = 0; i < n; ++i) {
                 const T mu = to_history * acc[i];
                 const T g_v = cc[i] + mu;
@@ -99,7 +130,7 @@ void NAME(lif_backward)(long b, long m, long far_step, const T *restrict far, co
                 const T dv_ds = reset == RESET_SUBTRACT ? -theta : reset == RESET_ZERO ? v_reset - pq : (T)0;
                 const T dv_dtheta = reset == RESET_SUBTRACT ? -sq : (T)0;
                 const T g_spike = detach_reset ? g_spikes[o + i] : g_spikes[o + i] + g_v * dv_ds;
-                const T pulled = g_spike * bump[o + i];
+                const T pulled = g_spike * bq[i];
                 const T g_p = g_v * dv_dp + pulled;
                 part_theta[i] += (double)(g_v * dv_dtheta) - (double)pulled;
                 const T g_in = (c * g_p) / tau;

@@ -35,7 +35,7 @@ _SIGNATURES = {  # name: (sizes, pointers, doubles, ints); fde_step returns an i
     "lif_forward": (3, 8, 5, 3),
     "lif_rebuild_l1": (2, 3, 0, 0),
     "lif_unpack": (3, 4, 1, 1),
-    "lif_backward": (3, 11, 6, 4),
+    "lif_backward": (3, 11, 7, 5),
     "fde_step": (2, 6, 1, 0),
 }
 
