@@ -26,9 +26,16 @@ from .solvers.adjoint import DiscreteAdjoint, StepInputs
 from .solvers.engine import Problem
 from .solvers.memory import make_kernel
 
-__all__ = ["STEP_INDEX", "LayerState", "LayerSteps", "NoHistory", "ForwardEuler", "skip", "replay_adjoint"]
+__all__ = ["STEP_INDEX", "LayerState", "LayerSteps", "NoHistory", "ForwardEuler", "layer_problem", "skip",
+           "replay_adjoint"]
 
 STEP_INDEX = range(1 << 62)  # a layer's "times" on the step loop are the step numbers
+
+
+def layer_problem(v0: torch.Tensor, dt: float, horizon: int, window: int | None = None, func=None) -> Problem:
+    """The `Problem` of a layer's scheme: explicit steps of `dt` over `horizon` step numbers from `v0`."""
+    return Problem(func=func, y0=v0, t=STEP_INDEX, h=dt, n_steps=horizon, window=window, corrector_iters=1,
+                   newton_tol=0.0, newton_max_iters=1)
 
 
 @dataclass

@@ -40,9 +40,9 @@ from torch import nn
 from . import fused
 from .events import EventParams, apply_events
 from .membrane import LeakyDrive
-from .layer_loop import STEP_INDEX, ForwardEuler, LayerState, LayerSteps, NoHistory, skip
+from .layer_loop import ForwardEuler, LayerState, LayerSteps, NoHistory, layer_problem, skip
 from .neuron_adjoint import SequenceAdjoint
-from .solvers.engine import Problem, march, step_threads
+from .solvers.engine import march, step_threads
 from .solvers.memory import check_memory, make_kernel
 from .solvers.schemes import SCHEMES
 from .surrogate import Surrogate, check_scale
@@ -328,9 +328,7 @@ class LIFNeuron(SpikingNeuron):
 
     def _start(self, template, horizon):
         v0 = torch.full_like(template, self.v_rest)
-        problem = Problem(func=None, y0=v0, t=STEP_INDEX, h=self.dt, n_steps=horizon, window=None,
-                          corrector_iters=1, newton_tol=0.0, newton_max_iters=1)
-        return LayerState(v0, 0, NoHistory(), ForwardEuler(problem))
+        return LayerState(v0, 0, NoHistory(), ForwardEuler(layer_problem(v0, self.dt, horizon)))
 
 
 class IFNeuron(LIFNeuron):
@@ -505,11 +503,7 @@ class FractionalLIF(SpikingNeuron):
 
     def _scheme_for_alpha(self, v0: torch.Tensor, horizon: int, alpha: torch.Tensor,
                           coefficients: torch.Tensor | None = None, func=None):
-        problem = Problem(
-            func=func, y0=v0, t=STEP_INDEX, h=self.dt, n_steps=horizon,
-            window=self.memory if isinstance(self.memory, int) else None,
-            corrector_iters=1, newton_tol=0.0, newton_max_iters=1,
-        )
+        problem = layer_problem(v0, self.dt, horizon, self.memory if isinstance(self.memory, int) else None, func)
         if coefficients is None:
             return SCHEMES[self.method](problem, [alpha], [1.0], implicit=False)
         return SCHEMES[self.method](problem, list(alpha.unbind(0)), list(coefficients.unbind(0)), implicit=False)
