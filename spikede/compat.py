@@ -44,7 +44,6 @@ import torch
 from torch import nn
 
 from .neurons import NEURON_METHODS, FractionalIF, FractionalLIF, IFNeuron, LIFNeuron, SpikingNeuron
-from .layer_loop import replay_adjoint
 from .network import _neuron_kwargs
 from .solvers.fdeint import _check_grid
 from .solvers.memory import check_memory
@@ -171,6 +170,9 @@ class _ReferenceRule:
         if self.method != "gl" or self.events.reset != "subtract":
             raise ValueError(f"the reference's rule is defined for method='gl' and reset='subtract', got "
                              f"method={self.method!r}, reset={self.events.reset!r}")
+        if self.history != "reset":
+            raise ValueError(f"the reference's rule keeps the resets in the history (history='reset'), got "
+                             f"history={self.history!r}")
 
     def forward(self, x: torch.Tensor):
         sequence = self.step_mode == "multi" and isinstance(x, torch.Tensor) and x.dim() >= 2 and x.shape[0] > 0
@@ -179,11 +181,7 @@ class _ReferenceRule:
         if self.surrogate.spec.stochastic and self.surrogate.training:
             raise ValueError("adjoint=True needs a deterministic spike; the 'noisy' surrogate is random in training")
         self._check_input(x)
-        spikes, membrane = replay_adjoint(self, x)
-        self._last_v = membrane[-1].detach()
-        if self.record:
-            self.membrane = membrane
-        return self._output(spikes, membrane)
+        return self._replayed(x)
 
     def _rhs(self, v, current, tau, threshold):
         drive = self._drive(v, current, tau)

@@ -51,6 +51,10 @@ class EventParams:
         if not isinstance(self.detach_reset, bool):
             raise TypeError(f"detach_reset must be a bool, got {self.detach_reset!r}")
 
+    def after(self, v: torch.Tensor, s: torch.Tensor, threshold) -> torch.Tensor:
+        """The potential after the reset of `v` by the spikes `s` (detached with `detach_reset`)."""
+        return _reset(v, s.detach() if self.detach_reset else s, threshold, self.reset, self.v_reset)
+
     def undo(self, v: torch.Tensor, s: torch.Tensor, threshold: torch.Tensor,
              proposed: torch.Tensor | None = None) -> tuple:
         """The reset's derivatives at one step, from the post-reset `v` and the spikes `s`:
@@ -93,14 +97,15 @@ def fire_and_reset(
         s = surrogate(v - threshold)
     else:
         s = spike(v - threshold, surrogate, surrogate_scale, training=training)
-    s_reset = s.detach() if detach_reset else s
+    return s, _reset(v, s.detach() if detach_reset else s, threshold, reset, v_reset)
+
+
+def _reset(v: torch.Tensor, s: torch.Tensor, threshold, reset: str, v_reset) -> torch.Tensor:
     if reset == "subtract":
-        v_after = v - threshold * s_reset
-    elif reset == "zero":
-        v_after = (1.0 - s_reset) * v + s_reset * v_reset
-    else:
-        v_after = v
-    return s, v_after
+        return v - threshold * s
+    if reset == "zero":
+        return (1.0 - s) * v + s * v_reset
+    return v
 
 
 def apply_events(v: torch.Tensor, threshold, surrogate: Surrogate, params: EventParams):

@@ -9,6 +9,17 @@ $$
 p_{n+1} = \mathrm{step}(v_n, H_{n+1}, f_n), \qquad (s_{n+1}, v_{n+1}) = \mathrm{event}(p_{n+1}).
 $$
 
+What the history keeps is the layer's choice (`history=`, as for the hybrid solves of
+[spikede.solvers.hybrid][]).  With `'reset'` the loop's state is the post-reset potential, so the
+memory remembers every reset.  With `'continuous'` it is the continuous part $z = v - J$, $J$
+the sum of the jumps so far: the drive reads $z + J$, a step that fires ends its continuous part at
+the threshold, and the reset adds its jump to $J$:
+
+$$
+p = z_p + J, \quad \bar p = p + s (\theta - p), \quad v = \mathrm{reset}(\bar p, s), \quad
+z = \bar p - J, \quad J \leftarrow J + (v - \bar p).
+$$
+
 The same description, replayed one step at a time with autograd, is the generic discrete
 adjoint ([DiscreteAdjoint][spikede.solvers.adjoint.DiscreteAdjoint], `replay_adjoint`): exact
 gradients for a layer whatever its drive and event.  The closed-form reverse sweep of
@@ -40,17 +51,24 @@ def layer_problem(v0: torch.Tensor, dt: float, horizon: int, window: int | None 
 
 @dataclass
 class LayerState:
-    """State of a layer between steps: the potential, the step count, the history (memory kernel)
-    and the scheme that steps it."""
+    """State of a layer between steps: the loop's state (the potential, or its continuous part), the
+    step count, the history (memory kernel), the scheme that steps it and, for a layer whose
+    history keeps the continuous part, the sum of the jumps so far (else `None`)."""
 
     v: torch.Tensor
     n: int
     kernel: object
     scheme: object
+    jump: torch.Tensor | None = None
 
     @property
     def shape(self) -> torch.Size:
         return self.v.shape
+
+    @property
+    def potential(self) -> torch.Tensor:
+        """The potential after the last step: the loop's state, plus `J` where there is one."""
+        return self.v if self.jump is None else self.v + self.jump
 
 
 class NoHistory:
@@ -82,27 +100,39 @@ class ForwardEuler:
 
 
 class LayerSteps:
-    """One call of a layer on the step loop: the right-hand side `rhs(n, v_n)`, the drive of step
+    """One call of a layer on the step loop: the right-hand side `rhs(n, y_n)`, the drive of step
     `n + 1` (which reads its input `currents[n + 1 - first]`), and the event after step `n`,
-    `self(n, p_n)`, which fires, resets (the layer's `_event`) and hands `(i, p, s, v)` to `keep`
-    (`i = n - first` counts this call's steps from 0)."""
+    `self(n, y_p)`, which fires, resets (the layer's `_event`) and hands `(i, p, s, v)` to `keep`
+    (`i = n - first` counts this call's steps from 0; `p` and `v` are the potentials before and
+    after the reset).  `jump` is `J` of a history that keeps the continuous part (`None`: it keeps
+    the resets, and the loop's state `y` is the potential itself)."""
 
-    def __init__(self, neuron, currents, first: int, tau, threshold, keep):
+    def __init__(self, neuron, currents, first: int, tau, threshold, keep, jump: torch.Tensor | None = None):
         self.neuron, self.currents, self.first = neuron, currents, first
         self.tau, self.threshold, self.keep = tau, threshold, keep
+        self.jump = jump
 
-    def rhs(self, n: int, v: torch.Tensor) -> torch.Tensor | None:
+    def rhs(self, n: int, y: torch.Tensor) -> torch.Tensor | None:
         """`F(v_n, I_{n+1})`; `None` past this call's inputs (a single step's next input is not
         known yet, and the layers' schemes store no `f`)."""
         i = n + 1 - self.first
         if i >= len(self.currents):
             return None
-        return self.neuron._rhs(v, self.currents[i], self.tau, self.threshold)
+        return self.neuron._rhs(y if self.jump is None else y + self.jump, self.currents[i], self.tau, self.threshold)
 
     def __call__(self, n: int, proposed: torch.Tensor) -> torch.Tensor:
-        s, v = self.neuron._event(proposed, self.threshold)
-        self.keep(n - self.first, proposed, s, v)
-        return v
+        if self.jump is None:
+            s, v = self.neuron._event(proposed, self.threshold)
+            self.keep(n - self.first, proposed, s, v)
+            return v
+        p = proposed + self.jump
+        s, _ = self.neuron._event(p, self.threshold)
+        capped = p + s * (self.threshold - p)  # a step that fires ends its continuous part at the threshold
+        v = self.neuron.events.after(capped, s, self.threshold)
+        self.keep(n - self.first, p, s, v)
+        kept = capped - self.jump
+        self.jump = self.jump + (v - capped)
+        return kept
 
 
 def skip(n, y, history) -> None:
@@ -111,38 +141,43 @@ def skip(n, y, history) -> None:
 
 class _Replayed(LayerSteps):
     """`LayerSteps` over a whole sequence with the replay protocol of the discrete adjoint
-    (`DiscreteAdjoint.solve`'s event): it keeps the spikes of the forward pass as its output and,
-    while a step is replayed, that step's spikes.  A layer's event keeps no state between steps
-    (its reset acts within the step), so there is nothing to carry."""
+    (`DiscreteAdjoint.solve`'s event): it keeps the spikes of the forward pass as its output (and,
+    for a continuous history, the potentials, which are not the loop's state) and, while a step is
+    replayed, that step's.  Between steps it carries `J` where there is one: with the `'reset'`
+    history the reset acts within the step and nothing is carried."""
 
-    def __init__(self, neuron, inputs: StepInputs, tau, threshold):
+    def __init__(self, neuron, inputs: StepInputs, tau, threshold, continuous: bool):
         super().__init__(neuron, inputs, 1, tau, threshold, self._keep)
+        self.continuous = continuous
         self.start(None)
 
     def _keep(self, i, proposed, s, v) -> None:
-        self.last = s
+        self.last = (s, v) if self.continuous else (s,)
         if not self.replaying:
-            self.spikes.append(s)
+            self.kept.append(self.last)
 
     def start(self, y0) -> None:
-        self.spikes, self.replaying, self.received = [], False, None
+        self.kept, self.replaying, self.received = [], False, None
+        self.rewind(y0)
 
     def rewind(self, y0) -> None:
-        pass
+        self.jump = torch.zeros_like(y0) if self.continuous and y0 is not None else None
 
     def carry(self) -> tuple:
-        return ()
+        return () if self.jump is None else (self.jump,)
 
     def load(self, n: int, carry: tuple) -> None:
         self.replaying = True
+        if self.continuous:
+            (self.jump,) = carry
 
     def outputs(self) -> tuple:
-        return (torch.stack(self.spikes),)
+        return tuple(torch.stack(rows) for rows in zip(*self.kept))
 
     def step_outputs(self, n: int, grads: tuple) -> tuple[list, list]:
         if n == 0:
             return [], []
-        return [self.last], [grads[0][n - 1]]
+        return list(self.last), [g[n - 1] for g in grads]
 
     def receive(self, outputs: list) -> None:
         self.received = outputs
@@ -159,7 +194,8 @@ def replay_adjoint(neuron, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]
                          "use adjoint=False")
     steps = x.shape[0]
     inputs = StepInputs(x)
-    layer = _Replayed(neuron, inputs, neuron.tau.to(x.dtype), neuron.threshold.to(x.dtype))
+    continuous = neuron.history == "continuous"
+    layer = _Replayed(neuron, inputs, neuron.tau.to(x.dtype), neuron.threshold.to(x.dtype), continuous)
     options = neuron._kernel_options()
     coefficients = None if neuron.coefficients is None else neuron.coefficients.detach()
 
@@ -171,4 +207,4 @@ def replay_adjoint(neuron, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]
     v0 = x.new_full(x.shape[1:], neuron.v_rest)
     states = DiscreteAdjoint(params=params, inputs=inputs).solve(layer.rhs, build, v0, [neuron.alpha], neuron.memory,
                                                                  options, 1, event=layer)
-    return layer.received[0], states[1:]
+    return layer.received[0], (layer.received[1] if continuous else states[1:])

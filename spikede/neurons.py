@@ -40,9 +40,10 @@ from torch import nn
 from . import fused
 from .events import EventParams, apply_events
 from .membrane import LeakyDrive
-from .layer_loop import ForwardEuler, LayerState, LayerSteps, NoHistory, layer_problem, skip
+from .layer_loop import ForwardEuler, LayerState, LayerSteps, NoHistory, layer_problem, replay_adjoint, skip
 from .neuron_adjoint import SequenceAdjoint
 from .solvers.engine import march, step_threads
+from .solvers.hybrid import HISTORY_MODES
 from .solvers.memory import check_memory, make_kernel
 from .solvers.schemes import SCHEMES
 from .surrogate import Surrogate, check_scale
@@ -254,7 +255,7 @@ class SpikingNeuron(nn.Module, ABC):
         if self.record:
             new = torch.stack(trace)
             self.membrane = new if keep_membrane is None else torch.cat([keep_membrane, new])
-        self._last_v = state.v.detach()
+        self._last_v = state.potential.detach()
         return spikes, trace, state
 
     def _march(self, state: LayerState, currents, tau: torch.Tensor, threshold: torch.Tensor, keep) -> LayerState:
@@ -262,11 +263,11 @@ class SpikingNeuron(nn.Module, ABC):
         (`spikede.solvers.engine.march`); `keep(i, proposed, spikes, v)` sees each step."""
         first, last = state.n + 1, state.n + len(currents)
         state = self._reserve(state, last)
-        steps = LayerSteps(self, currents, first, tau, threshold, keep)
+        steps = LayerSteps(self, currents, first, tau, threshold, keep, state.jump)
         with step_threads(state.v):
             v, _ = march(state.scheme.problem, state.scheme, state.kernel, state.v, steps.rhs(state.n, state.v),
                          first, last, skip, steps, rhs=steps.rhs)
-        return LayerState(v, last, state.kernel, state.scheme)
+        return LayerState(v, last, state.kernel, state.scheme, steps.jump)
 
     def _reserve(self, state: LayerState, last: int) -> LayerState:
         """`state` with room for steps up to `last` (a growing history is extended here)."""
@@ -377,6 +378,14 @@ class FractionalLIF(SpikingNeuron):
             exponentials, O(1) per step; single-step runs up to $2^{20}$ steps).
         learn_alpha: learn $\alpha = \mathrm{sigmoid}(a)$ (parameter `alpha_logit`; stays in
             $(0, 1)$; needs `alpha < 1`).
+        history: what the fractional memory keeps: `'reset'` (default) the post-reset
+            potential, so that the kernel remembers every reset (the discrete-time SNN
+            convention); `'continuous'` the potential without its jumps: the drive reads
+            $v = z + J$, a step that fires ends its continuous part $z$ at the threshold and
+            the reset's jump goes to $J$, as `history='continuous'` of the hybrid solves
+            ([spikede.solvers.hybrid][]), whose spike times converge as `dt` shrinks.  A
+            continuous history runs the eager loop; its `adjoint` is the generic one
+            ([spikede.layer_loop][]: `True` to use it; `None` means autograd here).
         adjoint: train through the discrete adjoint (one autograd Function over the sequence:
             the forward keeps no graph, the backward is a hand-written reverse sweep through
             the transposed history): the same gradients as autograd; per layer it keeps the
@@ -415,6 +424,7 @@ class FractionalLIF(SpikingNeuron):
         adjoint: bool | None = None,
         coefficients: Sequence[float] | None = None,
         learn_coefficients: bool = False,
+        history: str = "reset",
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ):
@@ -423,6 +433,9 @@ class FractionalLIF(SpikingNeuron):
             learn_tau, learn_threshold, step_mode, record, return_membrane, leak=self._leaky,
             device=device, dtype=dtype,
         )
+        if history not in HISTORY_MODES:
+            raise ValueError(f"history must be one of {', '.join(map(repr, HISTORY_MODES))}, got {history!r}")
+        self.history = history
         if adjoint is not None and not isinstance(adjoint, bool):
             raise TypeError(f"adjoint must be None (automatic), True or False, got {adjoint!r}")
         if adjoint and self.step_mode != "multi":
@@ -481,6 +494,8 @@ class FractionalLIF(SpikingNeuron):
         """Whether a multi-step call with autograd on runs through the discrete adjoint."""
         if self.adjoint is not None:
             return self.adjoint
+        if self.history == "continuous":
+            return False
         random_spike = self.surrogate.spec.stochastic and self.surrogate.training
         return self.step_mode == "multi" and not (self.record or self.return_membrane or random_spike)
 
@@ -495,7 +510,17 @@ class FractionalLIF(SpikingNeuron):
         if self.surrogate.spec.stochastic and self.surrogate.training:
             raise ValueError("adjoint=True needs a deterministic spike; the 'noisy' surrogate is random in training")
         self._check_input(x)
+        if self.history == "continuous":
+            return self._replayed(x)
         spikes, membrane = SequenceAdjoint.apply(x, self.threshold, self.tau, self.alpha, self.coefficients, self)
+        return self._output(spikes, membrane)
+
+    def _replayed(self, x: torch.Tensor):
+        """A multi-step call through the generic discrete adjoint (`spikede.layer_loop.replay_adjoint`)."""
+        spikes, membrane = replay_adjoint(self, x)
+        self._last_v = membrane[-1].detach()
+        if self.record:
+            self.membrane = membrane
         return self._output(spikes, membrane)
 
     def _scheme(self, v0: torch.Tensor, horizon: int):
@@ -522,7 +547,7 @@ class FractionalLIF(SpikingNeuron):
         differentiable = torch.is_grad_enabled() or self.step_mode == "single"
         kernel = make_kernel(scheme, horizon, v0, self.memory, differentiable=differentiable, **self._kernel_options())
         kernel.append(scheme.first_stored(v0, None))
-        return LayerState(v0, 0, kernel, scheme)
+        return LayerState(v0, 0, kernel, scheme, torch.zeros_like(v0) if self.history == "continuous" else None)
 
     def _reserve(self, state, last):
         # The step loop stores no row after the horizon's last step, so single steps keep one step
@@ -532,7 +557,7 @@ class FractionalLIF(SpikingNeuron):
             horizon = 2 * state.kernel.n_steps
             scheme = self._scheme(state.scheme.problem.y0, horizon)
             state.kernel.extend(scheme.weights, horizon)
-            state = LayerState(state.v, state.n, state.kernel, scheme)
+            state = LayerState(state.v, state.n, state.kernel, scheme, state.jump)
         return state
 
     def extra_repr(self) -> str:
@@ -540,6 +565,8 @@ class FractionalLIF(SpikingNeuron):
         text = f"alpha={alpha if self.alpha.dim() == 0 else '[' + alpha + ']'}, "
         if self.coefficients is not None:
             text += f"coefficients=[{', '.join(f'{c:.4g}' for c in self.coefficients.tolist())}], "
+        if self.history != "reset":
+            text += f"history={self.history!r}, "
         return text + f"method={self.method!r}, memory={self.memory}, " + super().extra_repr()
 
 

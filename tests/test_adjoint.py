@@ -495,15 +495,17 @@ def _replayed_and_autograd(make, replay):
 
 @pytest.mark.parametrize("cls", _layers_with_an_adjoint())
 @pytest.mark.parametrize("method,memory,reset", [("gl", None, "subtract"), ("l1", 7, "zero"), ("gl", "soe", "none")])
-def test_generic_replayed_adjoint_equals_autograd_for_every_layer_class(cls, method, memory, reset):
+@pytest.mark.parametrize("history", ["reset", "continuous"])
+def test_generic_replayed_adjoint_equals_autograd_for_every_layer_class(cls, method, memory, reset, history):
     """The generic discrete adjoint (spikede.layer_loop.replay_adjoint: the layer's own step loop replayed one
-    step at a time) against autograd, float64: identical spikes; the gradients of the input, tau, the threshold
-    and the order, through spikes and membrane, to 1e-10 relative (they differ only in summation order)."""
+    step at a time, carrying the jumps of a continuous history) against autograd, float64: identical spikes; the
+    gradients of the input, tau, the threshold and the order, through spikes and membrane, to 1e-10 relative
+    (they differ only in summation order)."""
     from spikede.layer_loop import replay_adjoint
 
     def make():
         return cls(alpha=0.7, surrogate="gaussian", method=method, memory=memory, reset=reset, learn_tau=True,
-                   learn_threshold=True, learn_alpha=memory != "soe", adjoint=False, dtype=F64)
+                   learn_threshold=True, learn_alpha=memory != "soe", adjoint=False, history=history, dtype=F64)
 
     (spikes, got), (expected_spikes, expected) = _replayed_and_autograd(make, replay_adjoint)
     assert same_spikes(spikes, expected_spikes) and spikes.sum() > 10
@@ -533,3 +535,40 @@ def test_reference_rule_trains_through_the_generic_adjoint(memory):
         assert (a - b).abs().max() <= 1e-10 * a.abs().max()
     with pytest.raises(TypeError, match="adjoint must be True or False"):
         ReferenceLIF(adjoint=None)
+
+
+def test_continuous_history_layer_trains_through_the_generic_adjoint_and_steps_singly():
+    """FractionalLIF(history='continuous'): adjoint=True runs the replayed adjoint (autograd's gradients, 1e-10),
+    the default is autograd, the compiled engine does not take it, and single steps carry the jumps between
+    calls (the same spikes and potentials as one multi-step call, 1e-12)."""
+    def make(**kwargs):
+        return FractionalLIF(alpha=0.7, surrogate="gaussian", memory=9, learn_tau=True, learn_threshold=True,
+                             learn_alpha=True, history="continuous", dtype=F64, **kwargs)
+
+    def through_forward(layer, x):
+        layer.adjoint, layer.return_membrane = True, True
+        spikes, membrane = layer(x)
+        assert type(spikes.grad_fn).__name__ == "_AdjointBackward"
+        return spikes, membrane
+
+    (spikes, got), (expected_spikes, expected) = _replayed_and_autograd(make, through_forward)
+    assert same_spikes(spikes, expected_spikes) and spikes.sum() > 10
+    for a, b in zip(expected, got):
+        assert (a - b).abs().max() <= 1e-10 * a.abs().max()
+    layer = make()
+    x = torch.rand(80, 3, 5, dtype=F64) * 2
+    assert not layer.uses_adjoint() and not fused.applies(layer, x)
+    multi = make(record=True)
+    with torch.no_grad():
+        s_multi = multi(x)
+        single = make(step_mode="single", record=True)
+        s_single = torch.stack([single(row) for row in x.unbind(0)])
+    assert same_spikes(s_multi, s_single) and s_multi.sum() > 10
+    assert (multi.membrane - single.membrane).abs().max() <= 1e-12
+    assert (multi.v - single.v).abs().max() <= 1e-12 and (multi.v - multi.membrane[-1]).abs().max() <= 1e-12
+    with pytest.raises(ValueError, match="history must be one of 'reset', 'continuous', got 'jumps'"):
+        FractionalLIF(history="jumps")
+    from spikede.compat import ReferenceLIF
+
+    with pytest.raises(ValueError, match="history='reset'"):
+        ReferenceLIF(history="continuous")

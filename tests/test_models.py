@@ -517,24 +517,30 @@ def test_per_variable_orders_and_float32():
 # --- the model as a network layer ------------------------------------------------------------------
 
 @pytest.mark.parametrize("method", ["gl", "l1"])
-def test_model_layer_equals_fractional_lif(method):
-    """ModelLayer(LIF) with C = tau, g_L = 1: the FractionalLIF layer's spikes and gradients (autograd, float64),
-    through the same surrogate (sigmoid, scale 5)."""
+@pytest.mark.parametrize("history", ["reset", "continuous"])
+def test_model_layer_equals_fractional_lif(method, history):
+    """ModelLayer(LIF) with C = tau, g_L = 1: the FractionalLIF layer's spikes, potentials and gradients (autograd,
+    float64), through the same surrogate (sigmoid, scale 5), with either history: the layer and the hybrid solve
+    are one model.  'continuous' spikes differ from 'reset' ones (the memory forgets the resets)."""
     torch.manual_seed(0)
     w = torch.randn(3, 4, dtype=F64, requires_grad=True)
     x = torch.rand(80, 2, 3, dtype=F64) * 2
     weights = torch.linspace(0, 1, 80, dtype=F64)[:, None, None]
     layer = FractionalLIF(alpha=0.7, tau=2.0, threshold=1.0, reset="zero", dt=0.5, method=method, adjoint=False,
-                          dtype=F64)
+                          history=history, return_membrane=True, dtype=F64)
     model = ModelLayer(LIF(C=2.0, g_L=1.0, E_L=0.0, V_th=1.0, V_reset=0.0), alpha=0.7, dt=0.5, method=method,
-                       surrogate_scale=5.0)
+                       surrogate_scale=5.0, history=history, return_states=True)
     results = []
     for module in (layer, model):
-        spikes = module(x @ w)
-        results.append((spikes, torch.autograd.grad((spikes * weights).sum(), w)[0]))
-    (s_a, g_a), (s_b, g_b) = results
-    assert same_spikes(s_a, s_b) and s_a.sum() > 20
+        spikes, states = module(x @ w)
+        results.append((spikes, states.reshape(spikes.shape), torch.autograd.grad((spikes * weights).sum(), w)[0]))
+    (s_a, v_a, g_a), (s_b, v_b, g_b) = results
+    assert same_spikes(s_a, s_b) and s_a.sum() > 10
+    assert (v_a - v_b).abs().max() <= 1e-12 * v_a.abs().max()
     assert (g_a - g_b).abs().max() <= 1e-12 * g_a.abs().max()
+    other = FractionalLIF(alpha=0.7, tau=2.0, reset="zero", dt=0.5, method=method,
+                          history={"reset": "continuous", "continuous": "reset"}[history], dtype=F64)
+    assert not same_spikes(other(x @ w).detach(), s_a.detach())
 
 
 def test_model_layer_learns_model_parameters():
