@@ -184,7 +184,7 @@ class _ReferenceRule:
         return self._replayed(x)
 
     def _rhs(self, v, current, tau, threshold):
-        drive = self._drive(v, current, tau)
+        drive = self.drive(v, current, tau)
         self._decided = self.surrogate(v + drive - threshold)  # the spike of the step this drive makes
         return drive - self._decided.detach() * threshold / tau
 

@@ -204,10 +204,6 @@ class SpikingNeuron(nn.Module, ABC):
             state_dict[new] = state_dict.pop(old).exp()
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
-    def _drive(self, v: torch.Tensor, current: torch.Tensor, tau: torch.Tensor) -> torch.Tensor:
-        """The layer's membrane drive `self.drive` ([spikede.membrane][]): $F(v, I; \\tau)$."""
-        return self.drive(v, current, tau)
-
     @staticmethod
     def _check_input(x) -> None:
         if not isinstance(x, torch.Tensor) or not x.is_floating_point():
@@ -275,7 +271,7 @@ class SpikingNeuron(nn.Module, ABC):
 
     def _rhs(self, v: torch.Tensor, current: torch.Tensor, tau: torch.Tensor, threshold: torch.Tensor) -> torch.Tensor:
         """The right-hand side of the step from `v` with input `current`: the membrane drive."""
-        return self._drive(v, current, tau)
+        return self.drive(v, current, tau)
 
     def _event(self, proposed: torch.Tensor, threshold: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The spikes and the post-reset potential of a step that proposed `proposed` (the event layer)."""

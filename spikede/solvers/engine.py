@@ -27,8 +27,7 @@ __all__ = ["Problem", "begin", "march", "integrate", "check_finite", "not_finite
 PARALLEL_STEP_MIN = 1 << 18  # state elements per step below which one step's operations run on one thread
 
 
-@contextmanager
-def step_threads(template: torch.Tensor):
+class step_threads:
     """Run a time loop over states like `template` on one intra-op CPU thread when a step is small.
 
     A step of a time loop is a dozen small operations on the state.  Spread over several
@@ -41,19 +40,26 @@ def step_threads(template: torch.Tensor):
     The setting is process-wide: other threads of the process that run torch operations
     meanwhile get one intra-op thread too.  Loops may nest (a training batch around a layer's
     loop); the innermost large operation still gets the threads of the outermost loop.
+    A context manager (a class, not a generator: a single-step layer enters it every call).
     """
-    if template.device.type != "cpu" or template.numel() >= PARALLEL_STEP_MIN or torch.get_num_threads() == 1:
-        yield
-        return
-    global _outer_threads
-    previous, outer = torch.get_num_threads(), _outer_threads
-    _outer_threads = previous
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        _outer_threads = outer
-        torch.set_num_threads(previous)
+
+    __slots__ = ("_previous", "_outer")
+
+    def __init__(self, template: torch.Tensor):
+        small = template.device.type == "cpu" and template.numel() < PARALLEL_STEP_MIN
+        self._previous = torch.get_num_threads() if small else 1
+
+    def __enter__(self) -> None:
+        global _outer_threads
+        if self._previous > 1:
+            self._outer, _outer_threads = _outer_threads, self._previous
+            torch.set_num_threads(1)
+
+    def __exit__(self, *exc) -> None:
+        global _outer_threads
+        if self._previous > 1:
+            _outer_threads = self._outer
+            torch.set_num_threads(self._previous)
 
 
 _outer_threads: int | None = None  # the thread count a `step_threads` loop replaced, while it runs
