@@ -33,7 +33,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .solvers.adjoint import DiscreteAdjoint, StepInputs
+from .solvers.adjoint import DiscreteAdjoint, ReplayableEvent, StepInputs
 from .solvers.engine import Problem
 from .solvers.memory import make_kernel
 
@@ -139,9 +139,8 @@ def skip(n, y, history) -> None:
     """A step visitor that keeps nothing."""
 
 
-class _Replayed(LayerSteps):
-    """`LayerSteps` over a whole sequence with the replay protocol of the discrete adjoint
-    (`DiscreteAdjoint.solve`'s event): it keeps the spikes of the forward pass as its output (and,
+class _Replayed(LayerSteps, ReplayableEvent):
+    """`LayerSteps` over a whole sequence as a `ReplayableEvent` of the discrete adjoint: it keeps the spikes of the forward pass as its output (and,
     for a continuous history, the potentials, which are not the loop's state) and, while a step is
     replayed, that step's.  Between steps it carries `J` where there is one: with the `'reset'`
     history the reset acts within the step and nothing is carried."""

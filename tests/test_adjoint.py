@@ -572,3 +572,20 @@ def test_continuous_history_layer_trains_through_the_generic_adjoint_and_steps_s
 
     with pytest.raises(ValueError, match="history='reset'"):
         ReferenceLIF(history="continuous")
+
+
+def test_the_hybrid_event_and_the_layer_steps_are_replayable_events():
+    """One seam: the hybrid solves' event and a layer's replayed steps implement the protocol the discrete adjoint
+    replays; anything else is refused with the protocol's methods named."""
+    from spikede.layer_loop import _Replayed
+    from spikede.solvers.adjoint import DiscreteAdjoint, ReplayableEvent, StepInputs
+    from spikede.solvers.hybrid import SpikeRule, _Events
+
+    y0 = torch.zeros(2, 1, dtype=F64)
+    hybrid = _Events(lambda t, y: -y, y0, torch.linspace(0, 1, 5, dtype=F64).unbind(0), SpikeRule(0, 1.0), None,
+                     None, 1, True)
+    layer = _Replayed(FractionalLIF(dtype=F64), StepInputs(torch.zeros(4, 3, dtype=F64)), 1.0, 1.0, False)
+    assert isinstance(hybrid, ReplayableEvent) and isinstance(layer, ReplayableEvent)
+    assert not isinstance(lambda t, y: y, ReplayableEvent)
+    with pytest.raises(TypeError, match="event must be a ReplayableEvent .start, rewind, carry"):
+        DiscreteAdjoint().solve(lambda t, y: -y, None, y0, [0.5], None, {}, 1, event=lambda t, y: y)

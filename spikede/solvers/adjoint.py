@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Callable, Protocol, Sequence, runtime_checkable
 
 import torch
 
@@ -39,9 +39,44 @@ from .convolution import lag_correlation
 from .engine import begin, check_finite, march, step_threads
 from .memory import make_kernel
 
-__all__ = ["DiscreteAdjoint", "StepInputs", "lag_gradient"]
+__all__ = ["DiscreteAdjoint", "ReplayableEvent", "StepInputs", "lag_gradient"]
 
 LAG_FFT_MIN_STEPS = 1024  # from here on the weights' gradient is an FFT correlation (it overtook the product near 800)
+
+
+@runtime_checkable
+class ReplayableEvent(Protocol):
+    """An event of the step loop that the discrete adjoint can replay: the one seam of the spiking
+    models.  The step loop (`spikede.solvers.engine.march`) calls `event(t_n, y_n)` after every step
+    and keeps what it returns; the adjoint's forward records `carry()` after every step, and its
+    reverse sweep replays step `n` with the state after step `n - 1` loaded (`load`), so that one
+    vector-Jacobian product per step covers the event too.  The hybrid solves' event
+    (`spikede.solvers.hybrid`) and the layers' steps (`spikede.layer_loop`) implement it.
+    """
+
+    def __call__(self, t_n: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The loop's state after step `n`'s event, from the state the scheme proposed."""
+
+    def start(self, y0: torch.Tensor) -> None:
+        """Begin a solve from `y0`: nothing recorded yet."""
+
+    def rewind(self, y0: torch.Tensor) -> None:
+        """The event's state at `t_0` from `y0` (what it recorded is kept)."""
+
+    def carry(self) -> tuple:
+        """The event's state between steps (tensors or `None`; floating ones are differentiated)."""
+
+    def load(self, n: int, carry: tuple) -> None:
+        """Set the event to its state after step `n` (to replay step `n + 1` without recording it)."""
+
+    def outputs(self) -> tuple:
+        """What the solve recorded, as tensors (the adjoint returns them with its backward)."""
+
+    def step_outputs(self, n: int, grads: tuple) -> tuple[list, list]:
+        """The outputs the latest (replayed) step `n` gave, and their cotangents taken from `grads`."""
+
+    def receive(self, outputs: list) -> None:
+        """The recorded outputs as the adjoint hands them back, with its backward attached."""
 
 
 class StepInputs:
@@ -421,10 +456,11 @@ class DiscreteAdjoint:
               save_every: int, event=None) -> torch.Tensor:
         """The states of the solve that `build(y0, alphas)` sets up, with this adjoint's backward.
 
-        An `event` (a hybrid solve's event layer) must be replayable: `start(y0)`, `rewind(y0)`,
-        `carry()`, `load(n, carry)`, `outputs()`, `step_outputs(n, grads)` and
-        `receive(outputs)`, which is handed the event's outputs with this adjoint's backward (see
-        `_Events` in [spikede.solvers.hybrid][])."""
+        An `event` must be a [ReplayableEvent][spikede.solvers.adjoint.ReplayableEvent]; its
+        `receive(outputs)` is handed the event's outputs with this adjoint's backward."""
+        if event is not None and not isinstance(event, ReplayableEvent):
+            raise TypeError(f"event must be a ReplayableEvent (start, rewind, carry, load, outputs, step_outputs, "
+                            f"receive) for the discrete adjoint, got {type(event).__name__}")
         if event is not None and self.checkpoint_every is not None:
             raise ValueError("checkpoint_every= is not available with events (a hybrid solve keeps every step's "
                              "state for the reverse sweep); use DiscreteAdjoint() without it")

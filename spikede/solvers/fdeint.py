@@ -8,7 +8,7 @@ from typing import Callable, Sequence
 
 import torch
 
-from .adjoint import DiscreteAdjoint
+from .adjoint import DiscreteAdjoint, ReplayableEvent
 from .blocks import compiled_applies, history_for, integrate_compiled
 from .engine import Problem, integrate
 from .memory import check_memory, make_kernel
@@ -354,7 +354,7 @@ def fdeint(
                 return integrate_compiled(problem, scheme, history, save_every, kernel_options["block"], f0)
         kernel = make_kernel(scheme, problem.n_steps, y0, memory, **kernel_options)
         return integrate(problem, scheme, kernel, save_every, event, f0)
-    if event is not None and not hasattr(event, "carry"):
+    if event is not None and not isinstance(event, ReplayableEvent):
         raise ValueError("adjoint= with event= needs an event the reverse sweep can replay, as solve_hybrid's "
                          "(spikede.solvers.hybrid); a plain event function keeps its state to itself: use adjoint=False")
     if event is not None and implicit:

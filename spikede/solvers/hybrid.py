@@ -53,6 +53,7 @@ import torch
 
 from ..surrogate import get_surrogate, spike
 from .engine import not_finite
+from .adjoint import ReplayableEvent
 from .aligned import solve_aligned
 from .fdeint import _check_grid, fdeint
 from .newton import ConvergenceError, newton_solve
@@ -142,8 +143,9 @@ class _WithJacobian:
         return self.rhs(t, y)
 
 
-class _Events:
-    """The per-step event logic of one hybrid solve (called by the solver after every step)."""
+class _Events(ReplayableEvent):
+    """The per-step event logic of one hybrid solve (called by the solver after every step), a
+    [ReplayableEvent][spikede.solvers.adjoint.ReplayableEvent]."""
 
     def __init__(self, func, y0, grid, rule: SpikeRule, surrogate, surrogate_scale, save_every: int,
                  save_spikes: bool, integer_order: bool = False, blockwise: bool = False):
