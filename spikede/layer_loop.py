@@ -140,10 +140,11 @@ def skip(n, y, history) -> None:
 
 
 class _Replayed(LayerSteps, ReplayableEvent):
-    """`LayerSteps` over a whole sequence as a `ReplayableEvent` of the discrete adjoint: it keeps the spikes of the forward pass as its output (and,
-    for a continuous history, the potentials, which are not the loop's state) and, while a step is
-    replayed, that step's.  Between steps it carries `J` where there is one: with the `'reset'`
-    history the reset acts within the step and nothing is carried."""
+    """`LayerSteps` over a whole sequence as a `ReplayableEvent` of the discrete adjoint: it keeps
+    the spikes of the forward pass as its output (and, for a continuous history, the potentials,
+    which are not the loop's state) and, while a step is replayed, that step's.  Between steps it
+    carries `J` where there is one: with the `'reset'` history the reset acts within the step and
+    nothing is carried."""
 
     def __init__(self, neuron, inputs: StepInputs, tau, threshold, continuous: bool):
         super().__init__(neuron, inputs, 1, tau, threshold, self._keep)

@@ -91,7 +91,8 @@ class SequenceAdjoint(torch.autograd.Function):
 
             state = neuron._march(state, x.unbind(0), tau_, theta, keep)
             if rows is None:
-                state.kernel.append(scheme.stored(state.v, previous[1], None))  # the loop stores none after its last step
+                # the step loop stores no row after its last step; the backward reads them all
+                state.kernel.append(scheme.stored(state.v, previous[1], None))
                 rows = state.kernel.stored()
         if neuron.record:
             neuron.membrane = membrane

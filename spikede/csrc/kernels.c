@@ -12,7 +12,8 @@
 
 enum { RESET_SUBTRACT = 0, RESET_ZERO = 1, RESET_NONE = 2 };
 #define SPIKEDE_PI 3.14159265358979323846
-enum { BUMP_GIVEN = 0, BUMP_SIGMOID = 1, BUMP_ARCTAN = 2, BUMP_LINEAR = 3, BUMP_GAUSSIAN = 4 };  /* SurrogateSpec.native */
+/* the built-in surrogate bumps, numbered as SurrogateSpec.native */
+enum { BUMP_GIVEN = 0, BUMP_SIGMOID = 1, BUMP_ARCTAN = 2, BUMP_LINEAR = 3, BUMP_GAUSSIAN = 4 };
 enum { CHUNK = 512 };  /* values per tile: a block's rows of one tile stay in the core's cache */
 
 #define CONCAT(a, b) a##_##b
