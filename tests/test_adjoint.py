@@ -568,6 +568,11 @@ def test_continuous_history_layer_trains_through_the_generic_adjoint_and_steps_s
     assert (multi.v - single.v).abs().max() <= 1e-12 and (multi.v - multi.membrane[-1]).abs().max() <= 1e-12
     with pytest.raises(ValueError, match="history must be one of 'reset', 'continuous', got 'jumps'"):
         FractionalLIF(history="jumps")
+    multi_term = FractionalLIF(alpha=[0.5, 0.8], learn_coefficients=True, history="continuous", adjoint=True,
+                               dtype=F64)
+    with pytest.raises(ValueError, match="does not learn multi-term coefficients .learn_coefficients=True.; "
+                                         "use adjoint=False"):
+        multi_term(x)
     from spikede.compat import ReferenceLIF
 
     with pytest.raises(ValueError, match="history='reset'"):
