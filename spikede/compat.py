@@ -43,7 +43,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .neurons import NEURON_METHODS, FractionalIF, FractionalLIF, IFNeuron, LIFNeuron, SpikingNeuron
+from .neurons import NEURON_METHODS, FractionalIF, FractionalLIF, IFNeuron, LIFNeuron
 from .network import _neuron_kwargs
 from .solvers.fdeint import _check_grid
 from .solvers.memory import check_memory
@@ -174,14 +174,8 @@ class _ReferenceRule:
             raise ValueError(f"the reference's rule keeps the resets in the history (history='reset'), got "
                              f"history={self.history!r}")
 
-    def forward(self, x: torch.Tensor):
-        sequence = self.step_mode == "multi" and isinstance(x, torch.Tensor) and x.dim() >= 2 and x.shape[0] > 0
-        if not (self.adjoint and sequence and torch.is_grad_enabled()):
-            return SpikingNeuron.forward(self, x)
-        if self.surrogate.spec.stochastic and self.surrogate.training:
-            raise ValueError("adjoint=True needs a deterministic spike; the 'noisy' surrogate is random in training")
-        self._check_input(x)
-        return self._replayed(x)
+    def _closed_form(self) -> bool:
+        return False  # the spike is decided inside the right-hand side
 
     def _rhs(self, v, current, tau, threshold):
         drive = self.drive(v, current, tau)

@@ -49,7 +49,7 @@ def applies(neuron, x: torch.Tensor) -> bool:
     """Whether a multi-step call of `neuron` on `x` can run compiled (and the kernels are there)."""
     random_spike = neuron.surrogate.spec.stochastic and neuron.surrogate.training
     return (x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) and neuron.drive.compiled
-            and neuron.method in ("gl", "l1") and neuron.history == "reset" and not random_spike
+            and neuron.method in ("gl", "l1") and neuron._closed_form() and not random_spike
             and native.compiled_kernels() is not None)
 
 

@@ -490,7 +490,7 @@ class FractionalLIF(SpikingNeuron):
         """Whether a multi-step call with autograd on runs through the discrete adjoint."""
         if self.adjoint is not None:
             return self.adjoint
-        if self.history == "continuous":
+        if not self._closed_form():
             return False
         random_spike = self.surrogate.spec.stochastic and self.surrogate.training
         return self.step_mode == "multi" and not (self.record or self.return_membrane or random_spike)
@@ -506,10 +506,16 @@ class FractionalLIF(SpikingNeuron):
         if self.surrogate.spec.stochastic and self.surrogate.training:
             raise ValueError("adjoint=True needs a deterministic spike; the 'noisy' surrogate is random in training")
         self._check_input(x)
-        if self.history == "continuous":
+        if not self._closed_form():
             return self._replayed(x)
         spikes, membrane = SequenceAdjoint.apply(x, self.threshold, self.tau, self.alpha, self.coefficients, self)
         return self._output(spikes, membrane)
+
+    def _closed_form(self) -> bool:
+        """Whether the closed-form adjoint (`SequenceAdjoint`, and the compiled kernels) covers this
+        layer's steps: the leaky drive's event after the step, with the resets in the history.  Else a
+        training call takes the generic adjoint (`adjoint=True`) or autograd."""
+        return self.history == "reset"
 
     def _replayed(self, x: torch.Tensor):
         """A multi-step call through the generic discrete adjoint (`spikede.layer_loop.replay_adjoint`)."""
