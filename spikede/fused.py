@@ -26,23 +26,31 @@ hold spikes identical, states and gradients to 1e-12 (float64) and input gradien
 (float32), relative.  Float32 parameter gradients, sums over every step and neuron, the kernel adds
 in float64 and the eager loop in float32; both are held to the float64 gradient at 1e-4.
 
-The kernel runs on one thread (the far products take the threads, `block_threads`); a layer of
-more than 2^18 neurons per step, which the eager loop would spread over threads, is still served
-by it.
+A kernel call covers a block's steps for all neurons; where that has been faster, the neurons are
+split into one range per thread of the loop's setting, run at once (`engine.split_ranges`, timed
+as the program runs by `engine.ThreadChoice`, apart from the matrix products, which take the
+threads through `block_threads`).  The `[T, m]` arrays (history rows, spikes, input gradients)
+come from reused buffers (`spikede.solvers.buffers`): fresh ones cost a page fault per 4 KiB.
 """
 
 from __future__ import annotations
 
 import torch
 
-from .solvers import blocks, native
+from .solvers import blocks, buffers, native
 from .solvers.blocks import ptr_row
+from .solvers.engine import split_ranges
 from .solvers.native import kernel, ptr
 
 __all__ = ["applies", "history_for", "Recurrence"]
 
 BLOCK = 32  # steps per kernel call: the near history costs b/2 lags per step, the far product b rows per read
 _RESETS = {"subtract": 0, "zero": 1, "none": 2}
+
+
+def _work(b: int, m: int) -> int:
+    """Multiply-adds of a kernel call on a block of `b` steps of `m` neurons (lags and update)."""
+    return b * m * (b // 2 + 8)
 
 
 def applies(neuron, x: torch.Tensor) -> bool:
@@ -75,23 +83,24 @@ class Recurrence:
         potential `[m]`, and the proposed and post-reset potentials where asked (else `None`)."""
         steps, m = x.shape
         nrn, history = self.neuron, self.history
-        rows = x.new_empty(steps + 1, m)
+        rows = buffers.empty((steps + 1, m), x)
         rows[0] = 0.0  # u_0 = 0 for gl and l1
         history.start(rows[0])
-        spikes = torch.empty_like(x)
-        proposed = torch.empty_like(x) if keep_proposed else None
-        membrane = torch.empty_like(x) if keep_membrane else None
+        spikes = buffers.empty(x.shape, x)
+        proposed = buffers.empty(x.shape, x) if keep_proposed else None
+        membrane = buffers.empty(x.shape, x) if keep_membrane else None
         v = torch.full((m,), float(nrn.v_rest), dtype=x.dtype, device=x.device)
         run = kernel("lif_forward", x.dtype)
         for n0 in range(1, steps + 1, BLOCK):
             b = min(BLOCK, steps + 1 - n0)
             far, step = history.forward_far(rows, n0, b)
             first = n0 - 1
-            run(b, m, step * m, ptr_row(far, step, b), ptr(x[first:first + b]), ptr(history.near_weights),
-                ptr(rows[n0]), ptr(v), ptr(spikes[first]), ptr(None if proposed is None else proposed[first]),
-                ptr(None if membrane is None else membrane[first]),
-                self.c, self.tau, self.theta, float(nrn.v_rest), float(nrn.events.v_reset),
-                self.leak, self.l1, self.reset)
+            args = (step * m, ptr_row(far, step, b), ptr(x[first:first + b]), ptr(history.near_weights),
+                    ptr(rows[n0]), ptr(v), ptr(spikes[first]), ptr(None if proposed is None else proposed[first]),
+                    ptr(None if membrane is None else membrane[first]),
+                    self.c, self.tau, self.theta, float(nrn.v_rest), float(nrn.events.v_reset),
+                    self.leak, self.l1, self.reset)
+            split_ranges(lambda lo, hi: run(b, m, lo, hi, *args), m, _work(b, m), "lif_forward")
             history.forward_rows(rows[n0:n0 + b])
         return rows, spikes, v, proposed, membrane
 
@@ -101,7 +110,7 @@ class Recurrence:
         steps, m = grad_spikes.shape
         nrn, history = self.neuron, self.history
         dtype = rows.dtype
-        g = rows.new_empty(steps, m)
+        g = buffers.empty((steps, m), rows)
         carry = rows.new_zeros(m)
         history.start(torch.zeros_like(carry))
         partials = torch.zeros(3, m, dtype=torch.float64, device=rows.device)
@@ -110,11 +119,9 @@ class Recurrence:
         theta, v_rest = self.theta, float(nrn.v_rest)
         v_top = v_last.contiguous()
         # Every buffer handed to the kernels is held by a name while it runs: a pointer into a
-        # temporary (`ptr(t.contiguous())`) may point at freed memory.  An expanded gradient
-        # (from `spikes.sum()`) becomes one contiguous tensor here.
-        grad_spikes = grad_spikes.contiguous()
-        if x is not None:
-            x = x.contiguous()
+        # temporary (`ptr(t.contiguous())`) may point at freed memory.  An expanded gradient (from
+        # `spikes.sum()`) or a strided input becomes contiguous a block at a time: a whole copy
+        # would be a fresh [T, m] buffer, whose first touch costs a page fault per 4 KiB.
         for top in range(steps, 0, -BLOCK):
             bottom = max(1, top - BLOCK + 1)
             b = top - bottom + 1
@@ -132,12 +139,15 @@ class Recurrence:
             kind = surrogate.spec.native  # a built-in bump is computed in the kernel
             bump = None if kind else surrogate.derivative(p - theta).contiguous()
             previous = potentials[:-1] if x is not None else None
-            sweep(b, m, step * m, ptr_row(far, step, b), ptr(history.near_weights), ptr(g[bottom - 1]),
-                  ptr(s), ptr(p), ptr(bump),
-                  ptr(grad_spikes[bottom - 1:top]), ptr(None if x is None else x[bottom - 1:top]),
-                  ptr(previous), ptr(carry), ptr(partials),
-                  self.c, self.tau, theta, v_rest, float(nrn.events.v_reset), float(to_history),
-                  float(surrogate.scale), self.leak, self.l1, self.reset, int(nrn.events.detach_reset), kind)
+            grad_block = grad_spikes[bottom - 1:top].contiguous()
+            x_block = None if x is None else x[bottom - 1:top].contiguous()
+            args = (step * m, ptr_row(far, step, b), ptr(history.near_weights), ptr(g[bottom - 1]),
+                    ptr(s), ptr(p), ptr(bump),
+                    ptr(grad_block), ptr(x_block),
+                    ptr(previous), ptr(carry), ptr(partials),
+                    self.c, self.tau, theta, v_rest, float(nrn.events.v_reset), float(to_history),
+                    float(surrogate.scale), self.leak, self.l1, self.reset, int(nrn.events.detach_reset), kind)
+            split_ranges(lambda lo, hi: sweep(b, m, lo, hi, *args), m, _work(b, m), "lif_backward")
             history.backward_rows(g[bottom - 1:top])
             v_top = potentials[0].contiguous()
         return g, tuple(partials.sum(1).tolist())
