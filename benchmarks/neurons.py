@@ -3,7 +3,8 @@
 Layer: Linear(256, 1024) on every step (TimeDistributed), then the neuron; batch 32,
 T steps, float32.  For each neuron kind and T this prints the forward time (no
 graph), the forward+backward time and the peak resident memory of the
-forward+backward, each also as a ratio to the baseline at the same T: SpikingJelly's
+forward+backward, each also as a ratio to the baseline at the same T, and the fewest page
+faults (first touches of fresh memory) of one forward+backward over the repeats: SpikingJelly's
 `LIFNode` (multi-step, `decay_input=True`, soft reset, sigmoid surrogate; installed by
 `bash scripts/setup.sh bench`) where it is installed, else `LIFNeuron`.  Every
 configuration runs once with one intra-op thread and once with torch's default threads
@@ -57,20 +58,23 @@ def _child(kind: str, steps: int, repeats: int) -> None:
     model = nn.Sequential(TimeDistributed(nn.Linear(256, 1024)), eval(KINDS[kind]))
     x = torch.rand(steps, 32, 256)
     baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    forward, train = [], []
+    forward, train, faults = [], [], []
     for _ in range(repeats):
         with torch.no_grad():
             start = time.perf_counter()
             model(x)
             forward.append(time.perf_counter() - start)
+        faulted = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
         start = time.perf_counter()
         out = model(x)
         out.mean().backward()
         train.append(time.perf_counter() - start)
+        faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faulted)
         del out
         model.zero_grad(set_to_none=True)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"forward": min(forward), "train": min(train), "peak_mb": (peak - baseline) / 1024}))
+    print(json.dumps({"forward": min(forward), "train": min(train), "peak_mb": (peak - baseline) / 1024,
+                      "faults": min(faults)}))
 
 
 def _has_spikingjelly() -> bool:
@@ -95,7 +99,7 @@ def main() -> None:
     print(f"batch 32, Linear(256, 1024) + neuron, float32; ratios are to {kinds[0]} at the same T and threads"
           + ("; one competing process" if args.compete else ""))
     header = (f"{'neuron':<32}{'threads':>8}{'T':>6}{'fwd s':>9}{'x base':>7}{'fwd+bwd s':>11}{'x base':>7}"
-              f"{'peak MB':>9}{'x base':>7}")
+              f"{'peak MB':>9}{'x base':>7}{'faults':>9}")
     print(header)
     with competing_process(args.compete):
         for steps in args.steps:
@@ -113,6 +117,7 @@ def main() -> None:
                         f"{result['forward'] / base['forward']:>7.2f}"
                         f"{result['train']:>11.3f}{result['train'] / base['train']:>7.2f}"
                         f"{result['peak_mb']:>9.0f}{result['peak_mb'] / max(base['peak_mb'], 1.0):>7.2f}"
+                        f"{result['faults']:>9}"
                     )
 
 
