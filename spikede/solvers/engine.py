@@ -13,8 +13,8 @@ from __future__ import annotations
 import os
 import statistics
 import time
-from concurrent.futures import ThreadPoolExecutor
 from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Callable
@@ -87,8 +87,8 @@ class ThreadChoice:
     EXPLORE = 16
 
     def __init__(self):
-        self._rates: dict = {}  # (size class, threads) -> the latest seconds per multiply-add
-        self._calls: dict = {}  # size class -> operations so far
+        self._rates: dict = {}  # (kind, size class, threads) -> the latest seconds per multiply-add
+        self._calls: dict = {}  # (kind, size class) -> operations so far
 
     def pick(self, work: int, threads: int, kind: str = "") -> int:
         """The thread count for the next operation of `work` multiply-adds: 1 or `threads`.
