@@ -98,8 +98,8 @@ def test_compiled_layer_on_dirty_reused_buffers_equals_eager(engine_state, fresh
 
     def run(engine):
         native.set_engine(engine)
-        neuron = FractionalLIF(alpha=0.6, tau=0.8, method="l1", reset="zero", memory="soe", learn_tau=True, adjoint=True,
-                               record=True, dtype=torch.float64)
+        neuron = FractionalLIF(alpha=0.6, tau=0.8, method="l1", reset="zero", memory="soe", learn_tau=True,
+                               adjoint=True, record=True, dtype=torch.float64)
         xx = x.clone().requires_grad_()
         spikes = neuron(xx)
         (spikes * torch.linspace(-1, 1, spikes.numel(), dtype=torch.float64).view_as(spikes)).sum().backward()

@@ -47,6 +47,23 @@ def test_train_writes_reports_and_evaluate_reproduces(tmp_path):
     assert f"test accuracy {accuracy:.4f}" in ev.stdout
 
 
+def test_a_torchrun_process_exits_with_its_code_and_flushed_output(tmp_path):
+    """Under torchrun (`WORLD_SIZE` > 1) the command leaves by `os._exit` (see `spikede.cli.run`):
+    its exit code and its buffered output must still come out."""
+    # without PYTHONUNBUFFERED, output to a pipe stays in Python's buffer until flushed
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONUNBUFFERED"}
+    env["WORLD_SIZE"] = "2"
+
+    def command(*args):
+        return subprocess.run([sys.executable, "-m", "spikede", *args], capture_output=True, text=True, env=env)
+
+    missing = tmp_path / "none.pt"
+    failed = command("evaluate", str(missing))
+    assert failed.returncode == 2 and str(missing) in failed.stderr
+    shown = command("demo")
+    assert shown.returncode == 0 and "gaussian" in shown.stdout
+
+
 @pytest.mark.slow
 def test_distributed_two_processes_equal_one_process(tmp_path):
     """The default data set (1347 training images: the last global batch of 32 holds 3, split 2 + 1)."""
