@@ -26,11 +26,10 @@ hold spikes identical, states and gradients to 1e-12 (float64) and input gradien
 (float32), relative.  Float32 parameter gradients, sums over every step and neuron, the kernel adds
 in float64 and the eager loop in float32; both are held to the float64 gradient at 1e-4.
 
-A kernel call covers a block's steps for all neurons; where that has been faster, the neurons are
-split into one range per thread of the loop's setting, run at once (`engine.split_ranges`, timed
-as the program runs by `engine.ThreadChoice`, apart from the matrix products, which take the
-threads through `block_threads`).  The `[T, m]` arrays (history rows, spikes, input gradients)
-come from reused buffers (`spikede.solvers.buffers`): fresh ones cost a page fault per 4 KiB.
+The kernel runs on one thread (the far products take the threads, `block_threads`); a layer of
+more than 2^18 neurons per step, which the eager loop would spread over threads, is still served
+by it.  The `[T, m]` arrays (history rows, spikes, input gradients) come from reused buffers
+(`spikede.solvers.buffers`): fresh ones cost a page fault per 4 KiB on first touch.
 """
 
 from __future__ import annotations
@@ -39,18 +38,12 @@ import torch
 
 from .solvers import blocks, buffers, native
 from .solvers.blocks import ptr_row
-from .solvers.engine import split_ranges
 from .solvers.native import kernel, ptr
 
 __all__ = ["applies", "history_for", "Recurrence"]
 
 BLOCK = 32  # steps per kernel call: the near history costs b/2 lags per step, the far product b rows per read
 _RESETS = {"subtract": 0, "zero": 1, "none": 2}
-
-
-def _work(b: int, m: int) -> int:
-    """Multiply-adds of a kernel call on a block of `b` steps of `m` neurons (lags and update)."""
-    return b * m * (b // 2 + 8)
 
 
 def applies(neuron, x: torch.Tensor) -> bool:
@@ -95,12 +88,11 @@ class Recurrence:
             b = min(BLOCK, steps + 1 - n0)
             far, step = history.forward_far(rows, n0, b)
             first = n0 - 1
-            args = (step * m, ptr_row(far, step, b), ptr(x[first:first + b]), ptr(history.near_weights),
-                    ptr(rows[n0]), ptr(v), ptr(spikes[first]), ptr(None if proposed is None else proposed[first]),
-                    ptr(None if membrane is None else membrane[first]),
-                    self.c, self.tau, self.theta, float(nrn.v_rest), float(nrn.events.v_reset),
-                    self.leak, self.l1, self.reset)
-            split_ranges(lambda lo, hi: run(b, m, lo, hi, *args), m, _work(b, m), "lif_forward")
+            run(b, m, step * m, ptr_row(far, step, b), ptr(x[first:first + b]), ptr(history.near_weights),
+                ptr(rows[n0]), ptr(v), ptr(spikes[first]), ptr(None if proposed is None else proposed[first]),
+                ptr(None if membrane is None else membrane[first]),
+                self.c, self.tau, self.theta, float(nrn.v_rest), float(nrn.events.v_reset),
+                self.leak, self.l1, self.reset)
             history.forward_rows(rows[n0:n0 + b])
         return rows, spikes, v, proposed, membrane
 
@@ -141,13 +133,10 @@ class Recurrence:
             previous = potentials[:-1] if x is not None else None
             grad_block = grad_spikes[bottom - 1:top].contiguous()
             x_block = None if x is None else x[bottom - 1:top].contiguous()
-            args = (step * m, ptr_row(far, step, b), ptr(history.near_weights), ptr(g[bottom - 1]),
-                    ptr(s), ptr(p), ptr(bump),
-                    ptr(grad_block), ptr(x_block),
-                    ptr(previous), ptr(carry), ptr(partials),
-                    self.c, self.tau, theta, v_rest, float(nrn.events.v_reset), float(to_history),
-                    float(surrogate.scale), self.leak, self.l1, self.reset, int(nrn.events.detach_reset), kind)
-            split_ranges(lambda lo, hi: sweep(b, m, lo, hi, *args), m, _work(b, m), "lif_backward")
+            sweep(b, m, step * m, ptr_row(far, step, b), ptr(history.near_weights), ptr(g[bottom - 1]),
+                  ptr(s), ptr(p), ptr(bump), ptr(grad_block), ptr(x_block), ptr(previous), ptr(carry), ptr(partials),
+                  self.c, self.tau, theta, v_rest, float(nrn.events.v_reset), float(to_history),
+                  float(surrogate.scale), self.leak, self.l1, self.reset, int(nrn.events.detach_reset), kind)
             history.backward_rows(g[bottom - 1:top])
             v_top = potentials[0].contiguous()
         return g, tuple(partials.sum(1).tolist())

@@ -134,39 +134,6 @@ def test_compiled_equals_eager_soe_over_many_blocks(engine_state, method):
     _assert_engines_agree(make, x)
 
 
-@pytest.mark.parametrize("method, memory", [("gl", None), ("l1", "soe")])
-def test_kernels_split_over_threads_equal_one_call(engine_state, monkeypatch, method, memory):
-    """A block's neurons split into three ranges run at once (`engine.split_ranges`): the same
-    spikes and, to 1e-12 relative, the same gradients as one call and as the eager loop."""
-    from spikede.solvers import engine
-
-    def make():
-        return FractionalLIF(alpha=0.65, tau=0.9, threshold=0.7, method=method, memory=memory, learn_tau=True,
-                             learn_threshold=True, dtype=torch.float64)
-
-    x = torch.rand(70, 8, 100, generator=torch.Generator().manual_seed(8), dtype=torch.float64) * 1.5
-    previous = torch.get_num_threads()
-    used = []
-    record = engine.kernel_choice.record
-    monkeypatch.setattr(engine, "PARALLEL_WORK_MIN", 0)
-    monkeypatch.setattr(engine.kernel_choice, "pick", lambda work, threads, kind: threads)
-    monkeypatch.setattr(engine.kernel_choice, "record", lambda work, threads, s, kind: (used.append((kind, threads)),
-                                                                                        record(work, threads, s, kind)))
-    try:
-        torch.set_num_threads(3)
-        spikes_split, grads_split = _run("compiled", make, x)
-        torch.set_num_threads(1)
-        spikes_one, grads_one = _run("compiled", make, x)
-    finally:
-        torch.set_num_threads(previous)
-    spikes_eager, grads_eager = _run("eager", make, x)
-    assert set(used) == {("lif_forward", 3), ("lif_backward", 3)}  # every kernel call was split
-    assert spikes_split.sum() > 0.05 * spikes_split.numel()
-    assert same_spikes(spikes_split, spikes_one) and same_spikes(spikes_split, spikes_eager)
-    for split, one, eager in zip(grads_split, grads_one, grads_eager):
-        assert _close(split, one, torch.float64) and _close(split, eager, torch.float64)
-
-
 @pytest.mark.parametrize("option", ["record", "return_membrane"])
 def test_compiled_inference_and_membrane(engine_state, option):
     x = torch.rand(90, 4, 3, generator=torch.Generator().manual_seed(5), dtype=torch.float64) * 1.5

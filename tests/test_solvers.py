@@ -537,10 +537,6 @@ def test_thread_choice_takes_the_faster_option_and_keeps_trying_the_other():
     later = run(6 * ThreadChoice.EXPLORE)
     assert later[-2 * ThreadChoice.EXPLORE:].count(1) == 2 * ThreadChoice.EXPLORE - 2
     assert choice.pick(work >> 4, 4) == 1  # another size class starts its own timings
-    for _ in range(ThreadChoice.SAMPLES):  # a kernel's calls are timed apart from the products
-        choice.record(work, 1, 1.0, "kernel")
-        choice.record(work, 4, 0.4, "kernel")
-    assert choice.pick(work, 4, "kernel") == 4 and choice.pick(work, 4) == 1
 
 FLMM = [name for name, cls in SCHEMES.items() if cls.coupled_start]
 

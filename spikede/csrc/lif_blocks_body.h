@@ -17,18 +17,18 @@
    written, such as `rows` or `g`, is one pointer), which lets the compiler vectorise every loop
    over neurons. */
 
-/* Forward: steps n0 .. n0+b-1 of neurons first .. last-1 (of m; calls on disjoint ranges may run
-   at once).  rows: u_{n0} .. u_{n0+b-1} are written there (near lags read back); v: v_{n0-1} in,
-   v_{n0+b-1} out; spikes, proposed, membrane: [b, m] (last two may be NULL). */
-void NAME(lif_forward)(long b, long m, long first, long last, long far_step, const T *restrict far, const T *restrict x,
+/* Forward: steps n0 .. n0+b-1.  rows: u_{n0} .. u_{n0+b-1} are written there (near lags read
+   back); v: v_{n0-1} in, v_{n0+b-1} out; spikes, proposed, membrane: [b, m] (last two may be
+   NULL). */
+void NAME(lif_forward)(long b, long m, long far_step, const T *restrict far, const T *restrict x,
                        const T *restrict W, T *restrict rows, T *restrict v, T *restrict spikes,
                        T *restrict proposed, T *restrict membrane, double c_, double tau_,
                        double theta_, double v_rest_, double v_reset_, int leak, int l1, int reset)
 {
     const T c = (T)c_, tau = (T)tau_, theta = (T)theta_, v_rest = (T)v_rest_, v_reset = (T)v_reset_;
     T acc[CHUNK];
-    for (long lo = first; lo < last; lo += CHUNK) {  /* a chunk of neurons through all b steps: its rows stay in cache */
-        const long n = last - lo < CHUNK ? last - lo : CHUNK;
+    for (long lo = 0; lo < m; lo += CHUNK) {  /* a chunk of neurons through all b steps: its rows stay in cache */
+        const long n = m - lo < CHUNK ? m - lo : CHUNK;
         for (long k = 0; k < b; ++k) {
             const T *restrict f = far + k * far_step + lo;
             for (long i = 0; i < n; ++i) acc[i] = f[i];
@@ -92,14 +92,14 @@ static void NAME(surrogate_bumps)(T *restrict out, const T *restrict p, long n, 
     }
 }
 
-/* Reverse sweep over steps n_top = n_bot+b-1 down to n_bot, of neurons first .. last-1.  g: the input gradients G_n of the
+/* Reverse sweep over steps n_top = n_bot+b-1 down to n_bot.  g: the input gradients G_n of the
    block's steps (row q = step n_bot + q), written here, near lags read back; far (row q at
    far + q * far_step) holds sum_j W_j G_{n+j} over the steps after the block.  s, p, bump,
    g_spikes, x, v_prev: [b, m] in natural order (x, v_prev NULL unless the drive is needed; bump
    NULL unless bump_kind is BUMP_GIVEN, else the bumps are computed here with bump_scale);
    carry: [m] in/out.  partials: [3, m] float64, per neuron += the threshold gradient,
    sum g_f * drive and sum g_p * drive (the caller adds them up once, after the sweep). */
-void NAME(lif_backward)(long b, long m, long first, long last, long far_step, const T *restrict far, const T *restrict W,
+void NAME(lif_backward)(long b, long m, long far_step, const T *restrict far, const T *restrict W,
                         T *restrict g, const T *restrict s, const T *restrict p, const T *restrict bump,
                         const T *restrict g_spikes, const T *restrict x, const T *restrict v_prev,
                         T *restrict carry, double *restrict partials, double c_, double tau_,
@@ -109,8 +109,8 @@ void NAME(lif_backward)(long b, long m, long first, long last, long far_step, co
     const T c = (T)c_, tau = (T)tau_, theta = (T)theta_, v_rest = (T)v_rest_, v_reset = (T)v_reset_;
     const T to_history = (T)to_history_;
     T acc[CHUNK], bumps[CHUNK];
-    for (long lo = first; lo < last; lo += CHUNK) {
-        const long n = last - lo < CHUNK ? last - lo : CHUNK;
+    for (long lo = 0; lo < m; lo += CHUNK) {
+        const long n = m - lo < CHUNK ? m - lo : CHUNK;
         double *restrict part_theta = partials + lo;
         double *restrict part_tau = partials + m + lo;
         double *restrict part_coef = partials + 2 * m + lo;

@@ -10,11 +10,9 @@ their eager path on `march` too.  This module imports neither
 
 from __future__ import annotations
 
-import os
 import statistics
 import time
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Callable
@@ -24,7 +22,7 @@ import torch
 from .newton import ConvergenceError
 
 __all__ = ["Problem", "begin", "march", "integrate", "check_finite", "not_finite", "step_threads", "block_threads",
-           "split_ranges", "PARALLEL_STEP_MIN", "PARALLEL_WORK_MIN"]
+           "PARALLEL_STEP_MIN", "PARALLEL_WORK_MIN"]
 
 PARALLEL_STEP_MIN = 1 << 18  # state elements per step below which one step's operations run on one thread
 
@@ -87,22 +85,21 @@ class ThreadChoice:
     EXPLORE = 16
 
     def __init__(self):
-        self._rates: dict = {}  # (kind, size class, threads) -> the latest seconds per multiply-add
-        self._calls: dict = {}  # (kind, size class) -> operations so far
+        self._rates: dict = {}  # (size class, threads) -> the latest seconds per multiply-add
+        self._calls: dict = {}  # size class -> operations so far
 
-    def pick(self, work: int, threads: int, kind: str = "") -> int:
-        """The thread count for the next operation of `work` multiply-adds: 1 or `threads`.
-        Operations of another `kind` (a kernel's name) are timed apart."""
-        size = kind, work.bit_length() // 2
+    def pick(self, work: int, threads: int) -> int:
+        """The thread count for the next operation of `work` multiply-adds: 1 or `threads`."""
+        size = work.bit_length() // 2
         calls = self._calls[size] = self._calls.get(size, 0) + 1
-        one, many = self._rates.get((*size, 1), ()), self._rates.get((*size, threads), ())
+        one, many = self._rates.get((size, 1), ()), self._rates.get((size, threads), ())
         if min(len(one), len(many)) < self.SAMPLES:
             return threads if len(many) < len(one) else 1
         best, other = (1, threads) if statistics.median(one) <= statistics.median(many) else (threads, 1)
         return other if calls % self.EXPLORE == 0 else best
 
-    def record(self, work: int, threads: int, seconds: float, kind: str = "") -> None:
-        rates = self._rates.setdefault((kind, work.bit_length() // 2, threads), deque(maxlen=self.SAMPLES))
+    def record(self, work: int, threads: int, seconds: float) -> None:
+        rates = self._rates.setdefault((work.bit_length() // 2, threads), deque(maxlen=self.SAMPLES))
         rates.append(seconds / work)
 
 
@@ -130,56 +127,6 @@ def block_threads(work: int):
         thread_choice.record(work, threads, time.perf_counter() - start)
         if threads > 1:
             torch.set_num_threads(1)
-
-
-kernel_choice = ThreadChoice()  # the same choice for compiled kernels, by name (their rates differ from BLAS')
-
-
-class _Workers:
-    """Threads that run compiled kernels beside the calling one (`split_ranges`), made on first use
-    and again in a forked child, where the parent's threads do not exist."""
-
-    def __init__(self):
-        self._pool: ThreadPoolExecutor | None = None
-        self._pid = 0
-
-    def pool(self) -> ThreadPoolExecutor:
-        if self._pool is None or self._pid != os.getpid():
-            self._pool = ThreadPoolExecutor(max_workers=max(1, (os.cpu_count() or 2) - 1),
-                                            thread_name_prefix="spikede-kernel")
-            self._pid = os.getpid()
-        return self._pool
-
-
-_workers = _Workers()
-
-
-def split_ranges(run: Callable[[int, int], None], count: int, work: int, kind: str, align: int = 64) -> None:
-    """Call `run(first, last)` on ranges that cover `0 .. count-1`: all at once, or split into one
-    range per thread of a `step_threads` loop (else torch's threads), run at once, where that has
-    been faster for calls of this `kind` and size (`work` multiply-adds; `ThreadChoice`, timed by
-    kind).
-
-    `run` must be a compiled kernel call on disjoint parts of its buffers that releases the GIL
-    (a `ctypes` call does) and makes no torch call: it runs on threads torch does not know.
-    Ranges start at multiples of `align` elements, so that no two threads write one cache line."""
-    threads = _outer_threads or torch.get_num_threads()
-    if threads <= 1 or work < PARALLEL_WORK_MIN or count < 2 * align:
-        run(0, count)
-        return
-    threads = kernel_choice.pick(work, threads, kind)
-    start = time.perf_counter()
-    if threads == 1:
-        run(0, count)
-    else:
-        bounds = [count * k // threads // align * align for k in range(threads)] + [count]
-        others = [_workers.pool().submit(run, lo, hi) for lo, hi in zip(bounds[1:-1], bounds[2:])]
-        try:
-            run(bounds[0], bounds[1])
-        finally:
-            for other in others:
-                other.result()
-    kernel_choice.record(work, threads, time.perf_counter() - start, kind)
 
 
 @dataclass
