@@ -63,11 +63,16 @@ class _FreeBuffers:
 
     def give_back(self, raw) -> None:
         with self.lock:
-            if raw.nbytes > self.limit:
+            if raw.nbytes > self.limit:  # kept, it would push out every other buffer and then itself
                 return
             self.free.setdefault(raw.nbytes, []).append(raw)
             self.free.move_to_end(raw.nbytes)
             self.bytes += raw.nbytes
+            self.trim()
+
+    def trim(self) -> None:
+        """Drop the oldest free buffers until they fit in the limit."""
+        with self.lock:
             while self.bytes > self.limit:
                 size, stack = next(iter(self.free.items()))
                 stack.pop(0)
@@ -85,10 +90,7 @@ def set_limit(megabytes: int) -> None:
         raise ValueError(f"megabytes must be a whole number, 0 or more, got {megabytes!r}")
     with _buffers.lock:
         _buffers.limit = megabytes << 20
-        kept = [raw for stack in _buffers.free.values() for raw in stack]
-        release()
-        for raw in kept:
-            _buffers.give_back(raw)
+        _buffers.trim()
 
 
 def release() -> None:
