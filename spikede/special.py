@@ -19,9 +19,9 @@ the power series, this stays accurate for large `|z|` (the series' terms grow li
 
 from __future__ import annotations
 
-import cmath
 import math
 
+import numpy
 import torch
 
 from .solvers.weights import as_alpha_tensor, gamma
@@ -200,15 +200,18 @@ def _quadrature(z: torch.Tensor, mu: torch.Tensor, h: torch.Tensor, k: torch.Ten
 def _unwrapped(angle: torch.Tensor) -> torch.Tensor:
     """The phases `[rows, 2n + 1]` made continuous outward from the middle column (kept as it is)."""
     middle = angle.shape[-1] // 2
-
-    def outward(half: torch.Tensor) -> torch.Tensor:
-        step = torch.diff(half, dim=-1)
-        step = step - 2.0 * math.pi * torch.round(step.detach() / (2.0 * math.pi))
-        return torch.cat([half[:, :1], half[:, :1] + torch.cumsum(step, -1)], -1)
-
-    right = outward(angle[:, middle:])
-    left = outward(angle[:, : middle + 1].flip(-1)).flip(-1)
+    right = _continued(angle[:, middle:])
+    left = _continued(angle[:, : middle + 1].flip(-1)).flip(-1)
     return torch.cat([left[:, :-1], right], -1)
+
+
+def _continued(angle: torch.Tensor) -> torch.Tensor:
+    """The phases `[rows, n]` along a path made continuous from the first column (kept as it is):
+    each step is taken modulo `2 pi` into `[-pi, pi]`, so the path must be sampled finely enough
+    that the true phase moves less than `pi` between neighbours."""
+    step = torch.diff(angle, dim=-1)
+    step = step - 2.0 * math.pi * torch.round(step.detach() / (2.0 * math.pi))
+    return torch.cat([angle[:, :1], angle[:, :1] + torch.cumsum(step, -1)], -1)
 
 
 def prabhakar(z: torch.Tensor, alpha: float, beta: float = 1.0, gamma: float = 1.0) -> torch.Tensor:
@@ -219,32 +222,35 @@ def prabhakar(z: torch.Tensor, alpha: float, beta: float = 1.0, gamma: float = 1
     $$
 
     `(gamma)_k` the rising factorial (Prabhakar, Yokohama Math. J. 19, 1971); `gamma = 1` is
-    `mittag_leffler`.  For `0 < alpha <= 2`, `beta > 0`, `gamma > 0`.  The function is the
-    inverse Laplace transform of `s^(alpha gamma - beta) / (s^alpha - z)^gamma` at `t = 1`
-    (Garrappa, SIAM J. Numer. Anal. 53, 2015), computed on a parabolic contour; for
-    `0 < alpha <= 1`:
+    `mittag_leffler`.  For `0 < alpha <= 2`, `beta > 0`, `gamma > 0`, and any finite `z`.  The
+    function is the inverse Laplace transform of `s^(alpha gamma - beta) / (s^alpha - z)^gamma` at
+    `t = 1` (Garrappa, SIAM J. Numer. Anal. 53, 2015):
 
-    - where `|arg z| >= alpha pi` (the negative real axis included) `s^alpha = z` has no root on
-      the principal sheet, and `mittag_leffler`'s contour serves;
-    - in the sector `|arg z| < alpha pi` the root `z^(1/alpha)` is a branch point, and the cut of
-      `(s^alpha - z)^gamma` runs from it to the negative real axis; the contour passes to the
-      right of the whole cut, as close as the cancellation allows (its integrand exceeds the value
-      by up to `e^(mu - Re z^(1/alpha))`).  This is done for `|z|^(1/alpha) <= 12`, where it keeps
-      about 1e-13; larger `z` in the sector are refused with a `ValueError`;
-    - on the non-negative real axis the series has positive terms and is summed (in log space;
-      `inf` past float64's range).
+    $$
+    E^{\gamma}_{\alpha,\beta}(z) = \frac{1}{2\pi i}\int_C
+        \frac{e^s s^{\alpha\gamma-\beta}}{(s^\alpha - z)^\gamma}\,ds
+        + \sum_{s_j \text{ right of } C} \frac{1}{2\pi i}\oint_{H_j}
+        \frac{e^s s^{\alpha\gamma-\beta}}{(s^\alpha - z)^\gamma}\,ds .
+    $$
 
-    For `1 < alpha <= 2` every `z` off the non-negative axis has one or two roots `s^alpha = z`
-    on the principal sheet.  The parabola keeps them inside, and the power of `s^alpha - z` is
-    continued along it from its vertex, which puts each root's cut inside too (running to the
-    left), so that only the roots bound the contour; the integrand then exceeds the value by
-    about `e^((Re sqrt s)^2 - Re s)` at a root `s`.  This is done for `|z|^(1/alpha) <= 12`
-    (about 2e-13 measured there, 6e-13 at 16); larger `z` are refused with a `ValueError`.  The
-    non-negative axis takes the series, as above.
+    `C` is `mittag_leffler`'s parabola `mu (1 + iu)^2`, with the power of `s^alpha - z` continued
+    along it from its vertex, so that the cuts of the roots `s_j` of `s^alpha = z` inside it run to
+    the left, inside.  A root `s_j` right of `C` is a branch point (a pole when `gamma` is an
+    integer); its cut is taken along the parabola through it, `mu_j (1 + iu)^2`, away from the real
+    axis, where `e^s` decays like `e^(-mu_j u^2)`, and `H_j` wraps that cut: a circle of radius at
+    most 1 around `s_j` and the cut's two sides, whose values differ by the factor `e^(-+2 pi i gamma)`.
+    The parabola's integrand stays below `e^mu <= e^max(4, Re s_j)` and the loop's below
+    `e^(Re s_j + 1)`, while the value grows like `e^(Re s_j)`: the sum does not cancel for any `|z|`.
+    Quadrature: the trapezoidal rule on `C`, Gauss-Legendre on the circle and on the cut (in
+    pieces graded towards `s_j`).  On the non-negative real axis the series has positive terms and is
+    summed (in log space).
 
     Real or complex `z` of any shape; differentiable in `z`.  About 1e-13 relative (tested against
-    the series at 60 digits); where the value is exponentially small (`alpha = 1`, large negative
-    `z`) about 1e-16 absolute.
+    the series at high precision up to `|z|^(1/alpha) = 200`); where the value is far below the
+    integrand's size it is the absolute error that stays small: about 1e-16 where it is
+    exponentially small (`alpha = 1`, large negative `z`), and about 1e-17 times `|z|^(-gamma)` where
+    `beta - alpha gamma` is a non-positive integer (the leading term `z^(-gamma) / Gamma(beta -
+    alpha gamma)` of the value vanishes there).  Values beyond float64's range are `inf`.
     """
     if gamma == 1.0:
         return mittag_leffler(z, alpha, beta)
@@ -259,104 +265,132 @@ def prabhakar(z: torch.Tensor, alpha: float, beta: float = 1.0, gamma: float = 1
         return torch.empty_like(z)
     if not bool(torch.isfinite(z).all()):
         raise ValueError("prabhakar needs finite z")
-    zc = z.to(torch.complex128)
-    on_axis = ((zc.imag == 0) & (zc.real >= 0)).reshape(-1)
-    if alpha > 1.0:
-        value = _above_one(zc.reshape(-1), on_axis, alpha, beta, gamma).reshape(zc.shape)
-        return value.to(z.dtype) if z.is_complex() else value.real.to(z.dtype)
-    inner = (torch.angle(zc).abs() < alpha * math.pi - 1e-12).reshape(-1) & ~on_axis
-    flat = zc.reshape(-1)
-    far = inner & (flat.abs() ** (1.0 / alpha) > _SECTOR_RADIUS * (1.0 + 1e-9))
-    if bool(far.any()):
-        bad = flat[far][0].item()
-        raise ValueError(f"prabhakar covers the sector |arg z| < alpha pi only for |z|^(1/alpha) <= {_SECTOR_RADIUS:g} "
-                         f"(beyond, the contour's sum cancels); z = {bad} has |z|^(1/alpha) = "
-                         f"{abs(bad) ** (1.0 / alpha):.4g} at arg {cmath.phase(bad):.4g} < alpha pi = "
-                         f"{alpha * math.pi:.4g}")
-    contour_z = torch.where(on_axis | inner, torch.full_like(flat, -1.0), flat)
-    with torch.no_grad():
-        mu, h, half_width, _ = _contour(contour_z.detach(), alpha)
-        if bool(inner.any()):
-            near = torch.where(inner, flat.detach(), torch.ones_like(flat))
-            mu_s, h_s, half_s = _sector_contour(near, alpha)
-            mu, h, half_width = (torch.where(inner, a, b) for a, b in ((mu_s, mu), (h_s, h), (half_s, half_width)))
+    flat = z.to(torch.complex128).reshape(-1)
+    on_axis = (flat.imag == 0) & (flat.real >= 0)
     integrated = torch.where(on_axis, torch.full_like(flat, -1.0), flat)  # the axis takes the series
-    value = _with_series(flat, on_axis, _integrate(integrated, mu, h, half_width, alpha, beta, gamma),
-                         alpha, beta, gamma).reshape(zc.shape)
+    with torch.no_grad():
+        mu, h, half_width, outside = _contour(integrated.detach(), alpha)
+        roots = _poles(integrated.detach(), alpha)
+    value = _integrate(integrated, mu, h, half_width, alpha, beta, gamma, continued=True)
+    for j, ((root, _), out) in enumerate(zip(roots, outside)):
+        if not bool(out.any()):
+            continue
+        index = out.nonzero().squeeze(-1)
+        others = [torch.where(valid, other, torch.full_like(other, math.inf))[index]
+                  for i, (other, valid) in enumerate(roots) if i != j]
+        value = value.index_add(0, index, _cut_loops(integrated[index], root[index], others, mu[index],
+                                                        alpha, beta, gamma))
+    overflow = value.real.isinf() | value.imag.isinf()  # a loop's value beyond float64 (inf + finite is NaN)
+    value = torch.where(overflow, torch.full_like(value, complex(math.inf, 0.0)), value)
+    series = _positive_series(flat.real, alpha, beta, gamma).to(torch.complex128)
+    value = torch.where(on_axis, series, value).reshape(z.shape)
     return value.to(z.dtype) if z.is_complex() else value.real.to(z.dtype)
 
 
-def _with_series(flat: torch.Tensor, on_axis: torch.Tensor, integrated: torch.Tensor, alpha: float, beta: float,
-                 gamma: float) -> torch.Tensor:
-    """The contour's values, and on the non-negative real axis the summed series."""
-    series = _positive_series(flat.real, alpha, beta, gamma).to(torch.complex128)
-    return torch.where(on_axis, series, integrated)
+_ARM_NODES = 20  # Gauss-Legendre nodes per piece of a cut
+_ARM_PHASE = 8.0  # largest change of the exponent's imaginary part over one piece of a cut (radians)
+_ARM_DEPTH = 50.0  # a cut ends where e^s has fallen by e^-50 below e^(Re s_j)
+_CIRCLE_NODES = 48  # Gauss-Legendre nodes on the circle around a root
+_PATH_SAMPLES = 64  # samples of each leg of the path along which a cut's branch is found
 
 
-_SECTOR_RADIUS = 12.0  # largest |z|^(1/alpha) in the sector |arg z| < alpha pi (measured <= 1.3e-13 there)
-_SECTOR_LOSS = 1.5  # allowed log excess of the contour's integrand over (max Re sqrt(s) on the cut)^2
-_CUT_SAMPLES = 257  # points on the branch cut where its rightmost extent is measured
+def _cut_loops(z: torch.Tensor, root: torch.Tensor, others: list[torch.Tensor], mu: torch.Tensor, alpha: float,
+               beta: float, gamma: float) -> torch.Tensor:
+    """`_cut_loop` over 1-D `z`, a chunk of elements at a time (bounded memory for any batch)."""
+    chunk = max(1, _NODES_PER_CHUNK // 2048)
+    parts = zip(*(x.split(chunk) for x in (z, root, mu, *others)))
+    return torch.cat([_cut_loop(zz, rr, list(oo), mm, alpha, beta, gamma) for zz, rr, mm, *oo in parts])
 
 
-def _sector_contour(z: torch.Tensor, alpha: float):
-    """`(mu, h, half_width)` of a parabola `mu (1 + iu)^2` that leaves the whole cut of
-    `(s^alpha - z)^gamma` on its left, for `z` in the sector `|arg z| < alpha pi`.
+def _cut_loop(z: torch.Tensor, root: torch.Tensor, others: list[torch.Tensor], mu: torch.Tensor, alpha: float,
+              beta: float, gamma: float) -> torch.Tensor:
+    """`(1/2 pi i)` times the integral around the cut of the root `s_j` (`root`, right of the parabola
+    `mu (1 + iu)^2`), for 1-D `z`.
 
-    The cut is `s = (z - r)^(1/alpha)`, `r >= 0`, from the root `z^(1/alpha)` until `arg(z - r)`
-    reaches `alpha pi` (the negative real `s` axis).  A point `s` lies inside the parabola when
-    `Re sqrt(s) < sqrt(mu)`; with `m` the cut's largest `Re sqrt(s)`, `sqrt(mu) = c m` with
-    `c^2 = 1 + loss / m^2` bounds the integrand's excess `e^(mu - m^2)` by `e^loss`, and the
-    trapezoid step follows from the distance `1 - 1/c` as for `_contour`."""
-    rho = z.imag.abs() / math.sin(alpha * math.pi)
-    reach = (z.real - rho * math.cos(alpha * math.pi)).clamp(min=0.0)
-    along = torch.linspace(0.0, 1.0, _CUT_SAMPLES, dtype=torch.float64, device=z.device)
-    cut = (z[:, None] - reach[:, None] * along) ** (1.0 / alpha)
-    m = torch.sqrt(cut).real.amax(-1).clamp(min=0.0)
-    c = torch.sqrt(1.0 + _SECTOR_LOSS / (m * m).clamp(min=1e-300)).clamp(max=2.0)
-    root_mu = (c * m).clamp(min=1.0)
-    mu = root_mu**2
-    d = (1.0 - m / root_mu).clamp(min=0.02, max=1.0)
-    growth = (mu * (1.0 + d) ** 2 - (z ** (1.0 / alpha)).real).clamp(min=0.0)
-    h = 2.0 * math.pi * d / (_LOG_TARGET + growth)
-    return mu, h, 1.05 * torch.sqrt(1.0 + _LOG_TARGET / mu)
+    The cut runs along the parabola through the root, `s(u) = mu_j (1 + iu)^2` with
+    `sqrt(mu_j) = Re sqrt(s_j)`, from `u_j = Im sqrt(s_j) / Re sqrt(s_j)` away from the real axis
+    (`sigma = sign u_j`); it lies outside `C` and meets no other root.  The loop is a circle of radius
+    `delta` around `s_j` (at most 1, a quarter of the distance to the other roots and to the negative
+    axis, and a quarter of the parabola's radius of curvature) joined at `s(u_j + sigma du)` to the
+    cut's two sides.  The side facing `C` takes the branch continued from `C`'s vertex along `C` and
+    then across to the cut (a horizontal path in the `sqrt(s)` plane, where both parabolas are
+    vertical lines); the other side differs by `e^(-2 pi i sigma gamma)`."""
+    device = z.device
+    root_sqrt = torch.sqrt(root)
+    mu_j = root_sqrt.real**2
+    u_j = root_sqrt.imag / root_sqrt.real
+    sigma = torch.where(u_j >= 0, 1.0, -1.0).to(torch.float64)
+    distance = torch.where(root.real > 0, root.abs(), root.imag.abs())
+    for other in others:
+        distance = torch.minimum(distance, (other - root).abs())
+    curvature_radius = 2.0 * mu_j * (1.0 + u_j * u_j) ** 1.5
+    speed = 2.0 * mu_j * torch.sqrt(1.0 + u_j * u_j)
+    radius = torch.minimum(torch.minimum(torch.ones_like(distance), distance / 4.0), curvature_radius / 4.0)
+    du = radius / speed
+    junction = _parabola(mu_j, u_j + sigma * du)
+
+    along = torch.linspace(0.0, 1.0, _PATH_SAMPLES, dtype=torch.float64, device=device)
+    height = torch.sqrt(mu_j) * (u_j + sigma * du)
+    on_c = _parabola(mu[:, None], (height / torch.sqrt(mu))[:, None] * along)
+    across = torch.complex(torch.sqrt(mu)[:, None] + (torch.sqrt(mu_j) - torch.sqrt(mu))[:, None] * along,
+                           height[:, None].expand(-1, _PATH_SAMPLES)) ** 2
+    anchor = _log_power(torch.cat([on_c, across[:, 1:]], -1), z, alpha)[:, -1]
+
+    # the cut, in pieces graded towards the root (each no longer than its distance from u_j)
+    t_end = torch.sqrt(u_j * u_j + _ARM_DEPTH / mu_j) - u_j.abs()
+    piece = _ARM_PHASE / (2.0 * mu_j * torch.sqrt(1.0 + (u_j.abs() + t_end) ** 2))
+    doublings = torch.floor(torch.log2((piece / du).clamp(min=1.0)))
+    count = int((doublings + torch.ceil(t_end / piece)).max().item()) + 2
+    k = torch.arange(count + 1, dtype=torch.float64, device=device)
+    edges = du[:, None] * 2.0 ** torch.minimum(k, doublings[:, None]) + piece[:, None] * (k - doublings[:, None]).clamp(
+        min=0.0)
+    edges = torch.minimum(edges, t_end[:, None])
+    x, w = _gauss_legendre(_ARM_NODES, device)
+    low, width = edges[:, :-1, None], torch.diff(edges, dim=-1)[..., None]
+    t = (low + width * (x + 1.0) / 2.0).reshape(len(z), -1)
+    weight = (width * w / 2.0).reshape(len(z), -1)
+    u = u_j[:, None] + sigma[:, None] * t
+    s = _parabola(mu_j[:, None], u)
+    ds = 2j * mu_j[:, None] * torch.complex(torch.ones_like(u), u) * sigma[:, None] * weight
+    log_power = _log_power(torch.cat([junction[:, None], s], -1), z, alpha, anchor)[:, 1:]
+    scale = root.real[:, None]  # e^s is summed as e^(s - Re s_j), the size taken out
+    arm = (torch.exp(s - scale - gamma * log_power) * s ** (alpha * gamma - beta) * ds).sum(-1)
+    arm = arm * sigma * (torch.exp(-2j * math.pi * sigma * gamma) - 1.0)
+
+    x, w = _gauss_legendre(_CIRCLE_NODES, device)
+    delta = (junction - root).abs()[:, None]
+    phase = torch.angle(junction - root)[:, None] + sigma[:, None] * math.pi * (x + 1.0)
+    step = torch.polar(delta.expand_as(phase), phase)
+    s = root[:, None] + step
+    log_power = _log_power(torch.cat([junction[:, None], s], -1), z, alpha, anchor)[:, 1:]
+    circle = (torch.exp(s - scale - gamma * log_power) * s ** (alpha * gamma - beta) * 1j * step * math.pi * w).sum(-1)
+    loop = (arm + circle) / (2j * math.pi)
+    size = torch.log(loop.abs()) + root.real
+    overflow = size > _LOG_FLOAT64_MAX
+    loop = torch.where(overflow, torch.zeros_like(loop), loop * torch.exp(torch.where(overflow, 0.0, root.real)))
+    return torch.where(overflow, torch.full_like(loop, complex(math.inf, 0.0)), loop)
 
 
-_ROOT_RADIUS = 12.0  # largest |z|^(1/alpha) for 1 < alpha <= 2 off the non-negative axis
+def _parabola(mu: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """`mu (1 + iu)^2`."""
+    return mu * torch.complex(1.0 - u * u, 2.0 * u)
 
 
-def _root_contour(z: torch.Tensor, alpha: float):
-    """`(mu, h, half_width)` of a parabola `mu (1 + iu)^2` that keeps every root `s_j` of `s^alpha = z`
-    on the principal sheet inside (`Re sqrt(s_j) < sqrt(mu)`), as `_sector_contour` does for the
-    whole cut; with the power continued along the parabola the cuts run from the roots to the
-    left, inside it, so the roots alone bound `mu`."""
-    m = torch.zeros_like(z.real)
-    top = torch.zeros_like(z.real)
-    for root, valid in _poles(z, alpha):
-        m = torch.where(valid, torch.maximum(m, torch.sqrt(root).real), m)
-        top = torch.where(valid, torch.maximum(top, root.real), top)
-    c = torch.sqrt(1.0 + _SECTOR_LOSS / (m * m).clamp(min=1e-300)).clamp(max=2.0)
-    root_mu = (c * m).clamp(min=1.0)
-    mu = root_mu**2
-    d = (1.0 - m / root_mu).clamp(min=0.02, max=1.0)
-    growth = (mu * (1.0 + d) ** 2 - top).clamp(min=0.0)
-    h = 2.0 * math.pi * d / (_LOG_TARGET + growth)
-    return mu, h, 1.05 * torch.sqrt(1.0 + _LOG_TARGET / mu)
+def _log_power(path: torch.Tensor, z: torch.Tensor, alpha: float, anchor: torch.Tensor | None = None) -> torch.Tensor:
+    """`log(s^alpha - z)` along each row of points `path` `[rows, n]`, continued from the first
+    column: there the principal value, or the one within `pi` of `anchor`."""
+    log = torch.log(path**alpha - z[:, None])
+    phase = _continued(log.imag)
+    if anchor is not None:
+        turns = torch.round(((anchor.imag - phase[:, 0]) / (2.0 * math.pi)).detach())
+        phase = phase + 2.0 * math.pi * turns[:, None]
+    return torch.complex(log.real, phase)
 
 
-def _above_one(flat: torch.Tensor, on_axis: torch.Tensor, alpha: float, beta: float, gamma: float) -> torch.Tensor:
-    """`prabhakar` for `1 < alpha <= 2` on 1-D complex `flat`: the series on the non-negative axis,
-    elsewhere the parabola of `_root_contour` with the continued power."""
-    far = ~on_axis & (flat.abs() ** (1.0 / alpha) > _ROOT_RADIUS * (1.0 + 1e-9))
-    if bool(far.any()):
-        bad = flat[far][0].item()
-        raise ValueError(f"prabhakar with alpha > 1 covers |z|^(1/alpha) <= {_ROOT_RADIUS:g} off the non-negative "
-                         f"real axis (beyond, the contour's sum cancels); z = {bad} has |z|^(1/alpha) = "
-                         f"{abs(bad) ** (1.0 / alpha):.4g}")
-    integrated = torch.where(on_axis, torch.full_like(flat, -1.0), flat)
-    with torch.no_grad():
-        mu, h, half_width = _root_contour(integrated.detach(), alpha)
-    value = _integrate(integrated, mu, h, half_width, alpha, beta, gamma, continued=True)
-    return _with_series(flat, on_axis, value, alpha, beta, gamma)
+def _gauss_legendre(n: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Gauss-Legendre nodes and weights on `[-1, 1]` (float64, on `device`)."""
+    x, w = numpy.polynomial.legendre.leggauss(n)
+    return (torch.tensor(x, dtype=torch.float64, device=device), torch.tensor(w, dtype=torch.float64, device=device))
 
 
 def _positive_series(x: torch.Tensor, alpha: float, beta: float, gamma: float) -> torch.Tensor:

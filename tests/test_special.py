@@ -230,29 +230,47 @@ def test_orders_above_two_are_differentiable():
 
 
 def _prabhakar_series(z: complex, a: float, b: float, g: float) -> complex:
-    with mpmath.workdps(60):
-        return complex(mpmath.nsum(lambda k: mpmath.rf(g, k) * mpmath.mpmathify(z) ** k
-                                   / (mpmath.factorial(k) * mpmath.gamma(a * k + b)), [0, mpmath.inf]))
+    """The series summed term by term in high precision: its terms reach about `e^rho`,
+    `rho = |z|^(1/a)`, so `rho / 2` extra digits cover the cancellation (mpmath's `nsum` stopped
+    early here at `rho = 200`, and `a * k` in float64 alone put 3e-11 into the sum at `rho = 8`).
+    Beyond `rho = 1000` (only outside the sector here, where the value is small and smooth) `nsum`
+    at 60 digits, whose extrapolation copes there."""
+    rho = abs(z) ** (1.0 / a)
+    if rho > 1000.0:
+        with mpmath.workdps(60):
+            return complex(mpmath.nsum(lambda k: mpmath.rf(g, k) * mpmath.mpmathify(z) ** k
+                                       / (mpmath.factorial(k) * mpmath.gamma(a * k + b)), [0, mpmath.inf]))
+    with mpmath.workdps(40 + int(rho / 2.0)):
+        a_, b_, g_, z_ = mpmath.mpf(a), mpmath.mpf(b), mpmath.mpf(g), mpmath.mpmathify(z)
+        total, coefficient, power, k = mpmath.mpc(0), mpmath.mpf(1), mpmath.mpc(1), 0
+        small = mpmath.mpf(10) ** -25
+        while True:
+            term = coefficient * power / mpmath.gamma(a_ * k + b_)
+            total += term
+            if k > 2.0 * rho / a + 50 and abs(term) <= small * abs(total):
+                return complex(total)
+            coefficient, power, k = coefficient * (g_ + k) / (k + 1), power * z_, k + 1
 
 
 @pytest.mark.parametrize("alpha,beta,gamma", [(0.5, 1.0, 0.7)] + [
     pytest.param(*p, marks=pytest.mark.slow) for p in ((0.8, 1.3, 2.5), (0.3, 0.6, 1.7), (1.0, 2.0, 0.4))])
 def test_prabhakar_matches_the_series(alpha, beta, gamma):
-    """Against the series at 60 digits: the real axis (negative: the contour; non-negative: the
+    """Against the series in high precision: the real axis (negative: the contour; non-negative: the
     summed series), complex points with |arg z| >= alpha pi, |z| <= 30, and in the sector |arg z| <
-    alpha pi up to |z|^(1/alpha) = 12.  Tolerance 5e-13: the contour's integrand reaches e^mu = e^4
-    times the value (in the sector e^1.5 over the cut's reach), so its sum keeps about 55 eps; the
-    sector measured <= 5.5e-15 on these points and 1.3e-13 on a denser scan."""
+    alpha pi up to |z|^(1/alpha) = 200 (the root right of the contour, its cut wrapped).  Tolerance
+    5e-13: the contour's integrand reaches e^mu = e^4 times the value and the loop's e^1, so the sums
+    keep about 55 eps; a scan of 12 parameter sets up to radius 200 measured <= 2.4e-13 (where
+    beta - alpha gamma is not a non-positive integer)."""
     real = [-30.0, -5.0, -1.0, -0.1, 0.0, 0.2, 1.0, 4.0]
     got = prabhakar(torch.tensor(real, dtype=torch.float64), alpha, beta, gamma).numpy()
     want = np.array([_prabhakar_series(x, alpha, beta, gamma).real for x in real])
     assert np.max(np.abs(got - want) / np.abs(want)) <= 5e-13
     angles = [a for a in (math.pi, 0.95 * math.pi, alpha * math.pi + 0.01) if a >= alpha * math.pi and a <= math.pi]
     points = [cmath.rect(r, t * sign) for r in (0.5, 3.0, 25.0) for t in angles for sign in (1, -1)]
-    # the sector |arg z| < alpha pi, up to its radius |z|^(1/alpha) = 12 (the cut inside the contour)
-    points += [cmath.rect(r, f * alpha * math.pi) for r in (0.5, 3.0 ** alpha, 12.0 ** alpha)
+    # the sector |arg z| < alpha pi: the root inside the contour, then right of it (radius 12 and more)
+    points += [cmath.rect(r, f * alpha * math.pi) for r in (0.5, 3.0 ** alpha, 12.0 ** alpha, 40.0 ** alpha)
                for f in (0.05, 0.5, 0.95)]
-    points += [cmath.rect(12.0 ** alpha, -0.5 * alpha * math.pi)]  # below the axis (conjugate symmetry)
+    points += [cmath.rect(200.0 ** alpha, f * alpha * math.pi) for f in (-0.5, 1e-4, 0.999)]
     got = prabhakar(torch.tensor(points, dtype=torch.complex128), alpha, beta, gamma).numpy()
     want = np.array([_prabhakar_series(p, alpha, beta, gamma) for p in points])
     assert np.max(np.abs(got - want) / np.abs(want)) <= 5e-13
@@ -265,32 +283,44 @@ def test_prabhakar_special_cases():
         assert torch.allclose(prabhakar(z, 1.0, g, g), torch.exp(z) / math.gamma(g), rtol=1e-13, atol=1e-15)
 
 
-def test_prabhakar_is_differentiable_and_refuses_what_it_does_not_cover():
+def test_prabhakar_is_differentiable_and_refuses_bad_parameters():
     x = torch.tensor([-3.0, -0.5, 0.0, 0.7, 2.0], dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(lambda v: prabhakar(v, 0.7, 1.1, 1.8), (x,))
     z = torch.tensor([1.0 + 1.0j, 0.5 - 0.2j, -2.0 + 0.5j], dtype=torch.complex128, requires_grad=True)
     assert torch.autograd.gradcheck(lambda v: prabhakar(v, 0.7, 1.1, 1.8), (z,))  # the sector and beyond
-    with pytest.raises(ValueError, match=r"covers the sector \|arg z\| < alpha pi only for \|z\|\^\(1/alpha\) <= 12"):
-        prabhakar(torch.tensor([20.0 + 1.0j]), 0.5, 1.0, 2.0)
+    far = torch.tensor([8.0 + 2.0j, 6.0 - 3.0j], dtype=torch.complex128, requires_grad=True)  # roots outside
+    assert torch.autograd.gradcheck(lambda v: prabhakar(v, 0.7, 1.1, 1.8), (far,))
     with pytest.raises(ValueError, match="gamma must be a finite number > 0"):
         prabhakar(torch.zeros(2), 0.5, 1.0, -1.0)
     with pytest.raises(ValueError, match="0 < alpha <= 2"):
         prabhakar(torch.zeros(2), 2.5, 1.0, 2.0)
-    with pytest.raises(ValueError, match=r"alpha > 1 covers \|z\|\^\(1/alpha\) <= 12"):
-        prabhakar(torch.tensor([-300.0]), 1.5, 1.0, 2.0)
+    with pytest.raises(ValueError, match="finite z"):
+        prabhakar(torch.tensor([math.nan]), 0.5, 1.0, 2.0)
+
+
+def test_prabhakar_far_in_the_sector_overflows_to_inf():
+    """|z|^(1/alpha) = 800 at arg 0: the value is about e^800, beyond float64; a point of the same
+    size at arg z = alpha pi / 4 (Re z^(1/alpha) = 566, the value about e^566) is finite and matches
+    the series."""
+    z = torch.tensor([800.0**0.5 + 1e-3j, cmath.rect(800.0**0.5, 0.125 * math.pi)], dtype=torch.complex128)
+    value = prabhakar(z, 0.5, 1.0, 1.5)
+    assert value[0] == complex(math.inf, 0.0)
+    want = _prabhakar_series(z[1].item(), 0.5, 1.0, 1.5)
+    assert abs(value[1].item() - want) / abs(want) <= 5e-13
+    assert prabhakar(z.real, 0.5, 1.0, 1.5)[0] == math.inf  # real z: the summed series
 
 
 @pytest.mark.parametrize("alpha,beta,gamma", [(1.3, 1.0, 0.7)] + [
     pytest.param(*p, marks=pytest.mark.slow) for p in ((1.7, 1.2, 2.5), (2.0, 1.0, 0.5), (1.5, 0.6, 1.7))])
 def test_prabhakar_above_order_one_matches_the_series(alpha, beta, gamma):
-    """1 < alpha <= 2 against the series at 60 digits: the real axis and circles |z|^(1/alpha) = 0.5, 3,
-    12 at 12 angles (both roots of s^alpha = z inside the contour where there are two).  Tolerance
-    5e-13 as for alpha <= 1; a denser scan measured <= 1.8e-13 up to radius 12."""
+    """1 < alpha <= 2 against the series in high precision: the real axis and circles |z|^(1/alpha) =
+    0.5, 3, 12, 60 at 12 angles (one or two roots of s^alpha = z; at 12 and 60 right of the contour).
+    Tolerance 5e-13 as for alpha <= 1."""
     real = [-12.0 ** alpha, -5.0, -1.0, -0.1, 0.0, 0.2, 1.0, 4.0]
     got = prabhakar(torch.tensor(real, dtype=torch.float64), alpha, beta, gamma).numpy()
     want = np.array([_prabhakar_series(x, alpha, beta, gamma).real for x in real])
     assert np.max(np.abs(got - want) / np.abs(want)) <= 5e-13
-    points = [cmath.rect(r**alpha, (i + 0.5) * math.pi / 6) for r in (0.5, 3.0, 12.0) for i in range(-6, 6)]
+    points = [cmath.rect(r**alpha, (i + 0.5) * math.pi / 6) for r in (0.5, 3.0, 12.0, 60.0) for i in range(-6, 6)]
     got = prabhakar(torch.tensor(points, dtype=torch.complex128), alpha, beta, gamma).numpy()
     want = np.array([_prabhakar_series(p, alpha, beta, gamma) for p in points])
     assert np.max(np.abs(got - want) / np.abs(want)) <= 5e-13
