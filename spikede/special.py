@@ -57,9 +57,10 @@ def _poles(z: torch.Tensor, alpha: float) -> list[tuple[torch.Tensor, torch.Tens
     return out
 
 
-def _contour(z: torch.Tensor, alpha: float):
+def _contour(z: torch.Tensor, alpha: float, ample: float = 1.0):
     """Per element: `mu`, the trapezoid step `h`, the half-width in `u` and, for each
-    candidate pole of `_poles`, where it lies outside the contour (residue added).
+    candidate pole of `_poles`, where it lies outside the contour (residue added).  Separations
+    above `ample` count as equal (so the earlier, smaller `mu` wins; see `prabhakar`).
 
     A pole `s` lies outside the parabola `mu (1 + iu)^2` when `Re sqrt(s) > sqrt(mu)`, and the
     quadrature converges like `exp(-2 pi d / h)` with `d = |Re sqrt(s) / sqrt(mu) - 1|` (at most
@@ -85,7 +86,7 @@ def _contour(z: torch.Tensor, alpha: float):
             sep = torch.where(valid, torch.minimum(sep, (r / m - 1.0).abs()), sep)
             cap = torch.where(valid & (r > m), torch.maximum(cap, s.real), cap)
         score = torch.where(torch.isfinite(m) & (m >= 0.5) & (m * m <= cap), sep, torch.full_like(sep, -math.inf))
-        better = score > best_score
+        better = score.clamp(max=ample) > best_score.clamp(max=ample)
         best_m, best_score = torch.where(better, m, best_m), torch.where(better, score, best_score)
     mu = best_m**2
     d = best_score.clamp(min=0.05, max=1.0)
@@ -233,24 +234,27 @@ def prabhakar(z: torch.Tensor, alpha: float, beta: float = 1.0, gamma: float = 1
         \frac{e^s s^{\alpha\gamma-\beta}}{(s^\alpha - z)^\gamma}\,ds .
     $$
 
-    `C` is `mittag_leffler`'s parabola `mu (1 + iu)^2`, with the power of `s^alpha - z` continued
+    `C` is `mittag_leffler`'s parabola `mu (1 + iu)^2`, except that any separation `d >= 0.5` from
+    the roots counts as enough, so that the smaller `mu` wins: where `beta - alpha gamma` is a
+    non-positive integer the value's leading term `z^(-gamma) / Gamma(beta - alpha gamma)` vanishes
+    and the integrand's `e^mu` shows (`mu = 4` left 2.4e-12 at `|z|^(1/alpha) = 100`, `mu = 1` 2e-14).
+    The power of `s^alpha - z` is continued
     along it from its vertex, so that the cuts of the roots `s_j` of `s^alpha = z` inside it run to
     the left, inside.  A root `s_j` right of `C` is a branch point (a pole when `gamma` is an
     integer); its cut is taken along the parabola through it, `mu_j (1 + iu)^2`, away from the real
-    axis, where `e^s` decays like `e^(-mu_j u^2)`, and `H_j` wraps that cut: a circle of radius at
-    most 1 around `s_j` and the cut's two sides, whose values differ by the factor `e^(-+2 pi i gamma)`.
-    The parabola's integrand stays below `e^mu <= e^max(4, Re s_j)` and the loop's below
-    `e^(Re s_j + 1)`, while the value grows like `e^(Re s_j)`: the sum does not cancel for any `|z|`.
+    axis, where `e^s` decays like `e^(-mu_j u^2)`, and `H_j` wraps that cut: a circle of radius
+    `delta` (1 to 3, `gamma - 1` where room allows) around `s_j` and the cut's two sides, whose values
+    differ by the factor `e^(-+2 pi i gamma)`.  The parabola's integrand stays below
+    `e^mu <= e^max(4, Re s_j)` and the loop's below about `e^(Re s_j + delta)`, while the value grows
+    like `e^(Re s_j)`: the sum does not cancel for any `|z|`.
     Quadrature: the trapezoidal rule on `C`, Gauss-Legendre on the circle and on the cut (in
     pieces graded towards `s_j`).  On the non-negative real axis the series has positive terms and is
     summed (in log space).
 
     Real or complex `z` of any shape; differentiable in `z`.  About 1e-13 relative (tested against
-    the series at high precision up to `|z|^(1/alpha) = 200`); where the value is far below the
-    integrand's size it is the absolute error that stays small: about 1e-16 where it is
-    exponentially small (`alpha = 1`, large negative `z`), and about 1e-17 times `|z|^(-gamma)` where
-    `beta - alpha gamma` is a non-positive integer (the leading term `z^(-gamma) / Gamma(beta -
-    alpha gamma)` of the value vanishes there).  Values beyond float64's range are `inf`.
+    the series at high precision up to `|z|^(1/alpha) = 200`); where the value is exponentially
+    small (`alpha = 1`, large negative `z`) about 1e-16 absolute.  Values beyond float64's range are
+    `inf`.
     """
     if gamma == 1.0:
         return mittag_leffler(z, alpha, beta)
@@ -269,7 +273,7 @@ def prabhakar(z: torch.Tensor, alpha: float, beta: float = 1.0, gamma: float = 1
     on_axis = (flat.imag == 0) & (flat.real >= 0)
     integrated = torch.where(on_axis, torch.full_like(flat, -1.0), flat)  # the axis takes the series
     with torch.no_grad():
-        mu, h, half_width, outside = _contour(integrated.detach(), alpha)
+        mu, h, half_width, outside = _contour(integrated.detach(), alpha, ample=_AMPLE_SEPARATION)
         roots = _poles(integrated.detach(), alpha)
     value = _integrate(integrated, mu, h, half_width, alpha, beta, gamma, continued=True)
     for j, ((root, _), out) in enumerate(zip(roots, outside)):
@@ -287,6 +291,7 @@ def prabhakar(z: torch.Tensor, alpha: float, beta: float = 1.0, gamma: float = 1
     return value.to(z.dtype) if z.is_complex() else value.real.to(z.dtype)
 
 
+_AMPLE_SEPARATION = 0.5  # prabhakar's parabola: the smallest mu that keeps the roots this far (see _contour)
 _ARM_NODES = 20  # Gauss-Legendre nodes per piece of a cut
 _ARM_PHASE = 8.0  # largest change of the exponent's imaginary part over one piece of a cut (radians)
 _ARM_DEPTH = 50.0  # a cut ends where e^s has fallen by e^-50 below e^(Re s_j)
@@ -310,8 +315,8 @@ def _cut_loop(z: torch.Tensor, root: torch.Tensor, others: list[torch.Tensor], m
     The cut runs along the parabola through the root, `s(u) = mu_j (1 + iu)^2` with
     `sqrt(mu_j) = Re sqrt(s_j)`, from `u_j = Im sqrt(s_j) / Re sqrt(s_j)` away from the real axis
     (`sigma = sign u_j`); it lies outside `C` and meets no other root.  The loop is a circle of radius
-    `delta` around `s_j` (at most 1, a quarter of the distance to the other roots and to the negative
-    axis, and a quarter of the parabola's radius of curvature) joined at `s(u_j + sigma du)` to the
+    `delta` around `s_j` (`_circle_radius`, but at most a quarter of the distance to the other roots
+    and to the negative axis, and of the parabola's radius of curvature) joined at `s(u_j + sigma du)` to the
     cut's two sides.  The side facing `C` takes the branch continued from `C`'s vertex along `C` and
     then across to the cut (a horizontal path in the `sqrt(s)` plane, where both parabolas are
     vertical lines); the other side differs by `e^(-2 pi i sigma gamma)`."""
@@ -325,7 +330,8 @@ def _cut_loop(z: torch.Tensor, root: torch.Tensor, others: list[torch.Tensor], m
         distance = torch.minimum(distance, (other - root).abs())
     curvature_radius = 2.0 * mu_j * (1.0 + u_j * u_j) ** 1.5
     speed = 2.0 * mu_j * torch.sqrt(1.0 + u_j * u_j)
-    radius = torch.minimum(torch.minimum(torch.ones_like(distance), distance / 4.0), curvature_radius / 4.0)
+    radius = torch.minimum(torch.minimum(torch.full_like(distance, _circle_radius(gamma)), distance / 4.0),
+                           curvature_radius / 4.0)
     du = radius / speed
     junction = _parabola(mu_j, u_j + sigma * du)
 
@@ -369,6 +375,15 @@ def _cut_loop(z: torch.Tensor, root: torch.Tensor, others: list[torch.Tensor], m
     overflow = size > _LOG_FLOAT64_MAX
     loop = torch.where(overflow, torch.zeros_like(loop), loop * torch.exp(torch.where(overflow, 0.0, root.real)))
     return torch.where(overflow, torch.full_like(loop, complex(math.inf, 0.0)), loop)
+
+
+def _circle_radius(gamma: float) -> float:
+    """The radius `delta` of the circle around a root that keeps the loop's parts least above its
+    value: near the root the integrand is about `e^s (s - s_j)^-gamma`, which on the circle reaches
+    `e^delta delta^-gamma` (smallest at `delta = gamma`) against the value's `1 / Gamma(gamma)`; and
+    `s^alpha - z` loses the digits of `|z| / delta` there.  `gamma - 1` (the circle's length counted),
+    between 1 and 3."""
+    return min(max(gamma - 1.0, 1.0), 3.0)
 
 
 def _parabola(mu: torch.Tensor, u: torch.Tensor) -> torch.Tensor:

@@ -253,7 +253,8 @@ def _prabhakar_series(z: complex, a: float, b: float, g: float) -> complex:
 
 
 @pytest.mark.parametrize("alpha,beta,gamma", [(0.5, 1.0, 0.7)] + [
-    pytest.param(*p, marks=pytest.mark.slow) for p in ((0.8, 1.3, 2.5), (0.3, 0.6, 1.7), (1.0, 2.0, 0.4))])
+    pytest.param(*p, marks=pytest.mark.slow) for p in ((0.8, 1.3, 2.5), (0.3, 0.6, 1.7), (1.0, 2.0, 0.4),
+                                                        (0.7, 1.1, 3.0))])
 def test_prabhakar_matches_the_series(alpha, beta, gamma):
     """Against the series in high precision: the real axis (negative: the contour; non-negative: the
     summed series), complex points with |arg z| >= alpha pi, |z| <= 30, and in the sector |arg z| <
@@ -324,5 +325,6 @@ def test_prabhakar_above_order_one_matches_the_series(alpha, beta, gamma):
     got = prabhakar(torch.tensor(points, dtype=torch.complex128), alpha, beta, gamma).numpy()
     want = np.array([_prabhakar_series(p, alpha, beta, gamma) for p in points])
     assert np.max(np.abs(got - want) / np.abs(want)) <= 5e-13
-    z = torch.tensor([1.0 + 1.0j, -2.0 + 0.5j, -0.3 - 2.0j], dtype=torch.complex128, requires_grad=True)
+    z = torch.tensor([1.0 + 1.0j, -2.0 + 0.5j, -0.3 - 2.0j, 40.0 + 10.0j, -30.0 - 5.0j], dtype=torch.complex128,
+                     requires_grad=True)  # the last two with roots right of the contour
     assert torch.autograd.gradcheck(lambda v: prabhakar(v, alpha, beta, gamma), (z,))
