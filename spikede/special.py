@@ -60,7 +60,7 @@ def _poles(z: torch.Tensor, alpha: float) -> list[tuple[torch.Tensor, torch.Tens
 def _contour(z: torch.Tensor, alpha: float, ample: float = 1.0):
     """Per element: `mu`, the trapezoid step `h`, the half-width in `u` and, for each
     candidate pole of `_poles`, where it lies outside the contour (residue added).  Separations
-    above `ample` count as equal (so the earlier, smaller `mu` wins; see `prabhakar`).
+    above `ample` count as equal, and the smallest `mu` among them wins (see `prabhakar`).
 
     A pole `s` lies outside the parabola `mu (1 + iu)^2` when `Re sqrt(s) > sqrt(mu)`, and the
     quadrature converges like `exp(-2 pi d / h)` with `d = |Re sqrt(s) / sqrt(mu) - 1|` (at most
@@ -86,7 +86,8 @@ def _contour(z: torch.Tensor, alpha: float, ample: float = 1.0):
             sep = torch.where(valid, torch.minimum(sep, (r / m - 1.0).abs()), sep)
             cap = torch.where(valid & (r > m), torch.maximum(cap, s.real), cap)
         score = torch.where(torch.isfinite(m) & (m >= 0.5) & (m * m <= cap), sep, torch.full_like(sep, -math.inf))
-        better = score.clamp(max=ample) > best_score.clamp(max=ample)
+        clamped, best_clamped = score.clamp(max=ample), best_score.clamp(max=ample)
+        better = (clamped > best_clamped) | ((clamped == best_clamped) & (clamped >= ample) & (m < best_m))
         best_m, best_score = torch.where(better, m, best_m), torch.where(better, score, best_score)
     mu = best_m**2
     d = best_score.clamp(min=0.05, max=1.0)
@@ -286,8 +287,11 @@ def prabhakar(z: torch.Tensor, alpha: float, beta: float = 1.0, gamma: float = 1
                                                         alpha, beta, gamma))
     overflow = value.real.isinf() | value.imag.isinf()  # a loop's value beyond float64 (inf + finite is NaN)
     value = torch.where(overflow, torch.full_like(value, complex(math.inf, 0.0)), value)
-    series = _positive_series(flat.real, alpha, beta, gamma).to(torch.complex128)
-    value = torch.where(on_axis, series, value).reshape(z.shape)
+    if bool(on_axis.any()):
+        index = on_axis.nonzero().squeeze(-1)
+        series = _positive_series(flat.real[index], alpha, beta, gamma).to(torch.complex128)
+        value = value.index_put((index,), series)
+    value = value.reshape(z.shape)
     return value.to(z.dtype) if z.is_complex() else value.real.to(z.dtype)
 
 

@@ -202,6 +202,27 @@ def test_a_large_complex_batch_stays_within_memory():
     assert float(out.stdout) < 1024  # MB above the interpreter and torch
 
 
+@pytest.mark.slow
+def test_a_large_prabhakar_batch_stays_within_memory():
+    """1e5 points up to |z|^(1/alpha) = 200, many with a root right of the contour, and some on the
+    positive axis (the series there is summed for those alone: summed for every point with a
+    positive real part it took 1.3 GB)."""
+    code = (
+        "import math, resource, torch\n"
+        "from spikede.special import prabhakar\n"
+        "base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "g = torch.Generator().manual_seed(0)\n"
+        "r = torch.rand(100000, dtype=torch.float64, generator=g) * 200.0 ** 0.7\n"
+        "z = torch.polar(r, (torch.rand(100000, dtype=torch.float64, generator=g) * 2 - 1) * math.pi)\n"
+        "z[:100] = torch.linspace(0.0, 40.0, 100, dtype=torch.float64)\n"
+        "v = prabhakar(z, 0.7, 1.1, 1.8)\n"
+        "assert torch.isfinite(v).all()\n"
+        "print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert float(out.stdout) < 1024  # MB above the interpreter and torch
+
+
 @pytest.mark.parametrize("alpha,beta", [(2.3, 1.0), (3.5, 0.7), (5.0, 2.0), (7.9, 1.3)])
 def test_orders_above_two_match_the_series(alpha, beta):
     """Orders above 2 (MittagLeffler.jl's tests use 2.3) are split over the roots of z; against the
