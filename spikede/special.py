@@ -285,7 +285,7 @@ def prabhakar(z: torch.Tensor, alpha: float, beta: float = 1.0, gamma: float = 1
                   for i, (other, valid) in enumerate(roots) if i != j]
         value = value.index_add(0, index, _cut_loops(integrated[index], root[index], others, mu[index],
                                                         alpha, beta, gamma))
-    overflow = value.real.isinf() | value.imag.isinf()  # a loop's value beyond float64 (inf + finite is NaN)
+    overflow = value.real.isinf() | value.imag.isinf()  # a loop beyond float64 (inf + finite is NaN)
     value = torch.where(overflow, torch.full_like(value, complex(math.inf, 0.0)), value)
     if bool(on_axis.any()):
         index = on_axis.nonzero().squeeze(-1)
@@ -320,11 +320,10 @@ def _cut_loop(z: torch.Tensor, root: torch.Tensor, others: list[torch.Tensor], m
     `sqrt(mu_j) = Re sqrt(s_j)`, from `u_j = Im sqrt(s_j) / Re sqrt(s_j)` away from the real axis
     (`sigma = sign u_j`); it lies outside `C` and meets no other root.  The loop is a circle of radius
     `delta` around `s_j` (`_circle_radius`, but at most a quarter of the distance to the other roots
-    and to the negative axis, and of the parabola's radius of curvature) joined at `s(u_j + sigma du)` to the
-    cut's two sides.  The side facing `C` takes the branch continued from `C`'s vertex along `C` and
-    then across to the cut (a horizontal path in the `sqrt(s)` plane, where both parabolas are
-    vertical lines); the other side differs by `e^(-2 pi i sigma gamma)`."""
-    device = z.device
+    and to the negative axis, and of the parabola's radius of curvature) joined at the junction
+    `s(u_j + sigma du)` to the cut's two sides: the side facing `C` takes the branch of
+    `_branch_at_junction`, the other differs by `e^(-2 pi i sigma gamma)`.  Each part is summed as
+    `e^(s - Re s_j)`, the size `e^(Re s_j)` multiplied in at the end (`inf` beyond float64)."""
     root_sqrt = torch.sqrt(root)
     mu_j = root_sqrt.real**2
     u_j = root_sqrt.imag / root_sqrt.real
@@ -333,52 +332,62 @@ def _cut_loop(z: torch.Tensor, root: torch.Tensor, others: list[torch.Tensor], m
     for other in others:
         distance = torch.minimum(distance, (other - root).abs())
     curvature_radius = 2.0 * mu_j * (1.0 + u_j * u_j) ** 1.5
-    speed = 2.0 * mu_j * torch.sqrt(1.0 + u_j * u_j)
     radius = torch.minimum(torch.minimum(torch.full_like(distance, _circle_radius(gamma)), distance / 4.0),
                            curvature_radius / 4.0)
-    du = radius / speed
+    du = radius / (2.0 * mu_j * torch.sqrt(1.0 + u_j * u_j))  # |ds/du| = 2 mu_j |1 + iu|
     junction = _parabola(mu_j, u_j + sigma * du)
+    anchor = _branch_at_junction(z, mu, mu_j, u_j + sigma * du, alpha)
 
-    along = torch.linspace(0.0, 1.0, _PATH_SAMPLES, dtype=torch.float64, device=device)
-    height = torch.sqrt(mu_j) * (u_j + sigma * du)
+    def summed(s: torch.Tensor, ds: torch.Tensor) -> torch.Tensor:
+        log_power = _log_power(torch.cat([junction[:, None], s], -1), z, alpha, anchor)[:, 1:]
+        return (torch.exp(s - root.real[:, None] - gamma * log_power) * s ** (alpha * gamma - beta) * ds).sum(-1)
+
+    s, ds = _along_cut(mu_j, u_j, sigma, du)
+    arm = summed(s, ds) * sigma * (torch.exp(-2j * math.pi * sigma * gamma) - 1.0)
+    x, w = _gauss_legendre(_CIRCLE_NODES, z.device)
+    phase = torch.angle(junction - root)[:, None] + sigma[:, None] * math.pi * (x + 1.0)
+    step = torch.polar((junction - root).abs()[:, None].expand_as(phase), phase)
+    circle = summed(root[:, None] + step, 1j * step * math.pi * w)
+    loop = (arm + circle) / (2j * math.pi)
+    overflow = torch.log(loop.abs()) + root.real > _LOG_FLOAT64_MAX
+    return torch.where(overflow, torch.full_like(loop, complex(math.inf, 0.0)),
+                       loop * torch.exp(root.real.clamp(max=_LOG_FLOAT64_MAX)))
+
+
+def _branch_at_junction(z: torch.Tensor, mu: torch.Tensor, mu_j: torch.Tensor, u: torch.Tensor,
+                        alpha: float) -> torch.Tensor:
+    """`log(s^alpha - z)` at `s = mu_j (1 + iu)^2` on the cut's side facing `C`: continued from `C`'s
+    vertex along `C` and then across to the cut, a horizontal path in the `sqrt(s)` plane (where
+    both parabolas are vertical lines and the strip between them holds no root on that side)."""
+    along = torch.linspace(0.0, 1.0, _PATH_SAMPLES, dtype=torch.float64, device=z.device)
+    height = torch.sqrt(mu_j) * u
     on_c = _parabola(mu[:, None], (height / torch.sqrt(mu))[:, None] * along)
     across = torch.complex(torch.sqrt(mu)[:, None] + (torch.sqrt(mu_j) - torch.sqrt(mu))[:, None] * along,
                            height[:, None].expand(-1, _PATH_SAMPLES)) ** 2
-    anchor = _log_power(torch.cat([on_c, across[:, 1:]], -1), z, alpha)[:, -1]
+    return _log_power(torch.cat([on_c, across[:, 1:]], -1), z, alpha)[:, -1]
 
-    # the cut, in pieces graded towards the root (each no longer than its distance from u_j)
+
+def _along_cut(mu_j: torch.Tensor, u_j: torch.Tensor, sigma: torch.Tensor,
+               du: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Gauss-Legendre nodes `s` and weights `ds` (`[rows, n]`) on the cut `mu_j (1 + iu)^2`,
+    `u = u_j + sigma t`, from `t = du` to where `e^s` has fallen by `e^-_ARM_DEPTH`: in pieces that
+    double in length from `du` (each no longer than its distance from the root, where the integrand
+    is singular) up to the length over which `Im s` turns by `_ARM_PHASE`, then of that length."""
     t_end = torch.sqrt(u_j * u_j + _ARM_DEPTH / mu_j) - u_j.abs()
     piece = _ARM_PHASE / (2.0 * mu_j * torch.sqrt(1.0 + (u_j.abs() + t_end) ** 2))
     doublings = torch.floor(torch.log2((piece / du).clamp(min=1.0)))
     count = int((doublings + torch.ceil(t_end / piece)).max().item()) + 2
-    k = torch.arange(count + 1, dtype=torch.float64, device=device)
-    edges = du[:, None] * 2.0 ** torch.minimum(k, doublings[:, None]) + piece[:, None] * (k - doublings[:, None]).clamp(
-        min=0.0)
+    k = torch.arange(count + 1, dtype=torch.float64, device=mu_j.device)
+    edges = (du[:, None] * 2.0 ** torch.minimum(k, doublings[:, None])
+             + piece[:, None] * (k - doublings[:, None]).clamp(min=0.0))
     edges = torch.minimum(edges, t_end[:, None])
-    x, w = _gauss_legendre(_ARM_NODES, device)
+    x, w = _gauss_legendre(_ARM_NODES, mu_j.device)
     low, width = edges[:, :-1, None], torch.diff(edges, dim=-1)[..., None]
-    t = (low + width * (x + 1.0) / 2.0).reshape(len(z), -1)
-    weight = (width * w / 2.0).reshape(len(z), -1)
+    t = (low + width * (x + 1.0) / 2.0).reshape(len(mu_j), -1)
     u = u_j[:, None] + sigma[:, None] * t
-    s = _parabola(mu_j[:, None], u)
+    weight = (width * w / 2.0).reshape(len(mu_j), -1)
     ds = 2j * mu_j[:, None] * torch.complex(torch.ones_like(u), u) * sigma[:, None] * weight
-    log_power = _log_power(torch.cat([junction[:, None], s], -1), z, alpha, anchor)[:, 1:]
-    scale = root.real[:, None]  # e^s is summed as e^(s - Re s_j), the size taken out
-    arm = (torch.exp(s - scale - gamma * log_power) * s ** (alpha * gamma - beta) * ds).sum(-1)
-    arm = arm * sigma * (torch.exp(-2j * math.pi * sigma * gamma) - 1.0)
-
-    x, w = _gauss_legendre(_CIRCLE_NODES, device)
-    delta = (junction - root).abs()[:, None]
-    phase = torch.angle(junction - root)[:, None] + sigma[:, None] * math.pi * (x + 1.0)
-    step = torch.polar(delta.expand_as(phase), phase)
-    s = root[:, None] + step
-    log_power = _log_power(torch.cat([junction[:, None], s], -1), z, alpha, anchor)[:, 1:]
-    circle = (torch.exp(s - scale - gamma * log_power) * s ** (alpha * gamma - beta) * 1j * step * math.pi * w).sum(-1)
-    loop = (arm + circle) / (2j * math.pi)
-    size = torch.log(loop.abs()) + root.real
-    overflow = size > _LOG_FLOAT64_MAX
-    loop = torch.where(overflow, torch.zeros_like(loop), loop * torch.exp(torch.where(overflow, 0.0, root.real)))
-    return torch.where(overflow, torch.full_like(loop, complex(math.inf, 0.0)), loop)
+    return _parabola(mu_j[:, None], u), ds
 
 
 def _circle_radius(gamma: float) -> float:
