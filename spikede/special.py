@@ -30,6 +30,7 @@ __all__ = ["mittag_leffler", "prabhakar", "relaxation", "caputo_power", "diethel
 
 _LOG_FLOAT64_MAX = math.log(torch.finfo(torch.float64).max)
 _LOG_TARGET = 42.0  # about -ln(1e-18): the quadrature's error budget before scaling
+_AMPLE_SEPARATION = 0.5  # the parabola: the smallest mu that keeps the poles this far (see _contour)
 _NODES_PER_CHUNK = 1 << 21  # elements x quadrature nodes evaluated at once (complex128: 32 MiB per array)
 
 
@@ -57,20 +58,22 @@ def _poles(z: torch.Tensor, alpha: float) -> list[tuple[torch.Tensor, torch.Tens
     return out
 
 
-def _contour(z: torch.Tensor, alpha: float, ample: float = 1.0):
+def _contour(z: torch.Tensor, alpha: float):
     """Per element: `mu`, the trapezoid step `h`, the half-width in `u` and, for each
-    candidate pole of `_poles`, where it lies outside the contour (residue added).  Separations
-    above `ample` count as equal, and the smallest `mu` among them wins (see `prabhakar`).
+    candidate pole of `_poles`, where it lies outside the contour (residue added).
 
     A pole `s` lies outside the parabola `mu (1 + iu)^2` when `Re sqrt(s) > sqrt(mu)`, and the
     quadrature converges like `exp(-2 pi d / h)` with `d = |Re sqrt(s) / sqrt(mu) - 1|` (at most
     1, the branch cut).  `sqrt(mu)` is chosen among `1`, `2`, `r / 2`, `2 r` and the geometric means
-    of the poles' `r = Re sqrt(s)` as the one that keeps every pole farthest from the contour (the
-    first on a tie: `mu = 1` where no pole matters, which keeps the integrand, up to `e^mu`,
-    small against values that decay like `1/z^2`; `mu = 4` left 1.1e-12 there), under
-    one condition: the integrand reaches `e^mu` on the contour, so `mu` may not exceed the
-    exponent of the largest residue added (the size of the value) or 4, else the sum cancels
-    to noise (this was the 1e11-sized error of `E_{0.3}(5.885 - 3.289i)`).
+    of the poles' `r = Re sqrt(s)` as the one that keeps every pole farthest from the contour, where
+    any `d >= _AMPLE_SEPARATION` counts as far enough and then the smallest `mu` wins: the integrand
+    reaches `e^mu` on the contour, and where the value is small against it (values that decay like
+    `1/z^2`, as `E_{a,a}` and `E^gamma_{a,b}` with `b - a gamma` a non-positive integer do) that
+    `e^mu` shows.  `E_{0.8,0.8}` at `|z|^(1/a) = 100` near the sector's edge erred 1.3e-12 when the
+    widest separation won (`mu = 4`), 7e-14 now; `E_{1.2,0.2}` at radius 200, 4.6e-11 and 1e-13.
+    One condition: `mu` may not exceed the exponent of the largest residue added (the size of the
+    value) or 4, else the sum cancels to noise (this was the 1e11-sized error of
+    `E_{0.3}(5.885 - 3.289i)`).
     """
     poles = _poles(z, alpha)
     nan = torch.full_like(z.real, math.nan)
@@ -86,8 +89,9 @@ def _contour(z: torch.Tensor, alpha: float, ample: float = 1.0):
             sep = torch.where(valid, torch.minimum(sep, (r / m - 1.0).abs()), sep)
             cap = torch.where(valid & (r > m), torch.maximum(cap, s.real), cap)
         score = torch.where(torch.isfinite(m) & (m >= 0.5) & (m * m <= cap), sep, torch.full_like(sep, -math.inf))
-        clamped, best_clamped = score.clamp(max=ample), best_score.clamp(max=ample)
-        better = (clamped > best_clamped) | ((clamped == best_clamped) & (clamped >= ample) & (m < best_m))
+        clamped, best_clamped = score.clamp(max=_AMPLE_SEPARATION), best_score.clamp(max=_AMPLE_SEPARATION)
+        ample = (clamped == best_clamped) & (clamped >= _AMPLE_SEPARATION)
+        better = (clamped > best_clamped) | (ample & (m < best_m))
         best_m, best_score = torch.where(better, m, best_m), torch.where(better, score, best_score)
     mu = best_m**2
     d = best_score.clamp(min=0.05, max=1.0)
@@ -235,11 +239,10 @@ def prabhakar(z: torch.Tensor, alpha: float, beta: float = 1.0, gamma: float = 1
         \frac{e^s s^{\alpha\gamma-\beta}}{(s^\alpha - z)^\gamma}\,ds .
     $$
 
-    `C` is `mittag_leffler`'s parabola `mu (1 + iu)^2`, except that any separation `d >= 0.5` from
-    the roots counts as enough, so that the smaller `mu` wins: where `beta - alpha gamma` is a
-    non-positive integer the value's leading term `z^(-gamma) / Gamma(beta - alpha gamma)` vanishes
-    and the integrand's `e^mu` shows (`mu = 4` left 2.4e-12 at `|z|^(1/alpha) = 100`, `mu = 1` 2e-14).
-    The power of `s^alpha - z` is continued
+    `C` is `mittag_leffler`'s parabola `mu (1 + iu)^2` (`_contour`; where `beta - alpha gamma` is a
+    non-positive integer the value's leading term `z^(-gamma) / Gamma(beta - alpha gamma)` vanishes,
+    and the smallest `mu` that keeps the roots far enough matters: `mu = 4` left 2.4e-12 at
+    `|z|^(1/alpha) = 100`, `mu = 1` 2e-14).  The power of `s^alpha - z` is continued
     along it from its vertex, so that the cuts of the roots `s_j` of `s^alpha = z` inside it run to
     the left, inside.  A root `s_j` right of `C` is a branch point (a pole when `gamma` is an
     integer); its cut is taken along the parabola through it, `mu_j (1 + iu)^2`, away from the real
@@ -274,7 +277,7 @@ def prabhakar(z: torch.Tensor, alpha: float, beta: float = 1.0, gamma: float = 1
     on_axis = (flat.imag == 0) & (flat.real >= 0)
     integrated = torch.where(on_axis, torch.full_like(flat, -1.0), flat)  # the axis takes the series
     with torch.no_grad():
-        mu, h, half_width, outside = _contour(integrated.detach(), alpha, ample=_AMPLE_SEPARATION)
+        mu, h, half_width, outside = _contour(integrated.detach(), alpha)
         roots = _poles(integrated.detach(), alpha)
     value = _integrate(integrated, mu, h, half_width, alpha, beta, gamma, continued=True)
     for j, ((root, _), out) in enumerate(zip(roots, outside)):
@@ -295,7 +298,6 @@ def prabhakar(z: torch.Tensor, alpha: float, beta: float = 1.0, gamma: float = 1
     return value.to(z.dtype) if z.is_complex() else value.real.to(z.dtype)
 
 
-_AMPLE_SEPARATION = 0.5  # prabhakar's parabola: the smallest mu that keeps the roots this far (see _contour)
 _ARM_NODES = 20  # Gauss-Legendre nodes per piece of a cut
 _ARM_PHASE = 8.0  # largest change of the exponent's imaginary part over one piece of a cut (radians)
 _ARM_DEPTH = 50.0  # a cut ends where e^s has fallen by e^-50 below e^(Re s_j)

@@ -178,6 +178,17 @@ def test_mittag_leffler_where_a_large_contour_cancelled():
     assert abs(value - (-0.105 - 0.064j)) < 1e-3
 
 
+def test_mittag_leffler_where_the_value_is_small_against_the_contour():
+    """Values that decay like 1/z^2 (beta = alpha; beta - alpha = -1): the widest parabola (mu = 4)
+    left 1.3e-12 at E_{0.8,0.8}, |z|^(1/alpha) = 100 near the sector's edge, and 4.6e-11 at
+    E_{1.2,0.2}, radius 200; the smallest parabola with separation >= 0.5 keeps about 1e-13."""
+    for alpha, beta, z in ((0.8, 0.8, cmath.rect(100.0**0.8, 0.799 * math.pi)),
+                           (1.2, 0.2, cmath.rect(200.0**1.2, -0.801 * math.pi))):
+        value = mittag_leffler(torch.tensor([z], dtype=torch.complex128), alpha, beta).item()
+        want = _prabhakar_series(z, alpha, beta, 1.0)
+        assert abs(value - want) <= 5e-13 * abs(want)
+
+
 def test_e2_of_minus_z_squared_is_cos_z():
     g = torch.Generator().manual_seed(0)
     z = torch.complex(torch.rand(512, generator=g, dtype=torch.float64) * 20 - 10,
