@@ -89,9 +89,8 @@ def _contour(z: torch.Tensor, alpha: float):
             sep = torch.where(valid, torch.minimum(sep, (r / m - 1.0).abs()), sep)
             cap = torch.where(valid & (r > m), torch.maximum(cap, s.real), cap)
         score = torch.where(torch.isfinite(m) & (m >= 0.5) & (m * m <= cap), sep, torch.full_like(sep, -math.inf))
-        clamped, best_clamped = score.clamp(max=_AMPLE_SEPARATION), best_score.clamp(max=_AMPLE_SEPARATION)
-        ample = (clamped == best_clamped) & (clamped >= _AMPLE_SEPARATION)
-        better = (clamped > best_clamped) | (ample & (m < best_m))
+        both_ample = torch.minimum(score, best_score) >= _AMPLE_SEPARATION
+        better = torch.where(both_ample, m < best_m, score > best_score)
         best_m, best_score = torch.where(better, m, best_m), torch.where(better, score, best_score)
     mu = best_m**2
     d = best_score.clamp(min=0.05, max=1.0)
