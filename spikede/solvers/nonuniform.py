@@ -66,9 +66,7 @@ def l1_nonuniform(func: Callable, y0: torch.Tensor, t: torch.Tensor, alpha, *, i
     recover = getattr(event, "step_failed", None)
     with step_threads(y0):
         for n in range(1, n_steps + 1):
-            now = times[n]
-            powers = (now - times[:n]) ** (1.0 - a)  # (t_n - t_k)^(1 - a), k < n; at k = n the limit 0 (also for a = 1)
-            weights = ((powers - torch.cat([powers[1:], powers.new_zeros(1)])) / scale).to(y0.dtype)
+            weights = (_l1_weights(times, n, a) / scale).to(y0.dtype)
             coef = (times[n] - times[n - 1]).to(y0.dtype) / weights[-1]  # tau_n / a_{n,n}
             base = y - coef * slopes.weighted_sum(weights[:-1]) if n > 1 else y
             if implicit:
@@ -89,6 +87,18 @@ def l1_nonuniform(func: Callable, y0: torch.Tensor, t: torch.Tensor, alpha, *, i
     out = torch.stack(saved)
     check_finite(out, save_every, n_steps)
     return out
+
+
+def _l1_weights(times: torch.Tensor, n: int, a: torch.Tensor) -> torch.Tensor:
+    """`Gamma(2 - a) a_{n,k}`, `k = 1 .. n`: `A^(1-a) (1 - (1 - x)^(1-a))` with `A = t_n - t_{k-1}` and
+    `x = tau_k / A`, through `expm1`/`log1p`: the difference of the two powers would cancel on the tiny
+    first intervals of a strongly graded mesh (every digit at `tau_1 ~ 1e-17`).  The last weight
+    (`x = 1`) is `tau_n^(1-a)`, also 1 at `a = 1`."""
+    upper = times[n] - times[:n]
+    width = times[1 : n + 1] - times[:n]
+    rest = torch.log1p(-width[:-1] / upper[:-1])
+    earlier = -upper[:-1] ** (1.0 - a) * torch.expm1((1.0 - a) * rest)
+    return torch.cat([earlier, (width[-1:] ** (1.0 - a)).reshape(1)])
 
 
 _SERIES_BELOW = 0.25  # x = width / (t_n - t_j) under which the rising integral is summed as a series
