@@ -258,6 +258,12 @@ def fdeint(
             Newton steps then.  Not for the `flmm-*` methods (their first steps are solved
             together).
         block: steps whose far history is computed together (speed only).
+        options: settings of the method.  For the torchdiffeq methods (`alpha == 1`) they are
+            passed on.  The `flmm-*` methods take `{"starting_exponents": "up_to_one"}` (default:
+            the starting weights are exact for `t^g`, every `g = k + j alpha <= 1`, as in
+            Garrappa's code; smaller errors) or `"below_one"` (`g < 1` only, Lubich's set for
+            order 2: the error is a clean `C h^2` from the coarsest grids, 1-5 times larger; see
+            `spikede.solvers.flmm`).  The other fractional methods take none.
 
     Raises:
         ValueError: bad input values; the message names the parameter.
@@ -278,8 +284,7 @@ def fdeint(
 
     if method not in SCHEMES:
         return _delegate_to_torchdiffeq(func, y0, derivatives, t, alpha, method, memory, options)
-    if options:
-        raise ValueError(f"options= is only passed on to torchdiffeq methods; method {method!r} takes keywords")
+    scheme_options = _check_scheme_options(options, SCHEMES[method])
     alphas, coefficients = _alpha_terms(alpha, coefficients, method)
     memory = check_memory(memory)
     if memory == "soe" and any(isinstance(a, torch.Tensor) and a.requires_grad for a in alphas):
@@ -340,7 +345,7 @@ def fdeint(
             newton_max_iters=newton_max_iters, dy0=dy0, jacobian=jacobian,
             block_jacobian=block_jacobian,
         )
-        scheme = scheme_cls(problem, orders, coefficients, bool(implicit))
+        scheme = scheme_cls(problem, orders, coefficients, bool(implicit), scheme_options)
         return problem, scheme, make_kernel(scheme, problem.n_steps, start, memory, **kernel_options) if kernel else None
 
     strategy = _adjoint_strategy(adjoint, checkpoint_every, adjoint_params)
@@ -405,6 +410,24 @@ def _adjoint_strategy(adjoint, checkpoint_every, adjoint_params) -> DiscreteAdjo
     if checkpoint_every is not None:
         checkpoint_every = _check_positive_int(checkpoint_every, "checkpoint_every")
     return DiscreteAdjoint(checkpoint_every=checkpoint_every, params=adjoint_params)
+
+
+def _check_scheme_options(options, scheme_cls) -> dict:
+    """`options=` for a fractional method: the keys and values of `scheme_cls.settings`."""
+    if options is None:
+        return {}
+    if not isinstance(options, dict):
+        raise TypeError(f"options must be a dict, got {type(options).__name__}: {options!r}")
+    settings = scheme_cls.settings
+    for name, value in options.items():
+        if name not in settings:
+            takes = (f"takes options {', '.join(map(repr, settings))}" if settings
+                     else "takes no options (they are passed on to torchdiffeq methods only)")
+            raise ValueError(f"method {scheme_cls.name!r} {takes}; got options={{{name!r}: ...}}")
+        if value not in settings[name]:
+            raise ValueError(f"options[{name!r}] for method {scheme_cls.name!r} must be one of "
+                             f"{', '.join(map(repr, settings[name]))}, got {value!r}")
+    return dict(options)
 
 
 def _check_soe_first_lag(value) -> int:

@@ -24,6 +24,16 @@ Vandermonde-type system $\sum_k w_{n,k} k^\gamma = \frac{\Gamma(\gamma+1)}{\Gamm
 n^{\gamma+\alpha} - \sum_{j=0}^{n} \omega_{n-j} j^\gamma$ in float64.  Its size grows like
 $1/\alpha$ and its condition number with it (7e5 at $\alpha = 0.2$, 3e9 at 0.15, 6e15 at 0.1),
 so the methods refuse $\alpha$ whose system is worse than `MAX_CONDITION` (about $\alpha < 0.17$).
+
+Two sets of exponents are offered (`STARTING_SETS`, fdeint's `options={"starting_exponents": ...}`).
+`"up_to_one"` (the default, the set of Garrappa's codes) is the one above, 1 included.  Lubich's
+theory asks only for $\gamma < 1$ (the set $\{j\alpha\} \cap [0, 1)$, `"below_one"`): the
+rule's own $O(h^2)$ error on the solution's $t^1$ term then stays.  The terms $t^\gamma$,
+$\gamma > 1$, that neither set covers add errors of order $h^{1+\gamma}$; beside the smaller
+$h^2$ term of `"up_to_one"` they keep the observed order away from 2 on practical grids (on
+$D^{0.3} y = -y$ the halvings from N = 64 to 2048 give 1.39 ... 2.45 for `flmm-trap`), while
+with `"below_one"` the $h^2$ term dominates from the coarsest grid (1.87 ... 1.98), at errors
+1 to 14 times larger (`python benchmarks/flmm_starting.py`).
 """
 
 from __future__ import annotations
@@ -32,9 +42,11 @@ import math
 
 import torch
 
-__all__ = ["FLMM_GENERATORS", "MAX_CONDITION", "flmm_weights", "starting_exponents", "starting_weights"]
+__all__ = ["FLMM_GENERATORS", "MAX_CONDITION", "STARTING_SETS", "flmm_weights", "starting_exponents",
+           "starting_weights"]
 
 FLMM_GENERATORS = ("trap", "ng", "bdf2")
+STARTING_SETS = ("up_to_one", "below_one")  # fdeint's options={"starting_exponents": ...}, default first
 MAX_CONDITION = 1e8  # of the starting-weight system; exceeded below alpha ~ 0.165 (8 or more exponents)
 
 
@@ -63,21 +75,25 @@ def flmm_weights(generator: str, alpha: float, n: int) -> torch.Tensor:
     raise ValueError(f"unknown FLMM generator {generator!r}; valid generators are {', '.join(FLMM_GENERATORS)}")
 
 
-def starting_exponents(alpha: float) -> list[float]:
-    """$\\{k + j\\alpha\\} \\cap [0, 1]$ ($k = 0, 1$): the powers of $t$ the starting weights integrate exactly."""
+def starting_exponents(alpha: float, starting: str = "up_to_one") -> list[float]:
+    """The powers of $t$ the starting weights integrate exactly: $\\{k + j\\alpha\\} \\cap [0, 1]$
+    ($k = 0, 1$) for `"up_to_one"`, $\\{j\\alpha\\} \\cap [0, 1)$ for `"below_one"` (`STARTING_SETS`)."""
+    if starting not in STARTING_SETS:
+        raise ValueError(f"starting_exponents must be one of {', '.join(map(repr, STARTING_SETS))}, got {starting!r}")
+    top = 1.0 + 1e-12 if starting == "up_to_one" else 1.0 - 1e-12
     found: list[float] = []
     for value in sorted(k + j * alpha for k in (0, 1) for j in range(int(1.0 / alpha) + 1)):
-        if value <= 1.0 + 1e-12 and all(abs(value - other) > 1e-9 for other in found):
+        if value <= top and all(abs(value - other) > 1e-9 for other in found):
             found.append(value)
     return found
 
 
-def starting_weights(omega: torch.Tensor, alpha: float, n: int) -> torch.Tensor:
-    """$w_{m,k}$ for $m = 0 \\dots n$ and $k = 0 \\dots s$: `[n + 1, s + 1]` float64 (row 0 is zero).
+def starting_weights(omega: torch.Tensor, alpha: float, n: int, gammas: list[float]) -> torch.Tensor:
+    """$w_{m,k}$ for $m = 0 \\dots n$ and $k = 0 \\dots s$: `[n + 1, s + 1]` float64 (row 0 is zero), exact
+    for $f = t^\\gamma$, $\\gamma$ in `gammas` (from `starting_exponents`).
 
     Raises `FloatingPointError` if the system is too ill-conditioned to satisfy its own equations
     to 1e-8 (very small `alpha` means many exponents)."""
-    gammas = starting_exponents(alpha)
     s1 = len(gammas)
     m = torch.arange(n + 1, dtype=torch.float64)
     k = torch.arange(s1, dtype=torch.float64)

@@ -26,7 +26,7 @@ from typing import Callable, ClassVar
 import torch
 
 from . import weights as wts
-from .flmm import flmm_weights, starting_exponents, starting_weights
+from .flmm import STARTING_SETS, flmm_weights, starting_exponents, starting_weights
 from .newton import newton_solve, solve_at
 
 __all__ = ["Scheme", "GrunwaldLetnikov", "L1", "ProductRectangle", "ProductTrapezoid", "SCHEMES"]
@@ -53,10 +53,12 @@ class Scheme(ABC):
     compressible: ClassVar[bool] = True  # whether memory='soe' can compress the weights (`sequence_terms`)
     max_alpha: ClassVar[float] = 1.0  # the largest order the scheme takes (orders above 1 need y'(t_0))
     per_component: ClassVar[bool] = False  # whether alpha may be a 1-D tensor, one order per state component
+    settings: ClassVar[dict[str, tuple[str, ...]]] = {}  # fdeint's options= for this scheme: name -> values, default first
 
-    def __init__(self, problem, alphas: list, coefficients: list[float], implicit: bool):
+    def __init__(self, problem, alphas: list, coefficients: list[float], implicit: bool, options: dict | None = None):
         self.problem = problem
         self.implicit = implicit
+        self.options = {name: values[0] for name, values in self.settings.items()} | dict(options or {})
         # explicit schemes that store the state step with f at the previous state
         self.needs_f_prev = not self.stores_rhs and not implicit
         self.alpha = wts.as_alpha_tensor(alphas[0], problem.device)
@@ -330,6 +332,8 @@ class FractionalLMM(Scheme):
     coupled_start = True
     compressible = False
 
+    settings = {"starting_exponents": STARTING_SETS}
+
     @classmethod
     def order(cls, alpha, implicit):
         return 2.0
@@ -337,12 +341,13 @@ class FractionalLMM(Scheme):
     def build_weights(self, alphas, coefficients):
         a = float(self.alpha.detach())
         n = self.problem.n_steps
-        self.n_start = len(starting_exponents(a)) - 1  # s: the starting weights run over f_0 .. f_s
+        gammas = starting_exponents(a, self.options["starting_exponents"])
+        self.n_start = len(gammas) - 1  # s: the starting weights run over f_0 .. f_s
         length = max(n, self.n_start)
         omega = flmm_weights(self.generator, a, length)
         self.h_alpha = self._scalar(torch.tensor(self.h**a, dtype=torch.float64))
         self.step_coef = self._scalar(torch.tensor(self.h**a * omega[0].item(), dtype=torch.float64))
-        start = starting_weights(omega, a, length)
+        start = starting_weights(omega, a, length, gammas)
         window = self.problem.window
         if window is not None:  # f_k is lag n - k: dropped beyond the window like the history
             lag = torch.arange(length + 1)[:, None] - torch.arange(self.n_start + 1)[None, :]
