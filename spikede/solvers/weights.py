@@ -5,7 +5,8 @@ tensor that requires them), computes in float64, and returns a 1-D float64 tenso
 indexed by the lag `j = 0 .. n`; a 1-D `alpha` (one order per state component) gives one
 such row per order, `[len(alpha), n + 1]`.  Differences of powers `(j+1)^p - j^p` are
 evaluated as `j^p expm1(p log1p(1/j))` so that the weights keep full relative
-accuracy at large lags (a plain difference loses `log10(j)` digits).
+accuracy at large lags (a plain difference loses `log10(j)` digits); the product trapezoid's
+second differences, which would lose up to `2 log10(j)` digits, as binomial series in `1/j`.
 """
 
 from __future__ import annotations
@@ -91,13 +92,37 @@ def trapezoid_weights(alpha: float | torch.Tensor, n: int, device=None) -> torch
         return head[..., : n + 1]
     m = _lags(n, p.device)[2:]
     x = 1.0 / m
-    tail = m**p * (torch.expm1(p * torch.log1p(x)) + torch.expm1(p * torch.log1p(-x)))
-    return torch.cat([head, tail], -1)
+    near = m**p * (torch.expm1(p * torch.log1p(x)) + torch.expm1(p * torch.log1p(-x)))
+    far = 2.0 * m**p * _binomial_tail(p, x.clamp(max=1.0 / _SERIES_FROM), even_only=True)
+    return torch.cat([head, torch.where(m >= _SERIES_FROM, far, near)], -1)
 
 
 def trapezoid_start_weight(alpha: float | torch.Tensor, n: torch.Tensor) -> torch.Tensor:
     """Weight of `f_0` in the product trapezoid rule at step `n >= 1`:
-    `a_{0,n} = (n-1)^(a+1) - (n-1-a) n^a`."""
-    a = _column(alpha, n.device)
+    `a_{0,n} = (n-1)^(a+1) - (n-1-a) n^a`, from lag `_SERIES_FROM` on as
+    `n^p sum_{k>=2} C(p, k) (-1/n)^k` (`p = a + 1`; the two powers agree to `log10(n^2)` digits)."""
+    p = _column(alpha, n.device) + 1.0
     n = n.to(torch.float64)
-    return (n - 1.0) ** (a + 1.0) - (n - 1.0 - a) * n**a
+    near = (n - 1.0) ** p - (n - p) * n ** (p - 1.0)
+    far = n**p * _binomial_tail(p, -1.0 / n.clamp(min=_SERIES_FROM), even_only=False)
+    return torch.where(n >= _SERIES_FROM, far, near)
+
+
+_SERIES_FROM = 4  # lags from which the trapezoid weights are summed as binomial series in 1/m
+_SERIES_TERMS = 28  # (1/4)^26 < 3e-16 relative to the k = 2 term, times C(p, k) / C(p, 2) < 1e-2
+
+
+def _binomial_tail(p: torch.Tensor, x: torch.Tensor, even_only: bool) -> torch.Tensor:
+    r"""$\sum_{k \ge 2} \binom{p}{k} x^k$ (only even $k$ if `even_only`) for $|x| \le 1/4$, $1 < p \le 3$.
+
+    $(1+x)^p + (1-x)^p - 2$ and $(1-x)^p - 1 + p x$, the trapezoid weights' second differences,
+    lose up to $2 \log_{10}(1/x)$ digits as differences of powers; their series lose none: the
+    $k = 2$ term outweighs the rest, and for $p \le 2$ (orders up to 1) the terms have one sign
+    (the signs of $\binom{p}{k}$ and of $(-1)^k$ agree for $k \ge 2$)."""
+    coef, power, total = torch.ones_like(p), torch.ones_like(x), torch.zeros_like(p * x)
+    for k in range(1, _SERIES_TERMS + 1):
+        coef = coef * (p - (k - 1)) / k
+        power = power * x
+        if k >= 2 and (k % 2 == 0 or not even_only):
+            total = total + coef * power
+    return total
