@@ -262,7 +262,7 @@ def fdeint(
             passed on.  The `flmm-*` methods take `{"starting_exponents": "up_to_one"}` (default:
             the starting weights are exact for `t^g`, every `g = k + j alpha <= 1`, as in
             Garrappa's code; smaller errors) or `"below_one"` (`g < 1` only, Lubich's set for
-            order 2: the error is a clean `C h^2` from the coarsest grids, 1-5 times larger; see
+            order 2: the error is a clean `C h^2` from the coarsest grids, 1-14 times larger; see
             `spikede.solvers.flmm`).  The other fractional methods take none.
 
     Raises:

@@ -90,11 +90,10 @@ def trapezoid_weights(alpha: float | torch.Tensor, n: int, device=None) -> torch
     head = _with_ones(2.0**p - 2.0)
     if n < 2:
         return head[..., : n + 1]
-    m = _lags(n, p.device)[2:]
-    x = 1.0 / m
-    near = m**p * (torch.expm1(p * torch.log1p(x)) + torch.expm1(p * torch.log1p(-x)))
-    far = 2.0 * m**p * _binomial_tail(p, x.clamp(max=1.0 / _SERIES_FROM), even_only=True)
-    return torch.cat([head, torch.where(m >= _SERIES_FROM, far, near)], -1)
+    near, far = _lags(n, p.device)[2:].split([min(n - 1, _SERIES_FROM - 2), max(0, n + 1 - _SERIES_FROM)])
+    near = near**p * (torch.expm1(p * torch.log1p(1.0 / near)) + torch.expm1(p * torch.log1p(-1.0 / near)))
+    far = 2.0 * far**p * _binomial_tail(p, 1.0 / far, even_only=True)
+    return torch.cat([head, near, far], -1)
 
 
 def trapezoid_start_weight(alpha: float | torch.Tensor, n: torch.Tensor) -> torch.Tensor:
