@@ -58,9 +58,9 @@ def _poles(z: torch.Tensor, alpha: float) -> list[tuple[torch.Tensor, torch.Tens
     return out
 
 
-def _contour(z: torch.Tensor, alpha: float):
-    """Per element: `mu`, the trapezoid step `h`, the half-width in `u` and, for each
-    candidate pole of `_poles`, where it lies outside the contour (residue added).
+def _contour(z: torch.Tensor, poles: list[tuple[torch.Tensor, torch.Tensor]]):
+    """Per element of `z`: `mu`, the trapezoid step `h`, the half-width in `u` and, for each
+    candidate pole of `poles` (`_poles(z, alpha)`), where it lies outside the contour (residue added).
 
     A pole `s` lies outside the parabola `mu (1 + iu)^2` when `Re sqrt(s) > sqrt(mu)`, and the
     quadrature converges like `exp(-2 pi d / h)` with `d = |Re sqrt(s) / sqrt(mu) - 1|` (at most
@@ -75,7 +75,6 @@ def _contour(z: torch.Tensor, alpha: float):
     value) or 4, else the sum cancels to noise (this was the 1e11-sized error of
     `E_{0.3}(5.885 - 3.289i)`).
     """
-    poles = _poles(z, alpha)
     nan = torch.full_like(z.real, math.nan)
     roots = [torch.where(valid, torch.sqrt(s).real, nan) for s, valid in poles]
     candidates = [torch.full_like(z.real, 1.0), torch.full_like(z.real, 2.0)]
@@ -138,10 +137,11 @@ def mittag_leffler(z: torch.Tensor, alpha: float, beta: float = 1.0) -> torch.Te
     if not bool(finite.all()):
         return _with_limits(z, finite, alpha, beta)
     zc = z.to(torch.complex128)
+    poles = _poles(zc, alpha)
     with torch.no_grad():
-        mu, h, half_width, outside = _contour(zc.detach(), alpha)
+        mu, h, half_width, outside = _contour(zc.detach(), poles)
     value = _integrate(zc.reshape(-1), mu.reshape(-1), h.reshape(-1), half_width, alpha, beta).reshape(zc.shape)
-    for (pole, _), is_out in zip(_poles(zc, alpha), outside):
+    for (pole, _), is_out in zip(poles, outside):
         residue = torch.exp(pole) * pole ** (1.0 - beta) / alpha
         value = value + torch.where(is_out, residue, torch.zeros_like(residue))
         # where the residue overflows (|E| > float max) so does the quadrature: answer inf
@@ -276,8 +276,8 @@ def prabhakar(z: torch.Tensor, alpha: float, beta: float = 1.0, gamma: float = 1
     on_axis = (flat.imag == 0) & (flat.real >= 0)
     integrated = torch.where(on_axis, torch.full_like(flat, -1.0), flat)  # the axis takes the series
     with torch.no_grad():
-        mu, h, half_width, outside = _contour(integrated.detach(), alpha)
         roots = _poles(integrated.detach(), alpha)
+        mu, h, half_width, outside = _contour(integrated, roots)
     value = _integrate(integrated, mu, h, half_width, alpha, beta, gamma, continued=True)
     for j, ((root, _), out) in enumerate(zip(roots, outside)):
         if not bool(out.any()):
