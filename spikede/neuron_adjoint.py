@@ -207,10 +207,13 @@ class SequenceAdjoint(torch.autograd.Function):
         rows, bits, proposed, v_last, x, _, _, alpha, coefficients = ctx.saved_tensors
         neuron, recurrence = ctx.neuron, ctx.recurrence
         steps, shape = bits.shape[0], rows.shape[1:]
-        scheme, alpha_, coefficients_ = _order_scheme(ctx, torch.full_like(rows[0], neuron.v_rest), steps, alpha,
-                                                      coefficients)
-        coef = scheme.step_coef
-        to_history = -recurrence.tau / coef.item()
+        if any(ctx.needs_input_grad[3:5]):  # the weights' gradients need the scheme rebuilt from leaves
+            scheme, alpha_, coefficients_ = _order_scheme(ctx, torch.full_like(rows[0], neuron.v_rest), steps, alpha,
+                                                          coefficients)
+            coef = scheme.step_coef
+        else:
+            scheme = alpha_ = coefficients_ = coef = None
+        to_history = -recurrence.tau / recurrence.c
         g_x, (g_theta, drive_f, drive_p) = recurrence.backward(
             rows.reshape(steps + 1, -1), bits, None if proposed is None else proposed.reshape(steps, -1),
             v_last.reshape(-1), None if x is None else x.reshape(steps, -1), grad_spikes.reshape(steps, -1),

@@ -98,6 +98,7 @@ class DyadicHistory:
 
     def __init__(self, weights: torch.Tensor, block: int, fft_min_rows: int = FFT_MIN_ROWS):
         self.near_weights = weights.contiguous()
+        self._flipped = weights.flip(0).contiguous()  # W_{L-l} at l: Toeplitz blocks as strided views
         self._finite_weights = bool(torch.isfinite(weights).all())
         self.block, self.fft_min_rows = int(block), int(fft_min_rows)
 
@@ -129,11 +130,14 @@ class DyadicHistory:
         """`square`'s sums for `SQUARE_CHUNK` (at least `b`) indices from `i0`, one Toeplitz product over
         its rows (a view into the loop's buffer, which keeps them)."""
         outputs = min(max(SQUARE_CHUNK, b), square.first + square.outputs - i0)
-        size = rows.shape[0]
-        q = torch.arange(i0 - square.first, i0 - square.first + outputs, device=rows.device)[:, None]
-        s = torch.arange(size, device=rows.device)
-        lag = 1 + q + s if backwards else size + q - s  # backwards, X_lo+s lies at view row size-1-s
-        toeplitz = self.near_weights[lag]  # gathered on the loop's one thread (see block_threads)
+        size, q0 = rows.shape[0], i0 - square.first
+        # entry (q, s): W_{1+q0+q+s} backwards (X_lo+s lies at view row size-1-s), else W_{size+q0+q-s},
+        # which the flipped weights give with rows in reverse order (entry (k, s): output outputs-1-k)
+        if backwards:
+            toeplitz = self.near_weights.as_strided((outputs, size), (1, 1), 1 + q0).contiguous()
+        else:
+            lags = self._flipped.numel() - 1
+            toeplitz = self._flipped.as_strided((outputs, size), (1, 1), lags - size - q0 - outputs + 1).flip(0)
         with block_threads(outputs * size * rows.shape[1]):
             return toeplitz @ rows
 
