@@ -114,6 +114,25 @@ def test_compiled_surrogate_bumps_equal_eager(engine_state, dtype, surrogate, sc
         assert _close(a, b, dtype)
 
 
+@pytest.mark.parametrize("surrogate,scale", [("sigmoid", 400.0), ("gaussian", 0.01)])
+def test_compiled_surrogate_bumps_hold_where_exp_overflows_and_underflows(engine_state, surrogate, scale):
+    """The kernels' own `exp` (vectorised, `csrc/kernels.c`): with one step the input gradient is the
+    bump itself, here at exponents from -1e5 to +1e3, where exp underflows, overflows or neither:
+    within 1e-12 of the largest bump, finite everywhere, and the bumps of the middle range are not
+    zero (float64)."""
+
+    def make():
+        return FractionalLIF(alpha=0.7, tau=0.8, threshold=0.6, surrogate=surrogate, surrogate_scale=scale,
+                             learn_threshold=True, dtype=torch.float64)
+
+    x = torch.linspace(-6.0, 6.0, 4001, dtype=torch.float64)[None]  # p - theta from -5.6 to 5.4
+    assert fused.applies(make(), x)
+    _, (eager, *_) = _run("eager", make, x)
+    _, (compiled, *_) = _run("compiled", make, x)
+    assert torch.isfinite(compiled).all() and (compiled != 0).sum() > 100
+    assert _close(eager, compiled, torch.float64)
+
+
 @pytest.mark.parametrize("cls", [FractionalLIF, FractionalIF])
 @pytest.mark.parametrize("method", ["gl", "l1"])
 def test_compiled_equals_eager_multi_term(engine_state, cls, method):

@@ -71,7 +71,7 @@ static void NAME(surrogate_bumps)(T *restrict out, const T *restrict p, long n, 
     if (kind == BUMP_SIGMOID) {
         const T k = (T)scale;
         for (long i = 0; i < n; ++i) {
-            const T s = (T)(1.0 / (1.0 + exp(-(double)(k * (p[i] - theta)))));
+            const T s = (T)(1.0 / (1.0 + vector_exp(-(double)(k * (p[i] - theta)))));
             out[i] = k * s * ((T)1 - s);
         }
     } else if (kind == BUMP_ARCTAN) {
@@ -87,7 +87,7 @@ static void NAME(surrogate_bumps)(T *restrict out, const T *restrict p, long n, 
         const T a = (T)(-0.5 / (scale * scale)), height = (T)(1.0 / (sqrt(2.0 * SPIKEDE_PI) * scale));
         for (long i = 0; i < n; ++i) {
             const T x = p[i] - theta;
-            out[i] = (T)exp((double)(x * x * a)) * height;
+            out[i] = (T)vector_exp((double)(x * x * a)) * height;
         }
     }
 }
