@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from spikede import fdeint
-from spikede.solvers import blocks, native
+from spikede.solvers import blocks, convolution, native
 
 FDEINT_MODULE = importlib.import_module("spikede.solvers.fdeint")  # the name `fdeint` is the function
 TOLERANCE = {torch.float64: 1e-12, torch.float32: 1e-5}
@@ -144,17 +144,21 @@ def test_applies_only_where_it_should(engine_state):
     assert calls == [torch.float32]
 
 
-@pytest.mark.parametrize("fft_min_rows", [16, 10**9], ids=["fft", "products"])
-def test_dyadic_far_sums_equal_the_full_products(fft_min_rows):
+@pytest.mark.parametrize("fft_min_rows,split_min_rows", [(16, 16), (10**9, 32), (10**9, 10**9)],
+                         ids=["fft", "split", "products"])
+def test_dyadic_far_sums_equal_the_full_products(fft_min_rows, split_min_rows):
     """DyadicHistory pairs every (step block, earlier row block) once, in squares of doubling size;
     its far sums, forward and backward, are FullHistory's to rounding (float64, 1e-12 relative:
-    the FFT's error is a few ulps of the largest term)."""
+    the FFT's error is a few ulps of the largest term).  'split': squares of 32 rows or more
+    computed whole, those of 256 and 512 rows split once and twice (the last with 389 of its 512
+    sums inside the sequence, so with weights padded beyond the last lag)."""
     generator = torch.Generator().manual_seed(2)
-    steps, block, width = 301, 16, 7  # 19 blocks, the last partial; squares of 16 .. 256 rows
+    steps, block, width = 901, 16, 7  # 57 blocks, the last partial; squares of 16 .. 512 rows
     weights = torch.rand(steps + 1, generator=generator, dtype=torch.float64)
     rows = torch.randn(steps + 1, width, generator=generator, dtype=torch.float64)
     grads = torch.randn(steps, width, generator=generator, dtype=torch.float64)
-    dyadic, full = blocks.DyadicHistory(weights, block, fft_min_rows), blocks.FullHistory(weights, None)
+    dyadic = blocks.DyadicHistory(weights, block, fft_min_rows, split_min_rows)
+    full = blocks.FullHistory(weights, None)
 
     def in_step_order(far_and_step):
         far, step = far_and_step
@@ -174,6 +178,23 @@ def test_dyadic_far_sums_equal_the_full_products(fft_min_rows):
         got, want = (in_step_order(h.backward_far(grads, top, b)) for h in (dyadic, full))
         errors.append(_relative(want, got))
     assert max(errors) <= 1e-12
+
+
+@pytest.mark.parametrize("hankel", [False, True], ids=["toeplitz", "hankel"])
+@pytest.mark.parametrize("size", [6, 96, 256, 512])
+def test_split_square_product_equals_the_dense_product(hankel, size):
+    """The halving split (three products of half the size) against the dense matrix, float64: within
+    2e-15 of `|M| |rows|` (a few ulps: each halving adds one rounding to every term), also with fewer lags
+    than the square needs (zero beyond) and more columns than one pass takes."""
+    generator = torch.Generator().manual_seed(size)
+    rows = torch.randn(size, 1500, generator=generator, dtype=torch.float64)
+    for lags in (torch.randn(2 * size + 3, generator=generator, dtype=torch.float64),
+                 torch.randn(size + 5, generator=generator, dtype=torch.float64)):
+        t = torch.cat([lags, lags.new_zeros(2 * size)])
+        q, s = torch.arange(size)[:, None], torch.arange(size)
+        matrix = t[q + s] if hankel else t[q - s + size - 1]
+        got = convolution.split_square_product(rows, lags, hankel)
+        assert (got - matrix @ rows).abs().max() <= 2e-15 * (matrix.abs() @ rows.abs()).max()
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])

@@ -26,7 +26,8 @@ from __future__ import annotations
 import torch
 
 from . import native
-from .convolution import FFT_MIN_ROWS, SQUARE_CHUNK, DyadicSquares, Square, toeplitz_product
+from .convolution import (FFT_MIN_ROWS, SPLIT_MIN_ROWS, SQUARE_CHUNK, DyadicSquares, Square, split_square_product,
+                          toeplitz_product)
 from .engine import Problem, block_threads, not_finite, step_threads
 from .memory import make_kernel
 
@@ -84,9 +85,11 @@ class DyadicHistory:
     `[k, k + 2^p)` in one Toeplitz product of `L = 2^p B` rows (`convolution.DyadicSquares`),
     `SQUARE_CHUNK` steps at a time as they come.  The
     multiply-adds are those of `FullHistory`, but in products of up to half the sequence instead of
-    `B`-row slivers, which run near matrix-product speed; squares of `fft_min_rows` rows or more go
-    by FFT ([spikede.solvers.convolution][]), all their steps at once, in `O(L log L)` per column,
-    so that the far history costs `O(N log^2 N)` instead of `O(N^2)`.
+    `B`-row slivers, which run near matrix-product speed.  Squares of `split_min_rows` rows or
+    more are computed whole when they open, with a quarter of the multiply-adds saved per halving
+    (`convolution.split_square_product`); squares of `fft_min_rows` rows or more go by FFT
+    ([spikede.solvers.convolution][]), all their steps at once, in `O(L log L)` per column, so
+    that the far history costs `O(N log^2 N)` instead of `O(N^2)`.
 
     Sweeps run over a sequence `X_0, X_1, ...` in processing order: forward the rows `u_1, u_2,
     ...` (`u_0` pairs with every step and is added directly), backward the gradients from the
@@ -96,11 +99,12 @@ class DyadicHistory:
 
     keeps_rows = True
 
-    def __init__(self, weights: torch.Tensor, block: int, fft_min_rows: int = FFT_MIN_ROWS):
+    def __init__(self, weights: torch.Tensor, block: int, fft_min_rows: int = FFT_MIN_ROWS,
+                 split_min_rows: int = SPLIT_MIN_ROWS):
         self.near_weights = weights.contiguous()
         self._flipped = weights.flip(0).contiguous()  # W_{L-l} at l: Toeplitz blocks as strided views
         self._finite_weights = bool(torch.isfinite(weights).all())
-        self.block, self.fft_min_rows = int(block), int(fft_min_rows)
+        self.block, self.fft_min_rows, self.split_min_rows = int(block), int(fft_min_rows), int(split_min_rows)
 
     def start(self, template: torch.Tensor) -> None:
         self._squares = DyadicSquares(self.block)
@@ -114,10 +118,15 @@ class DyadicHistory:
         if i0 % self.block:
             raise ValueError(f"DyadicHistory reads blocks that start at multiples of {self.block}, got index {i0}")
         square = self._squares.open(i0, total)
-        if square is not None and square.hi - square.lo >= self.fft_min_rows:  # the transform serves all at once
+        size = 0 if square is None else square.hi - square.lo
+        if size >= self.fft_min_rows:  # the transform serves all at once
             view, backwards = rows_between(square.lo, square.hi)
             square.keep(i0, toeplitz_product(view.flip(0) if backwards else view, self.near_weights[1:],
                                              square.outputs))
+        elif size >= self.split_min_rows and 4 * square.outputs >= 3 * size:  # a (nearly) whole square at once
+            view, backwards = rows_between(square.lo, square.hi)
+            sums = split_square_product(view, self.near_weights[1:], hankel=backwards)
+            square.keep(i0, sums[: square.outputs])
         far = None
         for square in self._squares.serving(i0, b):
             if not square.covers(i0, b):  # the next SQUARE_CHUNK sums of a product square
