@@ -199,7 +199,8 @@ def test_split_square_product_equals_the_dense_product(hankel, size):
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 def test_long_full_history_through_the_fft_squares(engine_state, dtype):
-    """2100 steps in blocks of 64: the square at step 1025 has 1024 rows and goes by FFT."""
+    """2100 steps in blocks of 64: the square at step 1025 has 1024 rows (split three times), the
+    rest of the far sums are products of 64 to 512 rows."""
     y0 = torch.linspace(-1.0, 1.0, 6, dtype=dtype)
     t = torch.linspace(0.0, 10.0, 2101, dtype=dtype)
     eager, compiled = (_solve(engine, _rhs, y0, t, 0.6, block=64) for engine in ("eager", "compiled"))

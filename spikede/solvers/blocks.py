@@ -26,8 +26,8 @@ from __future__ import annotations
 import torch
 
 from . import native
-from .convolution import (FFT_MIN_ROWS, SPLIT_MIN_ROWS, SQUARE_CHUNK, DyadicSquares, Square, split_square_product,
-                          toeplitz_product)
+from .convolution import (SPLIT_FFT_MIN_ROWS, SPLIT_MIN_ROWS, SQUARE_CHUNK, DyadicSquares, Square,
+                          split_square_product, toeplitz_product)
 from .engine import Problem, block_threads, not_finite, step_threads
 from .memory import make_kernel
 
@@ -99,7 +99,7 @@ class DyadicHistory:
 
     keeps_rows = True
 
-    def __init__(self, weights: torch.Tensor, block: int, fft_min_rows: int = FFT_MIN_ROWS,
+    def __init__(self, weights: torch.Tensor, block: int, fft_min_rows: int = SPLIT_FFT_MIN_ROWS,
                  split_min_rows: int = SPLIT_MIN_ROWS):
         self.near_weights = weights.contiguous()
         self._flipped = weights.flip(0).contiguous()  # W_{L-l} at l: Toeplitz blocks as strided views

@@ -16,13 +16,15 @@ import torch
 
 from . import buffers
 
-__all__ = ["FFT_COLUMNS", "FFT_MIN_ROWS", "SPLIT_MIN_ROWS", "SQUARE_CHUNK", "Square", "DyadicSquares",
+__all__ = ["FFT_COLUMNS", "FFT_MIN_ROWS", "SPLIT_MIN_ROWS", "SPLIT_FFT_MIN_ROWS", "SQUARE_CHUNK", "Square", "DyadicSquares",
            "toeplitz_product", "split_square_product", "lag_correlation"]
 
 FFT_COLUMNS = 256
 FFT_MIN_ROWS = 1024  # Toeplitz products over this many rows or more go by FFT (where it overtook the product)
 SQUARE_CHUNK = 128  # sums a product square computes at a time (its memory; products of 128 rows run near full speed)
-SPLIT_MIN_ROWS = 256  # squares of this many rows up to FFT_MIN_ROWS: split_square_product (3/4 of the work per halving)
+SPLIT_MIN_ROWS = 256  # squares of this many rows or more: split_square_product (3/4 of the work per halving) ...
+SPLIT_FFT_MIN_ROWS = 2048  # ... up to here, where the FFT overtakes the split (at 1024 rows: split 94 ms, FFT 98 ms
+#                            for 4096 columns, 638 and 987 ms for 32768; at 2048: 293 and 219 ms, float32, 1 thread)
 _SPLIT_LEAF = 128  # halves down to this many rows; below, the matrix products lose speed faster than the split gains
 _SPLIT_COLUMNS = 1024  # columns per pass: the halves' sums stay in cache
 
