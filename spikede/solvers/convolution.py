@@ -1,9 +1,10 @@
-r"""Long convolutions and correlations over time by FFT, a few columns at a time.
+r"""Long convolutions and correlations over time: by FFT, a few columns at a time, and by halving splits.
 
-Both helpers act on sequences of rows `[N, S]` (time first, `S` independent columns) and
+The FFT helpers act on sequences of rows `[N, S]` (time first, `S` independent columns) and
 transform `FFT_COLUMNS` columns at a time: batches of the whole width (32,768 columns for a
-spiking layer) ran up to 2x slower, out of cache.  `DyadicSquares` plans the products of a
-blocked sweep's far history.  They serve the exact far history of the
+spiking layer) ran up to 2x slower, out of cache.  `split_square_product` computes a square
+Toeplitz (or Hankel) product in three products of half the size per halving.  `DyadicSquares`
+plans the products of a blocked sweep's far history.  They serve the exact far history of the
 compiled loops ([spikede.solvers.blocks][]) and of the eager history kernel
 ([spikede.solvers.memory][]), and the order gradients of the discrete adjoints.
 """
@@ -16,8 +17,8 @@ import torch
 
 from . import buffers
 
-__all__ = ["FFT_COLUMNS", "FFT_MIN_ROWS", "SPLIT_MIN_ROWS", "SPLIT_FFT_MIN_ROWS", "SQUARE_CHUNK", "Square", "DyadicSquares",
-           "toeplitz_product", "split_square_product", "lag_correlation"]
+__all__ = ["FFT_COLUMNS", "FFT_MIN_ROWS", "SPLIT_MIN_ROWS", "SPLIT_FFT_MIN_ROWS", "SQUARE_CHUNK", "Square",
+           "DyadicSquares", "toeplitz_product", "split_square_product", "lag_correlation"]
 
 FFT_COLUMNS = 256
 FFT_MIN_ROWS = 1024  # Toeplitz products over this many rows or more go by FFT (where it overtook the product)
@@ -133,6 +134,7 @@ def split_square_product(rows: torch.Tensor, lags: torch.Tensor, hankel: bool) -
 
 
 def _split_product(t: torch.Tensor, rows: torch.Tensor, hankel: bool) -> torch.Tensor:
+    """`split_square_product` on one pass of columns, `t` of length exactly `2L - 1`."""
     size = rows.shape[0]
     if size <= _SPLIT_LEAF or size % 2:
         windows = t.unfold(0, size, 1)  # row r: t_r .. t_{r+L-1}
