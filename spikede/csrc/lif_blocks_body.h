@@ -15,7 +15,8 @@
 
    Pointers are `restrict`: the caller passes distinct buffers (a buffer that is read and
    written, such as `rows` or `g`, is one pointer), which lets the compiler vectorise every loop
-   over neurons. */
+   over neurons; so does -fno-trapping-math (spikede.solvers.native), without which the selects on
+   the reset and the flags are branches. */
 
 /* Forward: steps n0 .. n0+b-1.  rows: u_{n0} .. u_{n0+b-1} are written there (near lags read
    back); v: v_{n0-1} in, v_{n0+b-1} out; spikes, proposed, membrane: [b, m] (last two may be
@@ -92,56 +93,6 @@ static void NAME(surrogate_bumps)(T *restrict out, const T *restrict p, long n, 
     }
 }
 
-/* The reverse sweep of one tile of n neurons (from lo) over the block's steps, the body of
-   lif_backward.  Always inlined with constant flags (leak, l1, reset, detach_reset), so that each
-   combination's loop over neurons is free of branches and the compiler vectorises it. */
-static inline __attribute__((always_inline)) void NAME(backward_tile)(
-    long b, long m, long lo, long n, long far_step, const T *restrict far, const T *restrict W,
-    T *restrict g, const T *restrict s, const T *restrict p, const T *restrict bump,
-    const T *restrict g_spikes, const T *restrict x, const T *restrict v_prev, T *restrict carry,
-    double *restrict partials, T c, T tau, T theta, T v_rest, T v_reset, T to_history, double bump_scale,
-    int bump_kind, const int leak, const int l1, const int reset, const int detach_reset)
-{
-    T acc[CHUNK], bumps[CHUNK];
-    double *restrict part_theta = partials + lo;
-    double *restrict part_tau = partials + m + lo;
-    double *restrict part_coef = partials + 2 * m + lo;
-    T *restrict cc = carry + lo;
-    for (long q = b - 1; q >= 0; --q) {
-        const T *restrict f = far + q * far_step + lo;
-        for (long i = 0; i < n; ++i) acc[i] = f[i];
-        NAME(add_lags)(acc, n, W, b - 1 - q, g + q * m + lo, m);
-        const long o = q * m + lo;
-        const T *restrict bq = bump_kind == BUMP_GIVEN ? bump + o : bumps;
-        if (bump_kind != BUMP_GIVEN) NAME(surrogate_bumps)(bumps, p + o, n, theta, bump_scale, bump_kind);
-        const T *restrict sq = s + o, *restrict pq = p + o, *restrict gs = g_spikes + o;
-        T *restrict gq = g + o;
-        for (long i = 0; i < n; ++i) {
-            const T mu = to_history * acc[i];
-            const T g_v = cc[i] + mu;
-            const T dv_dp = reset == RESET_ZERO ? (T)1 - sq[i] : (T)1;
-            const T dv_ds = reset == RESET_SUBTRACT ? -theta : reset == RESET_ZERO ? v_reset - pq[i] : (T)0;
-            const T g_spike = detach_reset ? gs[i] : gs[i] + g_v * dv_ds;
-            const T pulled = g_spike * bq[i];
-            const T g_p = g_v * dv_dp + pulled;
-            part_theta[i] += reset == RESET_SUBTRACT ? (double)(g_v * -sq[i]) - (double)pulled : -(double)pulled;
-            const T g_in = (c * g_p) / tau;
-            cc[i] = (l1 ? g_p - mu : (T)0) - (leak ? g_in : (T)0);
-            gq[i] = g_in;
-            acc[i] = g_p;  /* read above; kept for the drive sums */
-        }
-        if (x) {
-            const T *restrict xq = x + o, *restrict vq = v_prev + o;
-            for (long i = 0; i < n; ++i) {
-                const T g_p = acc[i];
-                const T drive = leak ? xq[i] - (vq[i] - v_rest) : xq[i];
-                part_tau[i] += (double)((c * g_p) * drive);
-                part_coef[i] += (double)(g_p * drive);
-            }
-        }
-    }
-}
-
 /* Reverse sweep over steps n_top = n_bot+b-1 down to n_bot.  g: the input gradients G_n of the
    block's steps (row q = step n_bot + q), written here, near lags read back; far (row q at
    far + q * far_step) holds sum_j W_j G_{n+j} over the steps after the block.  s, p, bump,
@@ -158,22 +109,45 @@ void NAME(lif_backward)(long b, long m, long far_step, const T *restrict far, co
 {
     const T c = (T)c_, tau = (T)tau_, theta = (T)theta_, v_rest = (T)v_rest_, v_reset = (T)v_reset_;
     const T to_history = (T)to_history_;
+    T acc[CHUNK], bumps[CHUNK];
     for (long lo = 0; lo < m; lo += CHUNK) {
         const long n = m - lo < CHUNK ? m - lo : CHUNK;
-#define TILE(LEAK, L1, RESET, DETACH)                                                                    \
-        NAME(backward_tile)(b, m, lo, n, far_step, far, W, g, s, p, bump, g_spikes, x, v_prev, carry, \
-                            partials, c, tau, theta, v_rest, v_reset, to_history, bump_scale, bump_kind, \
-                            LEAK, L1, RESET, DETACH)
-#define TILE_RESET(LEAK, L1)                                                                             \
-        if (reset == RESET_SUBTRACT) { if (detach_reset) TILE(LEAK, L1, RESET_SUBTRACT, 1);              \
-                                       else TILE(LEAK, L1, RESET_SUBTRACT, 0); }                         \
-        else if (reset == RESET_ZERO) { if (detach_reset) TILE(LEAK, L1, RESET_ZERO, 1);                 \
-                                        else TILE(LEAK, L1, RESET_ZERO, 0); }                            \
-        else TILE(LEAK, L1, RESET_NONE, 1);  /* no reset: the spike does not reach v */
-        if (leak) { if (l1) { TILE_RESET(1, 1) } else { TILE_RESET(1, 0) } }
-        else { if (l1) { TILE_RESET(0, 1) } else { TILE_RESET(0, 0) } }
-#undef TILE_RESET
-#undef TILE
+        double *restrict part_theta = partials + lo;
+        double *restrict part_tau = partials + m + lo;
+        double *restrict part_coef = partials + 2 * m + lo;
+        T *restrict cc = carry + lo;
+        for (long q = b - 1; q >= 0; --q) {
+            const T *restrict f = far + q * far_step + lo;
+            for (long i = 0; i < n; ++i) acc[i] = f[i];
+            NAME(add_lags)(acc, n, W, b - 1 - q, g + q * m + lo, m);
+            const long o = q * m + lo;
+            const T *restrict bq = bump_kind == BUMP_GIVEN ? bump + o : bumps;
+            if (bump_kind != BUMP_GIVEN) NAME(surrogate_bumps)(bumps, p + o, n, theta, bump_scale, bump_kind);
+            for (long i = 0; i < n; ++i) {
+                const T mu = to_history * acc[i];
+                const T g_v = cc[i] + mu;
+                const T sq = s[o + i], pq = p[o + i];
+                const T dv_dp = reset == RESET_ZERO ? (T)1 - sq : (T)1;
+                const T dv_ds = reset == RESET_SUBTRACT ? -theta : reset == RESET_ZERO ? v_reset - pq : (T)0;
+                const T dv_dtheta = reset == RESET_SUBTRACT ? -sq : (T)0;
+                const T g_spike = detach_reset ? g_spikes[o + i] : g_spikes[o + i] + g_v * dv_ds;
+                const T pulled = g_spike * bq[i];
+                const T g_p = g_v * dv_dp + pulled;
+                part_theta[i] += (double)(g_v * dv_dtheta) - (double)pulled;
+                const T g_in = (c * g_p) / tau;
+                cc[i] = (l1 ? g_p - mu : (T)0) - (leak ? g_in : (T)0);
+                g[o + i] = g_in;
+                acc[i] = g_p;  /* read above; kept for the drive sums */
+            }
+            if (x) {
+                for (long i = 0; i < n; ++i) {
+                    const T g_p = acc[i];
+                    const T drive = leak ? x[o + i] - (v_prev[o + i] - v_rest) : x[o + i];
+                    part_tau[i] += (double)((c * g_p) * drive);
+                    part_coef[i] += (double)(g_p * drive);
+                }
+            }
+        }
     }
 }
 
