@@ -88,6 +88,12 @@ def _good_length(n: int) -> int:
     return -(-n // FFT_COLUMNS) * FFT_COLUMNS
 
 
+def _padded(lags: torch.Tensor, length: int, dtype: torch.dtype) -> torch.Tensor:
+    """The first `length` of `lags` in `dtype`, zeros beyond the ones given."""
+    taken = lags[:length].to(dtype)
+    return torch.cat([taken, taken.new_zeros(length - taken.numel())])
+
+
 def toeplitz_product(rows: torch.Tensor, lags: torch.Tensor, outputs: int) -> torch.Tensor:
     r"""`out[q] = sum_s W_{L + q - s} rows[s]` for `q < outputs`, with `L = len(rows)` and `lags`
     the weights `W_1, W_2, ...` (zero beyond the ones given): `[outputs, S]`.
@@ -95,8 +101,7 @@ def toeplitz_product(rows: torch.Tensor, lags: torch.Tensor, outputs: int) -> to
     A circular product of length at least `L + outputs - 1` leaves the wanted entries unaliased."""
     size = rows.shape[0]
     length = _good_length(size + outputs)
-    taken = lags[:length].to(rows.dtype)
-    spectrum = torch.fft.rfft(torch.cat([taken, taken.new_zeros(length - taken.numel())]))
+    spectrum = torch.fft.rfft(_padded(lags, length, rows.dtype))
     out = rows.new_empty(outputs, rows.shape[1])
     for lo in range(0, rows.shape[1], FFT_COLUMNS):
         columns = rows[:, lo : lo + FFT_COLUMNS].t()
@@ -124,9 +129,7 @@ def split_square_product(rows: torch.Tensor, lags: torch.Tensor, hankel: bool) -
     multiply-adds in products of `L / 4` rows.  The rounding errors stay those of a product
     with `|M| |rows|`: every term is a sum of the same weights over the same rows."""
     size = rows.shape[0]
-    t = lags[: 2 * size - 1].to(rows.dtype)
-    if t.numel() < 2 * size - 1:
-        t = torch.cat([t, t.new_zeros(2 * size - 1 - t.numel())])
+    t = _padded(lags, 2 * size - 1, rows.dtype)
     out = buffers.empty(tuple(rows.shape), rows)  # a reused buffer: fresh large ones fault on every page
     for lo in range(0, rows.shape[1], _SPLIT_COLUMNS):
         out[:, lo : lo + _SPLIT_COLUMNS] = _split_product(t, rows[:, lo : lo + _SPLIT_COLUMNS], hankel)
@@ -137,8 +140,8 @@ def _split_product(t: torch.Tensor, rows: torch.Tensor, hankel: bool) -> torch.T
     """`split_square_product` on one pass of columns, `t` of length exactly `2L - 1`."""
     size = rows.shape[0]
     if size <= _SPLIT_LEAF or size % 2:
-        windows = t.unfold(0, size, 1)  # row r: t_r .. t_{r+L-1}
-        matrix = windows if hankel else t.flip(0).unfold(0, size, 1).flip(0)
+        # Hankel row r: t_r .. t_{r+L-1}; Toeplitz row r: t_{r+L-1} down to t_r
+        matrix = t.unfold(0, size, 1) if hankel else t.flip(0).unfold(0, size, 1).flip(0)
         return matrix.contiguous() @ rows
     h = size // 2
     shared, first, second = t[h : 3 * h - 1], t[: 2 * h - 1], t[2 * h :]
