@@ -312,6 +312,45 @@ def test_implicit_failure_reports_step_and_iterations():
         fdeint(f, torch.ones(1, dtype=F64), grid(20, t1=2.0), 0.8, implicit=True, newton_max_iters=3)
 
 
+class _CountingJacobians:
+    """`f(y)` that counts how often it is evaluated on a tensor that needs a gradient (a Jacobian)."""
+
+    def __init__(self, f):
+        self.f, self.jacobians, self.calls = f, 0, 0
+
+    def __call__(self, y):
+        self.calls += 1
+        self.jacobians += int(y.requires_grad)
+        return self.f(y)
+
+
+def test_newton_keeps_its_matrix_while_it_serves():
+    """The chord iterations form `I - c df/dy` once for an f linear in y (where that matrix is exact) and a
+    gradient needs one more at the solution; a nonlinear f far from its solution forms it again as Newton
+    would.  Each solution is the root to the tolerance."""
+    from spikede.solvers.newton import newton_solve
+
+    a = torch.tensor([[-2.0, 0.5], [0.3, -1.0]], dtype=F64)
+    b = torch.tensor([0.7, -0.2], dtype=F64)
+    c = torch.tensor(0.1, dtype=F64)
+    linear = _CountingJacobians(lambda y: a @ y)
+    y = newton_solve(linear, b, c, torch.zeros(2, dtype=F64), tol=1e-14, max_iters=50, step=1)
+    exact = torch.linalg.solve(torch.eye(2, dtype=F64) - c * a, b)
+    assert (y - exact).abs().max() <= 1e-15 and linear.jacobians == 1
+    b_grad = b.clone().requires_grad_(True)
+    y = newton_solve(linear, b_grad, c, torch.zeros(2, dtype=F64), tol=1e-14, max_iters=50, step=1)
+    (g,) = torch.autograd.grad(y.sum(), b_grad)
+    assert linear.jacobians == 3  # one more for the chord, one at the solution for the gradient
+    assert (g - torch.linalg.solve((torch.eye(2, dtype=F64) - c * a).T, torch.ones(2, dtype=F64))).abs().max() <= 1e-14
+    # y = 1 + 0.1 y^3 from y = 0 (root 1.1534): the chord matrix of y = 0 contracts by 0.3 y^2 = 0.4 near the
+    # root, so it is formed again
+    cubic = _CountingJacobians(lambda y: y**3)
+    one, slow = torch.ones(1, dtype=F64), torch.tensor(0.1, dtype=F64)
+    y = newton_solve(cubic, one, slow, torch.zeros(1, dtype=F64), tol=1e-14, max_iters=50, step=1)
+    assert abs(y.item() - 1.0 - 0.1 * y.item() ** 3) <= 1e-14
+    assert 2 <= cubic.jacobians <= 4 and cubic.calls - cubic.jacobians <= 10, (cubic.jacobians, cubic.calls)  # 3, 9
+
+
 def test_shapes_dtype_and_float32():
     y0 = torch.ones(2, 3, dtype=torch.float32)
     t = grid(20, dtype=torch.float32)

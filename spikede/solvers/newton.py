@@ -1,13 +1,18 @@
 r"""Implicit steps `y = b + c f(t, y)` solved by Newton's method.
 
-The iterations run without a graph; one last Newton update
-`y = y* - M^{-1} (y* - b - c f(t, y*))`, with `y*` and `M = I - c df/dy(y*)`
-held constant, is taken with autograd on.  Its value is `y*` to the solver
-tolerance and its derivatives with respect to `b`, `c` and the parameters of
-`f` are exactly those of the implicit-function theorem, `dy = M^{-1} (db + dc f + c df)`.
-The Jacobian is dense (`S x S` for a state of `S` elements), formed with
-`torch.func.jacrev`, or, for a right-hand side that couples only the state's last axis (a batch
-of independent systems), `[..., C, C]` blocks formed by `C` reverse passes.
+The iterations run without a graph and keep the matrix `M = I - c df/dy` of their starting point
+for as long as it serves (the simplified, or chord, Newton method): each iteration costs one
+evaluation of `f` and one linear solve, and `M` is formed again, at the current iterate, only when
+an update shrank by less than `REFRESH_RATIO` against the one before.  For an `f` linear in `y` the
+first matrix is exact; near a smooth solution with a small step the chord iterations contract by
+about `c |df/dy(y) - df/dy(y_0)|`, far below the ratio.  One last Newton update
+`y = y* - M^{-1} (y* - b - c f(t, y*))`, with `y*` and `M` held constant, is taken with autograd
+on.  Its value is `y*` to the solver tolerance.  Where a gradient flows through it, `M` is formed
+at `y*`, so that the derivatives with respect to `b`, `c` and the parameters of `f` are exactly
+those of the implicit-function theorem, `dy = M^{-1} (db + dc f + c df)`.
+The Jacobian is dense (`S x S` for a state of `S` elements, one batched reverse pass), or, for a
+right-hand side that couples only the state's last axis (a batch of independent systems),
+`[..., C, C]` blocks formed by `C` reverse passes.
 """
 
 from __future__ import annotations
@@ -16,7 +21,9 @@ from typing import Callable
 
 import torch
 
-__all__ = ["ConvergenceError", "newton_solve", "solve_at", "default_tolerance"]
+__all__ = ["ConvergenceError", "newton_solve", "solve_at", "default_tolerance", "REFRESH_RATIO"]
+
+REFRESH_RATIO = 0.125  # an update larger than this times the last one: the chord matrix is formed again
 
 
 class ConvergenceError(RuntimeError):
@@ -43,10 +50,22 @@ def default_tolerance(dtype: torch.dtype) -> float:
 
 
 def _jacobian(f: Callable[[torch.Tensor], torch.Tensor], y: torch.Tensor) -> torch.Tensor:
-    def flat(v: torch.Tensor) -> torch.Tensor:
-        return f(v.reshape(y.shape)).reshape(-1)
-
-    return torch.func.jacrev(flat)(y.reshape(-1))
+    """The dense Jacobian `[V, S]` of `f` (`V` values) at `y` (`S` elements): one reverse pass with
+    the rows of the identity as a batch of cotangents (zeros where `f` does not depend on `y`)."""
+    with torch.enable_grad():
+        point = y.detach().requires_grad_(True)
+        value = f(point).reshape(-1)
+        size = value.numel()
+        if not value.requires_grad:
+            return value.new_zeros(size, y.numel())
+        if size == 1:
+            (grad,) = torch.autograd.grad(value, point, allow_unused=True)
+        else:
+            eye = torch.eye(size, dtype=value.dtype, device=value.device)
+            (grad,) = torch.autograd.grad(value, point, eye, is_grads_batched=True, allow_unused=True)
+    if grad is None:
+        return value.new_zeros(size, y.numel()).detach()
+    return grad.reshape(size, y.numel())
 
 
 def _block_jacobian(f: Callable[[torch.Tensor], torch.Tensor], y: torch.Tensor) -> torch.Tensor:
@@ -61,7 +80,9 @@ def _block_jacobian(f: Callable[[torch.Tensor], torch.Tensor], y: torch.Tensor) 
 
 
 class _Linearisation:
-    """`I - c df/dy` and its solve: dense over the whole state, or blockwise over its last axis."""
+    """`(I - c df/dy)^{-1}` and its product with a residual: dense over the whole state, or blockwise
+    over its last axis.  The chord iterations apply one matrix many times, so it is inverted once
+    (a product then costs a tenth of a solve for the small systems of a step)."""
 
     def __init__(self, f, c: torch.Tensor, shape: torch.Size, blockwise: bool, dtype, device, jacobian=None):
         self.f, self.blockwise, self.shape = f, blockwise, shape
@@ -73,17 +94,19 @@ class _Linearisation:
         else:
             self.rows = c if c.dim() == 0 else c.expand(shape).reshape(-1, 1)  # c of each Jacobian row
 
-    def matrix(self, y: torch.Tensor) -> torch.Tensor:
+    def inverse(self, y: torch.Tensor) -> torch.Tensor:
         if self.jacobian is not None:
-            return self.eye - self.rows * self.jacobian(y)
-        if self.blockwise:
-            return self.eye - self.rows * _block_jacobian(self.f, y)
-        return self.eye - self.rows * _jacobian(self.f, y)
+            jacobian = self.jacobian(y)
+        elif self.blockwise:
+            jacobian = _block_jacobian(self.f, y)
+        else:
+            jacobian = _jacobian(self.f, y)
+        return torch.linalg.inv(self.eye - self.rows * jacobian)
 
-    def solve(self, matrix: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+    def solve(self, inverse: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
         if self.blockwise:
-            return torch.linalg.solve(matrix, residual.unsqueeze(-1)).squeeze(-1)
-        return torch.linalg.solve(matrix, residual.reshape(-1)).reshape(self.shape)
+            return (inverse @ residual.unsqueeze(-1)).squeeze(-1)
+        return (inverse @ residual.reshape(-1)).reshape(self.shape)
 
 
 def solve_at(func: Callable, t: torch.Tensor, b: torch.Tensor, c: torch.Tensor, y_guess: torch.Tensor, *,
@@ -123,10 +146,12 @@ def newton_solve(
     # because its update stopped being finite (the others go on)
     systems = y.shape[:-1] if blockwise else ()
     failed = torch.zeros(systems, dtype=torch.bool, device=y.device)
+    last_size = None
     with torch.no_grad():
+        inverse = linear.inverse(y)
         for iteration in range(1, max_iters + 1):
             residual = y - b_ - c_ * f(y)
-            delta = linear.solve(linear.matrix(y), residual)
+            delta = linear.solve(inverse, residual)
             if blockwise:
                 failed = failed | ~torch.isfinite(delta).all(-1)
                 delta = torch.where(failed.unsqueeze(-1), torch.zeros_like(delta), delta)
@@ -137,8 +162,12 @@ def newton_solve(
                 y = y - delta
                 size, scale = delta.abs().max(), 1.0 + y.abs().max()
             unconverged = failed | ~(size <= tol * scale)
-            if not bool((unconverged & ~failed).any()):  # every system converged or failed
+            going = unconverged & ~failed
+            if not bool(going.any()):  # every system converged or failed
                 break
+            if last_size is not None and bool((going & (size > REFRESH_RATIO * last_size)).any()):
+                inverse = linear.inverse(y)  # the chord contracts too slowly (or not at all): a Newton step
+            last_size = size
     if bool(unconverged.any()) or not bool(torch.isfinite(y).all()):
         raise ConvergenceError(
             f"implicit step {step}: Newton's method did not converge in {max_iters} iterations "
@@ -148,6 +177,8 @@ def newton_solve(
             iterate=y,
             unconverged=unconverged.expand(y.shape[:-1]) if not blockwise else unconverged,
         )
-    with torch.no_grad():
-        matrix = linear.matrix(y)
-    return y - linear.solve(matrix, y - b - c * f(y))
+    residual = y - b - c * f(y)
+    if residual.requires_grad:  # the implicit-function theorem's derivatives need M at the solution
+        with torch.no_grad():
+            inverse = linear.inverse(y)
+    return y - linear.solve(inverse, residual)
