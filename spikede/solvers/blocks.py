@@ -132,7 +132,10 @@ class DyadicHistory:
             if not square.covers(i0, b):  # the next SQUARE_CHUNK sums of a product square
                 square.keep(i0, self._product(square, i0, b, *rows_between(square.lo, square.hi)))
             part = square.part(i0, b)
-            far = part.clone(memory_format=torch.contiguous_format) if far is None else far.add_(part)
+            if far is None:  # each square's sums are read once, by this block: the first takes the others
+                far = part if part.is_contiguous() else part.contiguous()
+            else:
+                far.add_(part)
         return far
 
     def _product(self, square: Square, i0: int, b: int, rows: torch.Tensor, backwards: bool) -> torch.Tensor:
