@@ -40,7 +40,7 @@ from .solvers import blocks, buffers, native
 from .solvers.blocks import ptr_row
 from .solvers.native import kernel, ptr
 
-__all__ = ["applies", "history_for", "Recurrence"]
+__all__ = ["applies", "scheme_for", "history_for", "Recurrence"]
 
 BLOCK = 32  # steps per kernel call: the near history costs b/2 lags per step, the far product b rows per read
 _RESETS = {"subtract": 0, "zero": 1, "none": 2}
@@ -52,6 +52,22 @@ def applies(neuron, x: torch.Tensor) -> bool:
     return (x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) and neuron.drive.compiled
             and neuron.method in ("gl", "l1") and neuron._closed_form() and not random_spike
             and native.compiled_kernels() is not None)
+
+
+def scheme_for(neuron, x: torch.Tensor):
+    """`neuron`'s scheme (no graph) over the steps of `x` `[T, ...]`, kept on the neuron for the next
+    call with the same order, coefficients, step count, step size, memory and input dtype, device and
+    shape: building the weights costs more than the kernels of a short sequence of a small layer."""
+    coefficients = neuron.coefficients
+    key = (x.shape, x.dtype, x.device, neuron.method, neuron.memory, neuron.dt, neuron.v_rest,
+           tuple(neuron.alpha.detach().reshape(-1).tolist()),
+           None if coefficients is None else tuple(coefficients.detach().reshape(-1).tolist()))
+    kept = neuron.__dict__.get("_kept_scheme")
+    if kept is None or kept[0] != key:
+        with torch.no_grad():
+            kept = (key, neuron._scheme(torch.full_like(x[0], neuron.v_rest), x.shape[0]))
+        neuron.__dict__["_kept_scheme"] = kept
+    return kept[1]
 
 
 def history_for(neuron, scheme, steps: int):
@@ -72,14 +88,16 @@ class Recurrence:
         self.reset = _RESETS[neuron.events.reset]
 
     def forward(self, x: torch.Tensor, keep_proposed: bool, keep_membrane: bool):
-        """Run the layer over `x` `[T, m]`: rows `u_0 .. u_T` `[T + 1, m]`, spikes `[T, m]`, the last
-        potential `[m]`, and the proposed and post-reset potentials where asked (else `None`)."""
+        """Run the layer over `x` `[T, m]`: rows `u_0 .. u_T` `[T + 1, m]`, spikes `[T, m]` and as
+        bits (`SpikeBits`, `[T, ceil(m / 8)]` bytes), the last potential `[m]`, and the proposed and
+        post-reset potentials where asked (else `None`)."""
         steps, m = x.shape
         nrn, history = self.neuron, self.history
         rows = buffers.empty((steps + 1, m), x)
         rows[0] = 0.0  # u_0 = 0 for gl and l1
         history.start(rows[0])
         spikes = buffers.empty(x.shape, x)
+        bits = x.new_empty((steps, -(-m // 8)), dtype=torch.uint8)
         proposed = buffers.empty(x.shape, x) if keep_proposed else None
         membrane = buffers.empty(x.shape, x) if keep_membrane else None
         v = torch.full((m,), float(nrn.v_rest), dtype=x.dtype, device=x.device)
@@ -90,11 +108,11 @@ class Recurrence:
             first = n0 - 1
             run(b, m, step * m, ptr_row(far, step, b), ptr(x[first:first + b]), ptr(history.near_weights),
                 ptr(rows[n0]), ptr(v), ptr(spikes[first]), ptr(None if proposed is None else proposed[first]),
-                ptr(None if membrane is None else membrane[first]),
+                ptr(None if membrane is None else membrane[first]), ptr(bits[first]),
                 self.c, self.tau, self.theta, float(nrn.v_rest), float(nrn.events.v_reset),
                 self.leak, self.l1, self.reset)
             history.forward_rows(rows[n0:n0 + b])
-        return rows, spikes, v, proposed, membrane
+        return rows, spikes, bits, v, proposed, membrane
 
     def backward(self, rows, bits, proposed, v_last, x, grad_spikes, to_history: float):
         """The reverse sweep: the input gradients `[T, m]` and the sums (float64, per neuron first)
@@ -110,6 +128,8 @@ class Recurrence:
         surrogate = nrn.surrogate
         theta, v_rest = self.theta, float(nrn.v_rest)
         v_top = v_last.contiguous()
+        # a block's potentials, spikes and proposed potentials: one buffer for every block of the sweep
+        work = rows.new_empty(3, min(BLOCK, steps) + 1, m)
         # Every buffer handed to the kernels is held by a name while it runs: a pointer into a
         # temporary (`ptr(t.contiguous())`) may point at freed memory.  An expanded gradient (from
         # `spikes.sum()`) or a strided input becomes contiguous a block at a time: a whole copy
@@ -118,14 +138,14 @@ class Recurrence:
             bottom = max(1, top - BLOCK + 1)
             b = top - bottom + 1
             far, step = history.backward_far(g, top, b)
-            if self.l1:  # potentials v_{bottom-1} .. v_top
-                potentials = rows.new_empty(b + 1, m)
+            potentials = work[0, :b + 1]  # v_{bottom-1} .. v_top
+            if self.l1:
                 rebuild(b, m, ptr(rows[bottom:top + 1]), ptr(v_top), ptr(potentials))
             else:
-                potentials = rows[bottom - 1:top + 1] + v_rest
+                torch.add(rows[bottom - 1:top + 1], v_rest, out=potentials)
                 potentials[-1] = v_top  # the kept state itself, as the eager sweep starts from it
-            s = rows.new_empty(b, m)
-            p = proposed[bottom - 1:top] if self.reset == _RESETS["zero"] else rows.new_empty(b, m)
+            s = work[1, :b]
+            p = proposed[bottom - 1:top] if self.reset == _RESETS["zero"] else work[2, :b]
             unpack(b, m, bits.shape[1], ptr(bits[bottom - 1]), ptr(potentials[1:]), ptr(s),
                    ptr(None if self.reset == _RESETS["zero"] else p), theta, self.reset)
             kind = surrogate.spec.native  # a built-in bump is computed in the kernel
@@ -138,5 +158,5 @@ class Recurrence:
                   self.c, self.tau, theta, v_rest, float(nrn.events.v_reset), float(to_history),
                   float(surrogate.scale), self.leak, self.l1, self.reset, int(nrn.events.detach_reset), kind)
             history.backward_rows(g[bottom - 1:top])
-            v_top = potentials[0].contiguous()
+            v_top = potentials[0].clone()  # the next block writes its potentials over this one's
         return g, tuple(partials.sum(1).tolist())

@@ -109,17 +109,16 @@ class SequenceAdjoint(torch.autograd.Function):
         steps = x.shape[0]
         with torch.no_grad():
             flat = x.reshape(steps, -1).contiguous()
-            scheme = neuron._scheme(torch.full_like(x[0], neuron.v_rest), steps)
+            scheme = fused.scheme_for(neuron, x)
             recurrence = fused.Recurrence(neuron, fused.history_for(neuron, scheme, steps), scheme.step_coef.item(),
                                           tau.item(), threshold.item())
             keep_membrane = neuron.record or neuron.return_membrane
-            rows, out, v_last, proposed, membrane = recurrence.forward(
+            rows, out, bits, v_last, proposed, membrane = recurrence.forward(
                 flat, keep_proposed=neuron.events.reset == "zero", keep_membrane=keep_membrane)
             shape = x.shape[1:]
             out, rows = out.view(x.shape), rows.view(steps + 1, *shape)
             membrane = membrane.view(x.shape) if keep_membrane else x.new_empty(0)
             proposed = None if proposed is None else proposed.view(x.shape)
-            bits = SpikeBits.pack(out)
         if neuron.record:
             neuron.membrane = membrane
         v_last = v_last.view(shape)
@@ -270,12 +269,6 @@ class SpikeBits:
     def write(self, n: int, spikes: torch.Tensor) -> None:
         """Keep step `n`'s spikes (exactly 0 or 1)."""
         self.bits[n] = _packed(spikes.reshape(1, -1), self._weights)[0]
-
-    @staticmethod
-    def pack(spikes: torch.Tensor) -> torch.Tensor:
-        """The bits of a whole train `[T, ...]` (exactly 0 or 1) at once, as `write` keeps them."""
-        weights = 2 ** torch.arange(8, device=spikes.device, dtype=spikes.dtype)
-        return _packed(spikes.reshape(spikes.shape[0], -1), weights).to(torch.uint8)
 
     def read(self, n: int) -> torch.Tensor:
         """Step `n`'s spikes, 0 or 1 in the template's dtype."""

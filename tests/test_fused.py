@@ -184,6 +184,32 @@ def test_compiled_spikes_equal_a_hand_computed_trace(engine_state):
     assert spikes[:, 0].tolist() == expected
 
 
+def test_the_kept_scheme_follows_the_order_the_step_and_the_length(engine_state):
+    """The compiled forward keeps the layer's scheme for the next call (fused.scheme_for); a changed
+    order (a learned one after an optimiser step), step size or sequence length gives a new one:
+    the same spikes and membrane as a fresh layer built with the new values (float64, 1e-12)."""
+    native.set_engine("compiled")
+    x = torch.rand(60, 3, 5, generator=torch.Generator().manual_seed(7), dtype=torch.float64) * 1.5
+
+    def membrane(neuron, inputs):
+        with torch.no_grad():
+            return neuron(inputs)[1]
+
+    layer = FractionalLIF(alpha=0.6, learn_alpha=True, return_membrane=True, dtype=torch.float64)
+    membrane(layer, x)
+    for change in ("order", "step", "length"):
+        if change == "order":
+            with torch.no_grad():
+                layer.alpha_logit.add_(0.5)
+        if change == "step":
+            layer.dt = 0.5
+        if change == "length":
+            x = x[:40]
+        fresh = FractionalLIF(alpha=layer.alpha.item(), dt=layer.dt, return_membrane=True, dtype=torch.float64)
+        assert _close(membrane(layer, x), membrane(fresh, x), torch.float64), change
+    assert layer.__dict__["_kept_scheme"][1].weights.shape[-1] == 41  # kept for the last call: 40 steps
+
+
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 def test_half_precision_runs_eager(engine_state, dtype):
     native.set_engine("compiled")

@@ -14,7 +14,7 @@ enum { RESET_SUBTRACT = 0, RESET_ZERO = 1, RESET_NONE = 2 };
 #define SPIKEDE_PI 3.14159265358979323846
 /* the built-in surrogate bumps, numbered as SurrogateSpec.native */
 enum { BUMP_GIVEN = 0, BUMP_SIGMOID = 1, BUMP_ARCTAN = 2, BUMP_LINEAR = 3, BUMP_GAUSSIAN = 4 };
-enum { CHUNK = 512 };  /* values per tile: a block's rows of one tile stay in the core's cache */
+enum { CHUNK = 512 };  /* values per tile: a block's rows of one tile stay in the core's cache (a multiple of 8) */
 
 /* exp(x) in a form the compiler vectorises (libm's exp is one call per value): x = n ln 2 + r with
    |r| <= ln(2)/2 (n by the round-to-nearest of adding 1.5 * 2^52; ln 2 in two parts, Cody & Waite),

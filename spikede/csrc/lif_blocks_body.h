@@ -20,12 +20,14 @@
 
 /* Forward: steps n0 .. n0+b-1.  rows: u_{n0} .. u_{n0+b-1} are written there (near lags read
    back); v: v_{n0-1} in, v_{n0+b-1} out; spikes, proposed, membrane: [b, m] (last two may be
-   NULL). */
+   NULL); bits: [b, ceil(m / 8)] bytes, the spikes eight to a byte as SpikeBits keeps them (bit
+   i % 8 of byte i / 8 is neuron i; a NaN spike is 0). */
 void NAME(lif_forward)(long b, long m, long far_step, const T *restrict far, const T *restrict x,
                        const T *restrict W, T *restrict rows, T *restrict v, T *restrict spikes,
-                       T *restrict proposed, T *restrict membrane, double c_, double tau_,
-                       double theta_, double v_rest_, double v_reset_, int leak, int l1, int reset)
+                       T *restrict proposed, T *restrict membrane, unsigned char *restrict bits, double c_,
+                       double tau_, double theta_, double v_rest_, double v_reset_, int leak, int l1, int reset)
 {
+    const long row_bytes = (m + 7) / 8;
     const T c = (T)c_, tau = (T)tau_, theta = (T)theta_, v_rest = (T)v_rest_, v_reset = (T)v_reset_;
     T acc[CHUNK];
     for (long lo = 0; lo < m; lo += CHUNK) {  /* a chunk of neurons through all b steps: its rows stay in cache */
@@ -52,6 +54,13 @@ void NAME(lif_forward)(long b, long m, long far_step, const T *restrict far, con
             }
             if (membrane)
                 for (long i = 0; i < n; ++i) membrane[o + i] = vv[i];
+            unsigned char *restrict packed = bits + k * row_bytes + lo / 8;  /* lo: a multiple of CHUNK */
+            for (long j = 0; 8 * j < n; ++j) {
+                unsigned int byte = 0;
+                for (long q = 0; q < 8 && 8 * j + q < n; ++q)
+                    byte |= (unsigned int)(spikes[o + 8 * j + q] == (T)1) << q;
+                packed[j] = (unsigned char)byte;
+            }
         }
     }
 }

@@ -32,7 +32,7 @@ _FLAGS = ["-O3", "-fno-trapping-math", "-fPIC", "-shared", "-std=gnu99"]  # no t
 _NATIVE = "-march=native"  # tried first; a compiler that rejects it builds without it
 _SOURCE = Path(__file__).parent.parent / "csrc" / "kernels.c"
 _SIGNATURES = {  # name: (sizes, pointers, doubles, ints); fde_step returns an int
-    "lif_forward": (3, 8, 5, 3),
+    "lif_forward": (3, 9, 5, 3),
     "lif_rebuild_l1": (2, 3, 0, 0),
     "lif_unpack": (3, 4, 1, 1),
     "lif_backward": (3, 11, 7, 5),
