@@ -1,4 +1,4 @@
-"""Large CPU buffers for the compiled loops, reused instead of fresh from the operating system.
+"""CPU buffers for the compiled loops, reused instead of fresh from the operating system.
 
 A tensor of 32 MiB or more gets new pages from the operating system every time (glibc maps
 it and unmaps it when freed), and the first write to each 4 KiB page is a page fault.  The
@@ -6,9 +6,14 @@ compiled layer (`spikede.fused`) writes `[T, m]` arrays -- the history rows, the
 input gradients -- once per call: at T = 1000 and 32 x 1024 neurons each is 131 MB, 32,000
 faults, and a training step of `benchmarks/neurons.py`'s soe layer spent 0.3 s of its 1.0 s in
 the kernel's system time.  An integer-order LIF loop of small per-step tensors gets its memory
-back from the allocator's heap and takes almost none.
+back from the allocator's heap and takes almost none.  Smaller arrays fare little better: glibc
+maps anything above a threshold that moves with the program's allocations (128 KiB to 32 MiB)
+and gives the top of its heap back above another, so the reference workload's 16 MB arrays
+(`benchmarks/reference_workload.py`, T = 1000) faulted 6,500-7,100 times a pass, and its 1.6 MB
+ones at T = 100 some 560-760 times, each fault about 3 us on a virtual machine.
 
-`empty` serves such requests from buffers freed earlier, of exactly the same size.  A buffer
+`empty` serves requests of `MIN_BYTES` (256 KiB) or more from buffers freed earlier, of exactly
+the same size.  A buffer
 comes back only when the last tensor on it is gone: the tensor's storage holds a NumPy array,
 whose finalizer returns the memory here.  Free buffers are kept up to a limit, the oldest
 dropped first: `SPIKEDE_BUFFER_CACHE_MB` (default 1024; 0 keeps none) or `set_limit`;
@@ -28,7 +33,7 @@ import torch
 
 __all__ = ["MIN_BYTES", "empty", "release", "set_limit", "cached_bytes"]
 
-MIN_BYTES = 32 << 20  # below this glibc's heap reuses freed memory itself
+MIN_BYTES = 256 << 10  # below this a request costs at most 64 faults; glibc's heap serves most of them
 _NUMPY = {torch.float32: numpy.float32, torch.float64: numpy.float64, torch.uint8: numpy.uint8}
 
 

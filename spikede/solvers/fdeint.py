@@ -246,8 +246,8 @@ def fdeint(
         implicit: evaluate `f` at the new point `(t_n, y_n)` and solve by Newton's method
             to `newton_tol` (default `256 eps`); stable on stiff problems.  The iterations keep
             the matrix `I - c df/dy` of the step's first guess while they contract fast enough
-            ([spikede.solvers.newton][]); the gradients are those of the exact solution.  For `'trap'` this
-            is the implicit product trapezoid rule, order 2 on smooth problems.  `None`
+            ([spikede.solvers.newton][]); the gradients are those of the exact solution.  For
+            `'trap'` this is the implicit product trapezoid rule, order 2 on smooth problems.  `None`
             (default): the method's own mode, explicit but for the `flmm-*` methods, which
             are implicit only.
         corrector_iters: corrector evaluations per step of the explicit `trap` (1 = PECE).

@@ -2,8 +2,8 @@ r"""Implicit steps `y = b + c f(t, y)` solved by Newton's method.
 
 The iterations run without a graph and keep the matrix `M = I - c df/dy` of their starting point
 for as long as it serves (the simplified, or chord, Newton method): each iteration costs one
-evaluation of `f` and one linear solve, and `M` is formed again, at the current iterate, only when
-an update shrank by less than `REFRESH_RATIO` against the one before.  For an `f` linear in `y` the
+evaluation of `f` and one product with `M^{-1}`, and `M` is formed again, at the current iterate,
+only when an update shrank by less than `REFRESH_RATIO` against the one before.  For an `f` linear in `y` the
 first matrix is exact; near a smooth solution with a small step the chord iterations contract by
 about `c |df/dy(y) - df/dy(y_0)|`, far below the ratio.  One last Newton update
 `y = y* - M^{-1} (y* - b - c f(t, y*))`, with `y*` and `M` held constant, is taken with autograd
@@ -64,7 +64,7 @@ def _jacobian(f: Callable[[torch.Tensor], torch.Tensor], y: torch.Tensor) -> tor
             eye = torch.eye(size, dtype=value.dtype, device=value.device)
             (grad,) = torch.autograd.grad(value, point, eye, is_grads_batched=True, allow_unused=True)
     if grad is None:
-        return value.new_zeros(size, y.numel()).detach()
+        return value.new_zeros(size, y.numel())
     return grad.reshape(size, y.numel())
 
 
