@@ -6,7 +6,10 @@ Grünwald–Letnikov with the full history, dt 0.1, tau 0.5, threshold 1, arctan
 each T this prints the CPU time per step with one intra-op thread and with torch's default
 threads, and their ratio (default / 1 thread).  `--compete` keeps one CPU-bound process
 running beside every measurement (a busy machine).  Each configuration runs in a fresh
-subprocess; the best of `--repeats` runs is kept.
+subprocess; the best of `--repeats` runs is kept.  The page faults per pass (minor faults over
+the passes after the first, one thread) show how much of the time went to first touches of fresh memory:
+glibc returns freed memory to the system and maps it again, by thresholds that move with the
+allocations (see docs/tutorials/performance.md for the environment settings that stop it).
 
     python benchmarks/reference_workload.py [--steps 100 500 1000 5000] [--repeats 3] [--compete]
 """
@@ -23,6 +26,8 @@ from busy import competing_process, thread_env
 
 
 def _child(steps: int, repeats: int) -> None:
+    import resource
+
     import torch
     from torch import nn
 
@@ -37,14 +42,18 @@ def _child(steps: int, repeats: int) -> None:
     model = nn.Sequential(TimeDistributed(nn.Linear(64, 128)), neuron(), TimeDistributed(nn.Linear(128, 10)), neuron())
     x = torch.rand(steps, 32, 64)
     labels = torch.randint(0, 10, (32,))
-    times = []
-    for _ in range(repeats):
+    times, faults = [], 0.0
+    for repeat in range(repeats):
+        if repeat == 1:  # the first pass touches every array for the first time
+            faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
         start = time.perf_counter()
         loss = nn.functional.cross_entropy(model(x).mean(0), labels)
         loss.backward()
         times.append(time.perf_counter() - start)
         model.zero_grad(set_to_none=True)
-    print(json.dumps({"seconds": min(times), "threads": torch.get_num_threads()}))
+    if repeats > 1:
+        faults = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults) / (repeats - 1)
+    print(json.dumps({"seconds": min(times), "threads": torch.get_num_threads(), "faults": faults}))
 
 
 def _measure(steps: int, repeats: int, threads: str) -> dict:
@@ -65,12 +74,13 @@ def main() -> None:
     with competing_process(args.compete):
         print("reference workload: 2 fractional layers (64-128-10), batch 32, alpha 0.7, gl, full history; "
               f"forward+backward CPU time per step{' (one competing process)' if args.compete else ''}")
-        print(f"{'T':>6}{'1 thread ms/step':>18}{'default ms/step':>17}{'threads':>9}{'default / 1':>13}")
+        print(f"{'T':>6}{'1 thread ms/step':>18}{'default ms/step':>17}{'threads':>9}{'default / 1':>13}"
+              f"{'faults/pass':>13}")
         for steps in args.steps:
             one = _measure(steps, args.repeats, "1")
             default = _measure(steps, args.repeats, "default")
             a, b = 1e3 * one["seconds"] / steps, 1e3 * default["seconds"] / steps
-            print(f"{steps:>6}{a:>18.3f}{b:>17.3f}{default['threads']:>9}{b / a:>13.2f}")
+            print(f"{steps:>6}{a:>18.3f}{b:>17.3f}{default['threads']:>9}{b / a:>13.2f}{one['faults']:>13.0f}")
 
 
 if __name__ == "__main__":
