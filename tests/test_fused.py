@@ -187,7 +187,7 @@ def test_compiled_spikes_equal_a_hand_computed_trace(engine_state):
 def test_the_kept_scheme_follows_the_order_the_step_and_the_length(engine_state):
     """The compiled forward keeps the layer's scheme for the next call (fused.scheme_for); a changed
     order (a learned one after an optimiser step), step size or sequence length gives a new one:
-    the same spikes and membrane as a fresh layer built with the new values (float64, 1e-12)."""
+    the same membrane potentials as a fresh layer built with the new values (float64, 1e-12)."""
     native.set_engine("compiled")
     x = torch.rand(60, 3, 5, generator=torch.Generator().manual_seed(7), dtype=torch.float64) * 1.5
 
