@@ -184,6 +184,16 @@ def test_compiled_spikes_equal_a_hand_computed_trace(engine_state):
     assert spikes[:, 0].tolist() == expected
 
 
+def test_compiled_equals_eager_over_several_neuron_chunks(engine_state):
+    """1047 neurons: three of the kernels' 512-neuron chunks, the last not a whole number of bytes of
+    spike bits; the backward reads its spikes from the bits the forward kernel wrote."""
+    def make():
+        return FractionalLIF(alpha=0.7, tau=0.8, threshold=0.6, learn_tau=True, dtype=torch.float64)
+
+    _assert_engines_agree(make, torch.rand(70, 3, 349, generator=torch.Generator().manual_seed(3),
+                                           dtype=torch.float64) * 1.5)
+
+
 def test_the_kept_scheme_follows_the_order_the_step_and_the_length(engine_state):
     """The compiled forward keeps the layer's scheme for the next call (fused.scheme_for); a changed
     order (a learned one after an optimiser step), step size or sequence length gives a new one:
