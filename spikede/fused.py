@@ -129,7 +129,7 @@ class Recurrence:
         theta, v_rest = self.theta, float(nrn.v_rest)
         v_top = v_last.contiguous()
         # a block's potentials, spikes and proposed potentials: one buffer for every block of the sweep
-        work = rows.new_empty(3, min(BLOCK, steps) + 1, m)
+        work = buffers.empty((3, min(BLOCK, steps) + 1, m), rows)
         # Every buffer handed to the kernels is held by a name while it runs: a pointer into a
         # temporary (`ptr(t.contiguous())`) may point at freed memory.  An expanded gradient (from
         # `spikes.sum()`) or a strided input becomes contiguous a block at a time: a whole copy

@@ -103,7 +103,7 @@ class _Linearisation:
             jacobian = _jacobian(self.f, y)
         return torch.linalg.inv(self.eye - self.rows * jacobian)
 
-    def solve(self, inverse: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+    def apply(self, inverse: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
         if self.blockwise:
             return (inverse @ residual.unsqueeze(-1)).squeeze(-1)
         return (inverse @ residual.reshape(-1)).reshape(self.shape)
@@ -151,7 +151,7 @@ def newton_solve(
         inverse = linear.inverse(y)
         for iteration in range(1, max_iters + 1):
             residual = y - b_ - c_ * f(y)
-            delta = linear.solve(inverse, residual)
+            delta = linear.apply(inverse, residual)
             if blockwise:
                 failed = failed | ~torch.isfinite(delta).all(-1)
                 delta = torch.where(failed.unsqueeze(-1), torch.zeros_like(delta), delta)
@@ -181,4 +181,4 @@ def newton_solve(
     if residual.requires_grad:  # the implicit-function theorem's derivatives need M at the solution
         with torch.no_grad():
             inverse = linear.inverse(y)
-    return y - linear.solve(inverse, residual)
+    return y - linear.apply(inverse, residual)
