@@ -40,9 +40,10 @@ from .solvers import blocks, buffers, native
 from .solvers.blocks import ptr_row
 from .solvers.native import kernel, ptr
 
-__all__ = ["applies", "scheme_for", "history_for", "Recurrence"]
+__all__ = ["applies", "block_for", "scheme_for", "history_for", "Recurrence"]
 
-BLOCK = 32  # steps per kernel call: the near history costs b/2 lags per step, the far product b rows per read
+BLOCK = 32  # steps per kernel call from WIDE neurons per step up
+WIDE = 2048
 _RESETS = {"subtract": 0, "zero": 1, "none": 2}
 
 
@@ -70,18 +71,30 @@ def scheme_for(neuron, x: torch.Tensor):
     return kept[1]
 
 
-def history_for(neuron, scheme, steps: int):
-    """The far history of `neuron`'s memory kernel over `steps` steps, in blocks of `BLOCK`."""
-    return blocks.history_for(scheme, steps, neuron.memory, {**neuron._kernel_options(), "block": BLOCK})
+def block_for(width: int) -> int:
+    """Steps per kernel call for a layer of `width` neurons per step (batch included).
+
+    A block adds about `b / 2` near lags per step and neuron to the kernel's work, and costs a
+    fixed amount around its kernel calls and far products (Python, the products' own setup, about
+    0.1 ms forward and backward on the development machine).  From `WIDE` = 2048 neurons up the
+    lags weigh more and blocks are `BLOCK` = 32 steps; a narrower layer takes 64 steps (from 512
+    neurons) or 128, and a sequence no longer than that is one kernel call with no far product.
+    `python benchmarks/block_length.py` measures the choice against fixed blocks."""
+    return BLOCK if width >= WIDE else 64 if width >= WIDE // 4 else 128
+
+
+def history_for(neuron, scheme, steps: int, block: int):
+    """The far history of `neuron`'s memory kernel over `steps` steps, in blocks of `block` steps."""
+    return blocks.history_for(scheme, steps, neuron.memory, {**neuron._kernel_options(), "block": block})
 
 
 class Recurrence:
-    """One layer's constants for the kernels: the far history (`blocks.DyadicHistory`, `blocks.FullHistory` or `blocks.SOEHistory`),
-    the step coefficient `c`, `tau`, `theta` and the neuron's scheme and event settings."""
+    """One layer's constants for the kernels: the far history (`blocks.DyadicHistory`, `blocks.FullHistory` or `blocks.SOEHistory`)
+    in blocks of `block` steps, the step coefficient `c`, `tau`, `theta` and the neuron's scheme and event settings."""
 
-    def __init__(self, neuron, history, step_coef: float, tau: float, theta: float):
+    def __init__(self, neuron, history, block: int, step_coef: float, tau: float, theta: float):
         self.neuron = neuron
-        self.history = history
+        self.history, self.block = history, block
         self.c, self.tau, self.theta = float(step_coef), float(tau), float(theta)
         self.l1 = int(neuron.method == "l1")
         self.leak = int(neuron.leak)
@@ -102,8 +115,8 @@ class Recurrence:
         membrane = buffers.empty(x.shape, x) if keep_membrane else None
         v = torch.full((m,), float(nrn.v_rest), dtype=x.dtype, device=x.device)
         run = kernel("lif_forward", x.dtype)
-        for n0 in range(1, steps + 1, BLOCK):
-            b = min(BLOCK, steps + 1 - n0)
+        for n0 in range(1, steps + 1, self.block):
+            b = min(self.block, steps + 1 - n0)
             far, step = history.forward_far(rows, n0, b)
             first = n0 - 1
             run(b, m, step * m, ptr_row(far, step, b), ptr(x[first:first + b]), ptr(history.near_weights),
@@ -129,13 +142,13 @@ class Recurrence:
         theta, v_rest = self.theta, float(nrn.v_rest)
         v_top = v_last.contiguous()
         # a block's potentials, spikes and proposed potentials: one buffer for every block of the sweep
-        work = buffers.empty((3, min(BLOCK, steps) + 1, m), rows)
+        work = buffers.empty((3, min(self.block, steps) + 1, m), rows)
         # Every buffer handed to the kernels is held by a name while it runs: a pointer into a
         # temporary (`ptr(t.contiguous())`) may point at freed memory.  An expanded gradient (from
         # `spikes.sum()`) or a strided input becomes contiguous a block at a time: a whole copy
         # would be a fresh [T, m] buffer, whose first touch costs a page fault per 4 KiB.
-        for top in range(steps, 0, -BLOCK):
-            bottom = max(1, top - BLOCK + 1)
+        for top in range(steps, 0, -self.block):
+            bottom = max(1, top - self.block + 1)
             b = top - bottom + 1
             far, step = history.backward_far(g, top, b)
             potentials = work[0, :b + 1]  # v_{bottom-1} .. v_top

@@ -50,12 +50,20 @@ def _assert_engines_agree(make, x: torch.Tensor) -> None:
         assert _close(a, b, torch.float64)
 
 
+@pytest.fixture
+def short_blocks(monkeypatch):
+    """Blocks of 16 steps: the layers here are narrow, and `fused.block_for` would run their 60 to 90
+    steps as one kernel call, with no far history at all."""
+    monkeypatch.setattr(fused, "block_for", lambda width: 16)
+
+
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 @pytest.mark.parametrize("method", ["gl", "l1"])
 @pytest.mark.parametrize("reset", ["subtract", "zero", "none"])
 @pytest.mark.parametrize("memory", [None, 7, "soe"])
 @pytest.mark.parametrize("detach_reset", [False, True])
-def test_compiled_equals_eager(engine_state, dtype, method, reset, memory, detach_reset):
+def test_compiled_equals_eager(engine_state, short_blocks, dtype, method, reset, memory, detach_reset):
+    """Five blocks of 16 steps and a last of 11: the far history of every memory kernel, forward and backward."""
     def make():
         return FractionalLIF(alpha=0.7, tau=0.8, threshold=0.6, method=method, reset=reset, memory=memory,
                              detach_reset=detach_reset, v_reset=-0.1, v_rest=0.05, learn_alpha=memory != "soe",
@@ -182,6 +190,28 @@ def test_compiled_spikes_equal_a_hand_computed_trace(engine_state):
         expected.append(s)
     assert expected == [0.0, 1.0, 0.0, 1.0, 1.0]
     assert spikes[:, 0].tolist() == expected
+
+
+def test_block_length_follows_the_layer_width():
+    """Wide layers take 32-step blocks; narrower ones longer blocks (fewer calls around the kernels)."""
+    assert [fused.block_for(width) for width in (1, 511, 512, 2047, 2048, 1 << 20)] == [128, 128, 64, 64, 32, 32]
+
+
+@pytest.mark.parametrize("method", ["gl", "l1"])
+@pytest.mark.parametrize("memory", [None, 7, "soe"])
+def test_compiled_equals_eager_in_the_blocks_it_chooses(engine_state, monkeypatch, method, memory):
+    """15 neurons over 150 steps: the chosen blocks (`fused.block_for`: 128 steps, then 22), as
+    against the fixed short blocks of the tests above; the kernels see 128-step blocks."""
+    chosen = []
+    monkeypatch.setattr(fused, "block_for", lambda width, choose=fused.block_for: chosen.append(choose(width)) or chosen[-1])
+
+    def make():
+        return FractionalLIF(alpha=0.7, tau=0.8, threshold=0.6, method=method, memory=memory, learn_tau=True,
+                             learn_threshold=True, learn_alpha=memory != "soe", dtype=torch.float64)
+
+    _assert_engines_agree(make, torch.rand(150, 3, 5, generator=torch.Generator().manual_seed(8),
+                                           dtype=torch.float64) * 1.5)
+    assert chosen == [128]
 
 
 def test_compiled_equals_eager_over_several_neuron_chunks(engine_state):
