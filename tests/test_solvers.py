@@ -351,6 +351,25 @@ def test_newton_keeps_its_matrix_while_it_serves():
     assert 2 <= cubic.jacobians <= 4 and cubic.calls - cubic.jacobians <= 10, (cubic.jacobians, cubic.calls)  # 3, 9
 
 
+def test_block_jacobian_is_the_dense_jacobians_diagonal_blocks():
+    """`jacobian='blockwise'`'s blocks (one batched reverse pass) against the dense Jacobian of the
+    whole state (`torch.autograd.functional.jacobian`), float64: the same derivatives of the same
+    graph, so 1e-14; an f that ignores y has zero blocks."""
+    from spikede.solvers.newton import _block_jacobian
+
+    def f(y):
+        a, b, c = y.unbind(-1)
+        return torch.stack([a * b - c, torch.sin(a) + c**2, b * c - a**3], -1)
+
+    y = torch.randn(2, 4, 3, generator=torch.Generator().manual_seed(0), dtype=F64)
+    dense = torch.autograd.functional.jacobian(f, y).reshape(8, 3, 8, 3)
+    blocks = _block_jacobian(f, y)
+    assert blocks.shape == (2, 4, 3, 3)
+    expected = torch.stack([dense[k, :, k, :] for k in range(8)]).reshape(2, 4, 3, 3)
+    assert (blocks - expected).abs().max() <= 1e-14
+    assert not bool(_block_jacobian(lambda y: torch.ones_like(y), y).any())
+
+
 def test_shapes_dtype_and_float32():
     y0 = torch.ones(2, 3, dtype=torch.float32)
     t = grid(20, dtype=torch.float32)

@@ -69,14 +69,21 @@ def _jacobian(f: Callable[[torch.Tensor], torch.Tensor], y: torch.Tensor) -> tor
 
 
 def _block_jacobian(f: Callable[[torch.Tensor], torch.Tensor], y: torch.Tensor) -> torch.Tensor:
-    """`[..., C, C]`: the Jacobian blocks of an `f` that couples only the last axis of `y`.  Row `i`
-    of every block at once is the gradient of `sum f_i` (one reverse pass per row)."""
+    """`[..., C, C]`: the Jacobian blocks of an `f` that couples only the last axis of `y`.  One reverse
+    pass with `C` batched cotangents: cotangent `i` is 1 at component `i` of every block, so its
+    gradient is row `i` of every block at once (zeros where `f` does not depend on `y`)."""
+    size = y.shape[-1]
     with torch.enable_grad():
         point = y.detach().requires_grad_(True)
         value = f(point)
-        rows = [torch.autograd.grad(value[..., i].sum(), point, retain_graph=i + 1 < y.shape[-1])[0]
-                for i in range(y.shape[-1])]
-    return torch.stack(rows, -2)
+        if not value.requires_grad:
+            return value.new_zeros(*y.shape, size)
+        eye = torch.eye(size, dtype=value.dtype, device=value.device)
+        cotangents = eye.reshape(size, *[1] * (value.dim() - 1), size).expand(size, *value.shape)
+        (grad,) = torch.autograd.grad(value, point, cotangents, is_grads_batched=True, allow_unused=True)
+    if grad is None:
+        return value.new_zeros(*y.shape, size)
+    return grad.movedim(0, -2)
 
 
 class _Linearisation:
