@@ -137,12 +137,15 @@ class Recurrence:
         carry = rows.new_zeros(m)
         history.start(torch.zeros_like(carry))
         partials = torch.zeros(3, m, dtype=torch.float64, device=rows.device)
-        sweep, rebuild, unpack = (kernel(name, dtype) for name in ("lif_backward", "lif_rebuild_l1", "lif_unpack"))
+        sweep = kernel("lif_backward", dtype)
         surrogate = nrn.surrogate
+        kind = surrogate.spec.native  # a built-in bump is computed in the kernel
         theta, v_rest = self.theta, float(nrn.v_rest)
-        v_top = v_last.contiguous()
-        # a block's potentials, spikes and proposed potentials: one buffer for every block of the sweep
-        work = buffers.empty((3, min(self.block, steps) + 1, m), rows)
+        row_bytes = bits.shape[1]
+        # v_{n_top} of each block in turn: the kept last state, then what the sweep leaves (v_{n_bot - 1})
+        v_top = v_last.clone()
+        # a surrogate the kernel does not know: its bumps from the block's proposed potentials
+        p_block = None if kind else buffers.empty((min(self.block, steps), m), rows)
         # Every buffer handed to the kernels is held by a name while it runs: a pointer into a
         # temporary (`ptr(t.contiguous())`) may point at freed memory.  An expanded gradient (from
         # `spikes.sum()`) or a strided input becomes contiguous a block at a time: a whole copy
@@ -151,25 +154,18 @@ class Recurrence:
             bottom = max(1, top - self.block + 1)
             b = top - bottom + 1
             far, step = history.backward_far(g, top, b)
-            potentials = work[0, :b + 1]  # v_{bottom-1} .. v_top
-            if self.l1:
-                rebuild(b, m, ptr(rows[bottom:top + 1]), ptr(v_top), ptr(potentials))
-            else:
-                torch.add(rows[bottom - 1:top + 1], v_rest, out=potentials)
-                potentials[-1] = v_top  # the kept state itself, as the eager sweep starts from it
-            s = work[1, :b]
-            p = proposed[bottom - 1:top] if self.reset == _RESETS["zero"] else work[2, :b]
-            unpack(b, m, bits.shape[1], ptr(bits[bottom - 1]), ptr(potentials[1:]), ptr(s),
-                   ptr(None if self.reset == _RESETS["zero"] else p), theta, self.reset)
-            kind = surrogate.spec.native  # a built-in bump is computed in the kernel
-            bump = None if kind else surrogate.derivative(p - theta).contiguous()
-            previous = potentials[:-1] if x is not None else None
+            kept = proposed[bottom - 1:top] if self.reset == _RESETS["zero"] else None
+            bump = None
+            if not kind:
+                kernel("lif_proposed", dtype)(b, m, row_bytes, ptr(bits[bottom - 1]), ptr(rows[bottom - 1]), ptr(v_top),
+                                              ptr(kept), ptr(p_block), theta, v_rest, self.l1, self.reset)
+                bump = surrogate.derivative(p_block[:b] - theta).contiguous()
             grad_block = grad_spikes[bottom - 1:top].contiguous()
             x_block = None if x is None else x[bottom - 1:top].contiguous()
-            sweep(b, m, step * m, ptr_row(far, step, b), ptr(history.near_weights), ptr(g[bottom - 1]),
-                  ptr(s), ptr(p), ptr(bump), ptr(grad_block), ptr(x_block), ptr(previous), ptr(carry), ptr(partials),
+            sweep(b, m, step * m, row_bytes, ptr_row(far, step, b), ptr(history.near_weights), ptr(g[bottom - 1]),
+                  ptr(bits[bottom - 1]), ptr(rows[bottom - 1]), ptr(v_top), ptr(kept), ptr(bump), ptr(grad_block),
+                  ptr(x_block), ptr(carry), ptr(partials),
                   self.c, self.tau, theta, v_rest, float(nrn.events.v_reset), float(to_history),
                   float(surrogate.scale), self.leak, self.l1, self.reset, int(nrn.events.detach_reset), kind)
             history.backward_rows(g[bottom - 1:top])
-            v_top = potentials[0].clone()  # the next block writes its potentials over this one's
         return g, tuple(partials.sum(1).tolist())

@@ -33,9 +33,8 @@ _NATIVE = "-march=native"  # tried first; a compiler that rejects it builds with
 _SOURCE = Path(__file__).parent.parent / "csrc" / "kernels.c"
 _SIGNATURES = {  # name: (sizes, pointers, doubles, ints); fde_step returns an int
     "lif_forward": (3, 9, 5, 3),
-    "lif_rebuild_l1": (2, 3, 0, 0),
-    "lif_unpack": (3, 4, 1, 1),
-    "lif_backward": (3, 11, 7, 5),
+    "lif_proposed": (3, 5, 2, 2),
+    "lif_backward": (4, 12, 7, 5),
     "fde_step": (2, 6, 1, 0),
 }
 
