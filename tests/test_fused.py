@@ -122,6 +122,28 @@ def test_compiled_surrogate_bumps_equal_eager(engine_state, dtype, surrogate, sc
         assert _close(a, b, dtype)
 
 
+@pytest.mark.parametrize("method", ["gl", "l1"])
+@pytest.mark.parametrize("reset", ["subtract", "zero", "none"])
+def test_a_surrogate_the_kernels_do_not_know_over_several_blocks(engine_state, short_blocks, method, reset):
+    """A registered surrogate's bumps come from the proposed potentials `lif_proposed` forms from the
+    spike bits and stored rows (the same the reverse sweep forms for itself), block after block
+    (16-step blocks carry the potential down from one to the next): gl and l1, every reset, all
+    gradients within 1e-12 of the eager adjoint's (float64)."""
+    from spikede.surrogate import _REGISTRY, register_surrogate
+
+    if "doubled_sigmoid" not in _REGISTRY:
+        register_surrogate("doubled_sigmoid",
+                           lambda x, k: 2.0 * k * torch.sigmoid(k * x) * (1 - torch.sigmoid(k * x)), 2.0)
+
+    def make():
+        return FractionalLIF(alpha=0.7, tau=0.8, threshold=0.6, method=method, reset=reset, v_reset=-0.1,
+                             v_rest=0.05, surrogate="doubled_sigmoid", learn_tau=True, learn_threshold=True,
+                             learn_alpha=True, dtype=torch.float64)
+
+    _assert_engines_agree(make, torch.rand(70, 3, 5, generator=torch.Generator().manual_seed(9),
+                                           dtype=torch.float64) * 1.5)
+
+
 @pytest.mark.parametrize("surrogate,scale", [("sigmoid", 400.0), ("gaussian", 0.01)])
 def test_compiled_surrogate_bumps_hold_where_exp_overflows_and_underflows(engine_state, surrogate, scale):
     """The kernels' own `exp` (vectorised, `csrc/kernels.c`): with one step the input gradient is the
