@@ -146,6 +146,7 @@ class Recurrence:
         v_top = v_last.clone()
         # a surrogate the kernel does not know: its bumps from the block's proposed potentials
         p_block = None if kind else buffers.empty((min(self.block, steps), m), rows)
+        proposed_of = None if kind else kernel("lif_proposed", dtype)
         # Every buffer handed to the kernels is held by a name while it runs: a pointer into a
         # temporary (`ptr(t.contiguous())`) may point at freed memory.  An expanded gradient (from
         # `spikes.sum()`) or a strided input becomes contiguous a block at a time: a whole copy
@@ -157,8 +158,8 @@ class Recurrence:
             kept = proposed[bottom - 1:top] if self.reset == _RESETS["zero"] else None
             bump = None
             if not kind:
-                kernel("lif_proposed", dtype)(b, m, row_bytes, ptr(bits[bottom - 1]), ptr(rows[bottom - 1]), ptr(v_top),
-                                              ptr(kept), ptr(p_block), theta, v_rest, self.l1, self.reset)
+                proposed_of(b, m, row_bytes, ptr(bits[bottom - 1]), ptr(rows[bottom - 1]), ptr(v_top), ptr(kept),
+                            ptr(p_block), theta, v_rest, self.l1, self.reset)
                 bump = surrogate.derivative(p_block[:b] - theta).contiguous()
             grad_block = grad_spikes[bottom - 1:top].contiguous()
             x_block = None if x is None else x[bottom - 1:top].contiguous()
