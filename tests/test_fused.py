@@ -225,7 +225,12 @@ def test_compiled_equals_eager_in_the_blocks_it_chooses(engine_state, monkeypatc
     """15 neurons over 150 steps: the chosen blocks (`fused.block_for`: 128 steps, then 22), as
     against the fixed short blocks of the tests above; the kernels see 128-step blocks."""
     chosen = []
-    monkeypatch.setattr(fused, "block_for", lambda width, choose=fused.block_for: chosen.append(choose(width)) or chosen[-1])
+
+    def recording(width, choose=fused.block_for):
+        chosen.append(choose(width))
+        return chosen[-1]
+
+    monkeypatch.setattr(fused, "block_for", recording)
 
     def make():
         return FractionalLIF(alpha=0.7, tau=0.8, threshold=0.6, method=method, memory=memory, learn_tau=True,
