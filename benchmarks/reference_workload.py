@@ -9,7 +9,7 @@ running beside every measurement (a busy machine).  Each configuration runs in a
 subprocess; the best of `--repeats` runs is kept.  The page faults per pass (minor faults over
 the passes after the first, one thread) show how much of the time went to first touches of fresh memory:
 glibc returns freed memory to the system and maps it again, by thresholds that move with the
-allocations (see docs/tutorials/performance.md for the environment settings that stop it).
+allocations (`spikede.solvers.buffers` reuses the layers' own arrays of 256 KiB or more).
 
     python benchmarks/reference_workload.py [--steps 100 500 1000 5000] [--repeats 3] [--compete]
 """

@@ -10,9 +10,9 @@ about `c |df/dy(y) - df/dy(y_0)|`, far below the ratio.  One last Newton update
 on.  Its value is `y*` to the solver tolerance.  Where a gradient flows through it, `M` is formed
 at `y*`, so that the derivatives with respect to `b`, `c` and the parameters of `f` are exactly
 those of the implicit-function theorem, `dy = M^{-1} (db + dc f + c df)`.
-The Jacobian is dense (`S x S` for a state of `S` elements, one batched reverse pass), or, for a
-right-hand side that couples only the state's last axis (a batch of independent systems),
-`[..., C, C]` blocks formed by `C` reverse passes.
+The Jacobian is dense (`S x S` for a state of `S` elements), or, for a right-hand side that
+couples only the state's last axis (a batch of independent systems), `[..., C, C]` blocks; either
+is one reverse pass with a batch of cotangents.
 """
 
 from __future__ import annotations
@@ -49,38 +49,46 @@ def default_tolerance(dtype: torch.dtype) -> float:
     return 256.0 * torch.finfo(dtype).eps
 
 
-def _jacobian(f: Callable[[torch.Tensor], torch.Tensor], y: torch.Tensor) -> torch.Tensor:
-    """The dense Jacobian `[V, S]` of `f` (`V` values) at `y` (`S` elements): one reverse pass with
-    the rows of the identity as a batch of cotangents (zeros where `f` does not depend on `y`)."""
-    with torch.enable_grad():
-        point = y.detach().requires_grad_(True)
-        value = f(point).reshape(-1)
-        size = value.numel()
-        if not value.requires_grad:
-            return value.new_zeros(size, y.numel())
-        if size == 1:
-            (grad,) = torch.autograd.grad(value, point, allow_unused=True)
-        else:
-            eye = torch.eye(size, dtype=value.dtype, device=value.device)
-            (grad,) = torch.autograd.grad(value, point, eye, is_grads_batched=True, allow_unused=True)
-    if grad is None:
-        return value.new_zeros(size, y.numel())
-    return grad.reshape(size, y.numel())
-
-
-def _block_jacobian(f: Callable[[torch.Tensor], torch.Tensor], y: torch.Tensor) -> torch.Tensor:
-    """`[..., C, C]`: the Jacobian blocks of an `f` that couples only the last axis of `y`.  One reverse
-    pass with `C` batched cotangents: cotangent `i` is 1 at component `i` of every block, so its
-    gradient is row `i` of every block at once (zeros where `f` does not depend on `y`)."""
-    size = y.shape[-1]
+def _pullbacks(f: Callable[[torch.Tensor], torch.Tensor], y: torch.Tensor, cotangents_for: Callable) -> tuple:
+    """`f(y)` and the gradients at `y` of its products with the cotangents `cotangents_for(f(y))`
+    (`[B, *f(y).shape]`), `[B, *y.shape]` in one reverse pass; `None` where `f` does not depend on `y`."""
     with torch.enable_grad():
         point = y.detach().requires_grad_(True)
         value = f(point)
         if not value.requires_grad:
-            return value.new_zeros(*y.shape, size)
-        eye = torch.eye(size, dtype=value.dtype, device=value.device)
-        cotangents = eye.reshape(size, *[1] * (value.dim() - 1), size).expand(size, *value.shape)
+            return value, None
+        cotangents = cotangents_for(value)
+        if cotangents.shape[0] == 1:  # a batch of one needs no vmap
+            (grad,) = torch.autograd.grad(value, point, cotangents[0], allow_unused=True)
+            return value, None if grad is None else grad.unsqueeze(0)
         (grad,) = torch.autograd.grad(value, point, cotangents, is_grads_batched=True, allow_unused=True)
+    return value, grad
+
+
+def _jacobian(f: Callable[[torch.Tensor], torch.Tensor], y: torch.Tensor) -> torch.Tensor:
+    """The dense Jacobian `[V, S]` of `f` (`V` values) at `y` (`S` elements): the rows of the
+    identity as cotangents (zeros where `f` does not depend on `y`)."""
+
+    def rows_of_identity(value):
+        return torch.eye(value.numel(), dtype=value.dtype, device=value.device).reshape(-1, *value.shape)
+
+    value, grad = _pullbacks(f, y, rows_of_identity)
+    if grad is None:
+        return value.new_zeros(value.numel(), y.numel())
+    return grad.reshape(value.numel(), y.numel())
+
+
+def _block_jacobian(f: Callable[[torch.Tensor], torch.Tensor], y: torch.Tensor) -> torch.Tensor:
+    """`[..., C, C]`: the Jacobian blocks of an `f` that couples only the last axis of `y`.  Cotangent
+    `i` is 1 at component `i` of every block, so its gradient is row `i` of every block at once
+    (zeros where `f` does not depend on `y`)."""
+    size = y.shape[-1]
+
+    def components(value):
+        eye = torch.eye(size, dtype=value.dtype, device=value.device)
+        return eye.reshape(size, *[1] * (value.dim() - 1), size).expand(size, *value.shape)
+
+    value, grad = _pullbacks(f, y, components)
     if grad is None:
         return value.new_zeros(*y.shape, size)
     return grad.movedim(0, -2)
