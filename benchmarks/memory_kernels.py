@@ -5,7 +5,10 @@ N steps on [0, 10].  For each kernel and N this prints the wall time, the time r
 `soe` at the same N, the peak resident memory above the baseline (each run in a fresh
 subprocess) and the maximum difference from `full` (where `full` ran).  `full` is the
 library's blocked kernel; `full (per-step)` is the same exact sum done as one
-matrix-vector product per step (block=1), the textbook implementation.  `soe final` keeps
+matrix-vector product per step (block=1), the textbook implementation; `full (per block)` is
+one product per block of 64 steps over all earlier rows (a window as long as the run,
+`memory=N`: the blocked kernel of earlier releases, O(N^2) where `full` is nearly linear in N).
+`soe final` keeps
 only the final state (`save_every=N`), so its memory does not grow with N at all.
 `full` is skipped above --full-max steps (at N = 1e5 it needs ~1e13 flops).  The rows marked
 `(eager)` run the same solve on the eager engine (`SPIKEDE_ENGINE=eager`: one history read and
@@ -30,6 +33,7 @@ from pathlib import Path
 CONFIGS = {
     "full": dict(memory=None),
     "full (per-step)": dict(memory=None, block=1),
+    "full (per block)": dict(memory="all steps"),
     "window 64": dict(memory=64),
     "soe": dict(memory="soe"),
     "soe final": dict(memory="soe", final_only=True),
@@ -47,6 +51,8 @@ def _child(name: str, steps: int, out: str, repeats: int, threads: str) -> None:
         torch.set_num_threads(int(threads))
     options = dict(CONFIGS[name])
     set_engine(options.pop("engine", "auto"))
+    if options.get("memory") == "all steps":
+        options["memory"] = steps
     if options.pop("final_only", False):
         options["save_every"] = steps
     torch.manual_seed(0)
@@ -93,7 +99,8 @@ def _table(args, threads: str) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for steps in args.steps:
             rows, finals = {}, {}
-            for name in ("soe", "soe final", "soe (eager)", "window 64", "full", "full (eager)", "full (per-step)"):
+            for name in ("soe", "soe final", "soe (eager)", "window 64", "full", "full (eager)", "full (per-step)",
+                         "full (per block)"):
                 if name.startswith("full") and steps > args.full_max:
                     continue
                 out = str(Path(tmp) / f"{steps}-{name}.pt")

@@ -52,37 +52,34 @@ def _child(steps: int, repeats: int, phases: bool) -> None:
     model = nn.Sequential(TimeDistributed(nn.Linear(64, 128)), neuron(), TimeDistributed(nn.Linear(128, 10)), neuron())
     x = torch.rand(steps, 32, 64)
     targets = torch.randint(0, 10, (32,))
-    stamps: dict = {}  # phase -> the time it ended in this pass
+    stamps: list = []  # (phase, the time it ended) in this pass, in order
 
-    def stamp(name):
-        stamps[name] = time.perf_counter()
+    def stamp(phase):
+        stamps.append((phase, time.perf_counter()))
 
     def forward(h):
-        for layer, name in zip(model, LAYERS):
+        for i, (layer, name) in enumerate(zip(model, LAYERS)):
             h = layer(h)
-            if phases:
+            if phases:  # the gradient reaching this layer's output ends the backward of what follows it
                 stamp(f"{name} forward")
-                h.register_hook(lambda grad, name=name: stamp(f"backward reaches {name}"))
+                ended = f"{LAYERS[i + 1]} backward" if i + 1 < len(LAYERS) else "loss backward"
+                h.register_hook(lambda grad, ended=ended: stamp(ended))
         return h
 
     times, faults, spans = [], 0.0, {}
     for repeat in range(repeats):
         if repeat == 1:  # the first pass touches every array for the first time
             faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-        start = time.perf_counter()
         stamps.clear()
+        start = time.perf_counter()
         loss = nn.functional.cross_entropy(forward(x).mean(0), targets)
-        stamp("loss")
+        stamp("loss forward")
         loss.backward()
-        times.append(time.perf_counter() - start)
-        if phases:  # each phase: from the previous stamp to its own; a layer's backward ends where the next begins
-            order = [f"{name} forward" for name in LAYERS] + ["loss"]
-            order += [f"backward reaches {name}" for name in reversed(LAYERS)]
-            ends = [stamps[name] for name in order] + [start + times[-1]]
-            names = [f"{name} forward" for name in LAYERS] + ["loss forward", "loss backward"]
-            names += [f"{name} backward" for name in reversed(LAYERS)]
-            for name, begin, end in zip(names, [start] + ends, ends):
-                spans.setdefault(name, []).append(end - begin)
+        stamp(f"{LAYERS[0]} backward")
+        times.append(stamps[-1][1] - start)
+        if phases:
+            for (phase, end), (_, begin) in zip(stamps, [(None, start)] + stamps):
+                spans.setdefault(phase, []).append(end - begin)
         model.zero_grad(set_to_none=True)
     if repeats > 1:
         faults = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults) / (repeats - 1)
