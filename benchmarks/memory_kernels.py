@@ -33,7 +33,7 @@ from pathlib import Path
 CONFIGS = {
     "full": dict(memory=None),
     "full (per-step)": dict(memory=None, block=1),
-    "full (per block)": dict(memory="all steps"),
+    "full (per block)": dict(window_of_all_steps=True),
     "window 64": dict(memory=64),
     "soe": dict(memory="soe"),
     "soe final": dict(memory="soe", final_only=True),
@@ -51,7 +51,7 @@ def _child(name: str, steps: int, out: str, repeats: int, threads: str) -> None:
         torch.set_num_threads(int(threads))
     options = dict(CONFIGS[name])
     set_engine(options.pop("engine", "auto"))
-    if options.get("memory") == "all steps":
+    if options.pop("window_of_all_steps", False):
         options["memory"] = steps
     if options.pop("final_only", False):
         options["save_every"] = steps
