@@ -33,6 +33,8 @@ class TimeDistributed(nn.Module):
 
     def __init__(self, layer: nn.Module):
         super().__init__()
+        if not isinstance(layer, nn.Module):
+            raise TypeError(f"layer must be an nn.Module (e.g. nn.Linear(784, 256)), got {type(layer).__name__}")
         self.layer = layer
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -69,6 +71,8 @@ def fractionalize(model: nn.Module, alpha=0.8, **options) -> nn.Module:
     `options` (e.g. `method='l1'`, `memory=64`, `learn_alpha=True`, `coefficients=[...]`) go to
     every `FractionalLIF`.  `IFNeuron` layers are left as they are.
     """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be an nn.Module holding LIFNeuron layers, got {type(model).__name__}")
     model = copy.deepcopy(model)
     targets = [
         (parent, name, child)

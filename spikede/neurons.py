@@ -46,7 +46,7 @@ from .solvers.engine import march, step_threads
 from .solvers.hybrid import HISTORY_MODES
 from .solvers.memory import check_memory, make_kernel
 from .solvers.schemes import SCHEMES
-from .surrogate import Surrogate, check_scale
+from .surrogate import Surrogate, check_dtype, check_scale
 
 __all__ = ["LIFNeuron", "IFNeuron", "FractionalLIF", "FractionalIF", "SpikingNeuron", "NEURON_METHODS"]
 
@@ -144,7 +144,7 @@ class SpikingNeuron(nn.Module, ABC):
         dtype: torch.dtype | None = None,
     ):
         super().__init__()
-        factory = {"device": device, "dtype": dtype}
+        factory = {"device": device, "dtype": check_dtype(dtype)}
         self.step_mode = _check_step_mode(step_mode)
         self.events = EventParams(reset=reset, v_reset=_real(v_reset, "v_reset"), detach_reset=detach_reset)
         if isinstance(surrogate, Surrogate):
@@ -207,7 +207,8 @@ class SpikingNeuron(nn.Module, ABC):
     @staticmethod
     def _check_input(x) -> None:
         if not isinstance(x, torch.Tensor) or not x.is_floating_point():
-            raise TypeError(f"input must be a floating-point tensor, got {x!r:.80}")
+            got = f"dtype {x.dtype}" if isinstance(x, torch.Tensor) else type(x).__name__
+            raise TypeError(f"input must be a floating-point tensor, got {got}; use .float() or .double()")
 
     def _output(self, spikes: torch.Tensor, membrane: torch.Tensor | None):
         return (spikes, membrane) if self.return_membrane else spikes

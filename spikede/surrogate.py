@@ -156,6 +156,18 @@ def check_scale(scale: object, name: str = "surrogate_scale") -> float:
     return value
 
 
+def check_dtype(dtype: object) -> torch.dtype | None:
+    """Return a module's `dtype=` factory keyword if it is `None` or a floating-point dtype, else raise
+    (an integer dtype would truncate tau and the threshold silently)."""
+    if dtype is None:
+        return None
+    if not isinstance(dtype, torch.dtype):
+        raise TypeError(f"dtype must be a torch.dtype or None, got {type(dtype).__name__}: {dtype!r}")
+    if not dtype.is_floating_point:
+        raise TypeError(f"dtype must be a floating-point dtype (e.g. torch.float32, torch.float64), got {dtype}")
+    return dtype
+
+
 def _resolve(surrogate: str | SurrogateSpec, scale: float | None) -> tuple[SurrogateSpec, float]:
     spec = get_surrogate(surrogate)
     return spec, spec.default_scale if scale is None else check_scale(scale)

@@ -481,6 +481,8 @@ def test_bad_input_is_named():
         AdEx(tau_w=-1.0)
     with pytest.raises(TypeError, match="EIF parameter C must be a float or a tensor"):
         EIF(C="big")
+    with pytest.raises(TypeError, match="dtype must be a floating-point dtype"):
+        ModelLayer(AdEx(), dtype=torch.int32)
     with pytest.raises(ValueError, match=r"the shape \(4,\) of current does not broadcast"):
         simulate(AdEx(b=torch.zeros(3, dtype=F64)), t, current=torch.ones(4, dtype=F64))
     with pytest.raises(ValueError, match="alpha must lie in \\(0, 1\\] for AdEx"):

@@ -290,6 +290,10 @@ def test_fractionalize_and_reset():
     assert torch.equal(one(x), model(x))
     with pytest.raises(ValueError, match="2 LIFNeuron layers"):
         fractionalize(model, alpha=[0.9])
+    with pytest.raises(TypeError, match="model must be an nn.Module holding LIFNeuron layers, got list"):
+        fractionalize([LIFNeuron()])
+    with pytest.raises(TypeError, match=r"layer must be an nn.Module \(e.g. nn.Linear\(784, 256\)\), got function"):
+        TimeDistributed(lambda x: x)
     single = nn.Sequential(LIFNeuron(step_mode="single"), FractionalLIF(step_mode="single"))
     single(torch.rand(2, 3))
     with pytest.raises(ValueError, match="reset"):
@@ -324,6 +328,8 @@ def test_encoders():
         (dict(alpha=1.0, learn_alpha=True), ValueError, "learn_alpha=True needs alpha < 1"),
         (dict(memory=0), ValueError, "memory"),
         (dict(dt=0), ValueError, "dt must be"),
+        (dict(dtype=torch.int64), TypeError, r"dtype must be a floating-point dtype .* got torch.int64"),
+        (dict(dtype="float64"), TypeError, "dtype must be a torch.dtype or None, got str"),
     ],
 )
 def test_bad_construction(kwargs, error, match):
@@ -336,8 +342,10 @@ def test_bad_input_rank():
         FractionalLIF()(torch.rand(5))
     with pytest.raises(ValueError, match="step_mode='single' expects"):
         LIFNeuron(step_mode="single")(torch.tensor(1.0))
-    with pytest.raises(TypeError, match="floating-point"):
+    with pytest.raises(TypeError, match=r"input must be a floating-point tensor, got dtype torch.int64; use"):
         LIFNeuron()(torch.ones(3, 2, dtype=torch.long))
+    with pytest.raises(TypeError, match="input must be a floating-point tensor, got list"):
+        FractionalLIF()([[0.5, 0.5]])
 
 
 def test_seed_snippet_runs():

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from ..solvers.adjoint import DiscreteAdjoint, StepInputs
+from ..surrogate import check_dtype
 from .base import NeuronModel, simulate
 
 __all__ = ["ModelLayer"]
@@ -70,7 +71,7 @@ class ModelLayer(nn.Module):
         self.adjoint = adjoint
         self.return_states = return_states
         self.learned = tuple(learn)
-        factory = dict(device=device, dtype=dtype or torch.get_default_dtype())
+        factory = dict(device=device, dtype=check_dtype(dtype) or torch.get_default_dtype())
         for name in self.learned:
             self.register_parameter(name, nn.Parameter(torch.as_tensor(getattr(model, name), **factory).clone()))
 

@@ -51,7 +51,8 @@ def _check_alpha(alpha, name: str = "alpha", per_component: bool = False):
 def _check_grid(t: torch.Tensor, device: torch.device) -> tuple[torch.Tensor, float, str | None]:
     """`(t on device, mean step h, why it is not uniform or None)`."""
     if not isinstance(t, torch.Tensor) or t.dim() != 1:
-        raise ValueError(f"t must be a 1-D tensor of time points, got {t!r}")
+        got = f"a tensor of shape {tuple(t.shape)}" if isinstance(t, torch.Tensor) else type(t).__name__
+        raise ValueError(f"t must be a 1-D tensor of time points (e.g. torch.linspace(t0, t1, n + 1)), got {got}")
     if t.numel() < 2:
         raise ValueError(f"t must hold at least 2 time points, got {t.numel()}")
     if not t.is_floating_point():
