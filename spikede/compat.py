@@ -306,7 +306,9 @@ def _check_method(method: object) -> str:
 def _step(x_time: object, steps: int, step_size: object) -> float:
     """`dt` from the time points of `x` (one per step, uniform)."""
     if not isinstance(x_time, torch.Tensor) or x_time.dim() != 1 or not x_time.is_floating_point():
-        raise ValueError(f"x_time must be a 1-D floating-point tensor of time points, got {x_time!r}")
+        got = (f"a {x_time.dtype} tensor of shape {tuple(x_time.shape)}" if isinstance(x_time, torch.Tensor)
+               else type(x_time).__name__)
+        raise ValueError(f"x_time must be a 1-D floating-point tensor of time points, got {got}")
     if x_time.numel() != steps:
         raise ValueError(f"x_time has {x_time.numel()} time points but x has {steps} steps; give one per step")
     if steps == 1:

@@ -100,6 +100,9 @@ def test_readme_per_layer_example_learns_its_orders():
     net(x, x_time).sum().backward()
     grads = [p.grad for name, p in net.named_parameters() if name.endswith("alpha_logit")]
     assert len(grads) == 2 and all(g is not None and torch.isfinite(g) for g in grads)
+    with pytest.raises(ValueError, match=r"x_time must be a 1-D floating-point tensor .*got a torch.int64 tensor "
+                                         r"of shape \(8,\)$"):
+        net(x, torch.arange(8))
 
 
 def test_the_basic_training_example_runs_and_trains():

@@ -253,7 +253,8 @@ def simulate(
     if not isinstance(model, NeuronModel):
         raise TypeError(f"model must be a NeuronModel (e.g. spikede.models.AdEx()), got {type(model).__name__}")
     if not isinstance(t, torch.Tensor) or t.dim() != 1:
-        raise TypeError(f"t must be a 1-D tensor of times, got {t!r}")
+        got = f"a tensor of shape {tuple(t.shape)}" if isinstance(t, torch.Tensor) else type(t).__name__
+        raise TypeError(f"t must be a 1-D tensor of times, got {got}")
     dtype = t.dtype if t.is_floating_point() else torch.get_default_dtype()
     device = t.device
     model = model.to(dtype=dtype, device=device)

@@ -452,7 +452,8 @@ def solve_hybrid(
     if not isinstance(save_spikes, bool):
         raise TypeError(f"save_spikes must be a bool, got {save_spikes!r}")
     if not isinstance(t, torch.Tensor) or t.dim() != 1 or t.numel() < 2:
-        raise ValueError(f"t must be a 1-D tensor of at least 2 times, got {t!r}")
+        got = f"a tensor of shape {tuple(t.shape)}" if isinstance(t, torch.Tensor) else type(t).__name__
+        raise ValueError(f"t must be a 1-D tensor of at least 2 times, got {got}")
     component = rule.component % size
     if component != rule.component:
         rule = SpikeRule(component, rule.threshold, rule.reset, rule.refractory, rule.history)
