@@ -46,6 +46,7 @@ from torch import nn
 from .neurons import NEURON_METHODS, FractionalIF, FractionalLIF, IFNeuron, LIFNeuron
 from .network import _neuron_kwargs
 from .solvers.fdeint import _check_grid
+from .surrogate import describe
 from .solvers.memory import check_memory
 from .surrogate import check_scale
 
@@ -306,9 +307,7 @@ def _check_method(method: object) -> str:
 def _step(x_time: object, steps: int, step_size: object) -> float:
     """`dt` from the time points of `x` (one per step, uniform)."""
     if not isinstance(x_time, torch.Tensor) or x_time.dim() != 1 or not x_time.is_floating_point():
-        got = (f"a {x_time.dtype} tensor of shape {tuple(x_time.shape)}" if isinstance(x_time, torch.Tensor)
-               else type(x_time).__name__)
-        raise ValueError(f"x_time must be a 1-D floating-point tensor of time points, got {got}")
+        raise ValueError(f"x_time must be a 1-D floating-point tensor of time points, got {describe(x_time)}")
     if x_time.numel() != steps:
         raise ValueError(f"x_time has {x_time.numel()} time points but x has {steps} steps; give one per step")
     if steps == 1:

@@ -46,7 +46,7 @@ from .solvers.engine import march, step_threads
 from .solvers.hybrid import HISTORY_MODES
 from .solvers.memory import check_memory, make_kernel
 from .solvers.schemes import SCHEMES
-from .surrogate import Surrogate, check_dtype, check_scale
+from .surrogate import Surrogate, check_dtype, check_scale, describe
 
 __all__ = ["LIFNeuron", "IFNeuron", "FractionalLIF", "FractionalIF", "SpikingNeuron", "NEURON_METHODS"]
 
@@ -207,8 +207,7 @@ class SpikingNeuron(nn.Module, ABC):
     @staticmethod
     def _check_input(x) -> None:
         if not isinstance(x, torch.Tensor) or not x.is_floating_point():
-            got = f"dtype {x.dtype}" if isinstance(x, torch.Tensor) else type(x).__name__
-            raise TypeError(f"input must be a floating-point tensor, got {got}; use .float() or .double()")
+            raise TypeError(f"input must be a floating-point tensor, got {describe(x)}; use .float() or .double()")
 
     def _output(self, spikes: torch.Tensor, membrane: torch.Tensor | None):
         return (spikes, membrane) if self.return_membrane else spikes

@@ -42,6 +42,7 @@ __all__ = [
     "get_surrogate",
     "available_surrogates",
     "check_scale",
+    "check_dtype",
 ]
 
 Derivative = Callable[[torch.Tensor, float], torch.Tensor]
@@ -229,7 +230,7 @@ def spike(
     and its true gradient; in evaluation the hard step.
     """
     if not isinstance(x, torch.Tensor) or not x.is_floating_point():
-        raise TypeError(f"x must be a floating-point tensor, got {_describe(x)}")
+        raise TypeError(f"x must be a floating-point tensor, got {describe(x)}")
     spec, value = _resolve(surrogate, scale)
     if spec.stochastic and training:
         return _noisy_soft_spike(x, value, noise)
@@ -238,10 +239,12 @@ def spike(
     return _StepWithSurrogate.apply(x, spec.derivative, value)
 
 
-def _describe(x: object) -> str:
+def describe(x: object) -> str:
+    """How an error message names an argument it refuses: a tensor by its dtype and shape (never its
+    values), anything else by its type."""
     if isinstance(x, torch.Tensor):
-        return f"tensor of dtype {x.dtype}"
-    return f"{type(x).__name__}: {x!r}"
+        return f"a {x.dtype} tensor of shape {tuple(x.shape)}"
+    return type(x).__name__
 
 
 class Surrogate(nn.Module):

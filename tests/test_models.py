@@ -483,7 +483,7 @@ def test_bad_input_is_named():
         EIF(C="big")
     with pytest.raises(TypeError, match="dtype must be a floating-point dtype"):
         ModelLayer(AdEx(), dtype=torch.int32)
-    with pytest.raises(TypeError, match=r"t must be a 1-D tensor of times, got a tensor of shape \(1, 101\)$"):
+    with pytest.raises(TypeError, match=r"t must be a 1-D tensor of times, got a torch.float64 tensor of shape \(1, 101\)$"):
         simulate(AdEx(), grid(10.0, 0.1)[None])
     with pytest.raises(ValueError, match=r"the shape \(4,\) of current does not broadcast"):
         simulate(AdEx(b=torch.zeros(3, dtype=F64)), t, current=torch.ones(4, dtype=F64))
@@ -495,7 +495,7 @@ def test_bad_input_is_named():
         simulate(AdEx(), t, alpha=[0.5, 0.6, 0.7])
     with pytest.raises(ValueError, match=r"y0 must be a tensor \[\*batch, 2\]"):
         simulate(AdEx(), t, y0=torch.zeros(3, dtype=F64))
-    with pytest.raises(ValueError, match=r"t must be a 1-D tensor of at least 2 times, got a tensor of shape \(1, 101\)$"):
+    with pytest.raises(ValueError, match=r"t must be a 1-D tensor of at least 2 times, got a torch.float64 tensor of shape \(1, 101\)$"):
         solve_hybrid(lambda s, y: y, torch.zeros(2, dtype=F64), t[None], 0.5, SpikeRule())
     with pytest.raises(ValueError, match="rule.component=2 names no variable: the state has 2"):
         solve_hybrid(lambda s, y: y, torch.zeros(2, dtype=F64), t, 0.5, SpikeRule(component=2))

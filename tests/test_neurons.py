@@ -342,7 +342,7 @@ def test_bad_input_rank():
         FractionalLIF()(torch.rand(5))
     with pytest.raises(ValueError, match="step_mode='single' expects"):
         LIFNeuron(step_mode="single")(torch.tensor(1.0))
-    with pytest.raises(TypeError, match=r"input must be a floating-point tensor, got dtype torch.int64; use"):
+    with pytest.raises(TypeError, match=r"input must be a floating-point tensor, got a torch.int64 tensor of shape \(3, 2\); use"):
         LIFNeuron()(torch.ones(3, 2, dtype=torch.long))
     with pytest.raises(TypeError, match="input must be a floating-point tensor, got list"):
         FractionalLIF()([[0.5, 0.5]])

@@ -399,7 +399,7 @@ def test_nan_reports_step():
         (dict(memory=2.5), ValueError, "memory must be None"),
         (dict(t=torch.tensor([0.0, 0.2, 0.1], dtype=F64)), ValueError, "strictly increasing"),
         (dict(t=torch.tensor([0.0, 0.1, 0.3], dtype=F64)), ValueError, "uniform grid"),
-        (dict(t=torch.zeros(2, 2, dtype=F64)), ValueError, r"1-D tensor of time points .*got a tensor of shape \(2, 2\)$"),
+        (dict(t=torch.zeros(2, 2, dtype=F64)), ValueError, r"1-D tensor of time points .*got a torch.float64 tensor of shape \(2, 2\)$"),
         (dict(t=[0.0, 0.1]), ValueError, "1-D tensor of time points .*got list$"),
         (dict(y0=torch.ones(2, dtype=torch.long)), TypeError, "y0 must be a floating-point tensor"),
         (dict(func=lambda t, y: y.sum()), ValueError, "returned shape"),

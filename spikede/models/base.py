@@ -24,6 +24,7 @@ import torch
 
 from ..solvers.adjoint import DiscreteAdjoint
 from ..solvers.hybrid import HybridSolution, SpikeRule, solve_hybrid
+from ..surrogate import describe
 
 __all__ = ["NeuronModel", "simulate", "Current"]
 
@@ -253,8 +254,7 @@ def simulate(
     if not isinstance(model, NeuronModel):
         raise TypeError(f"model must be a NeuronModel (e.g. spikede.models.AdEx()), got {type(model).__name__}")
     if not isinstance(t, torch.Tensor) or t.dim() != 1:
-        got = f"a tensor of shape {tuple(t.shape)}" if isinstance(t, torch.Tensor) else type(t).__name__
-        raise TypeError(f"t must be a 1-D tensor of times, got {got}")
+        raise TypeError(f"t must be a 1-D tensor of times, got {describe(t)}")
     dtype = t.dtype if t.is_floating_point() else torch.get_default_dtype()
     device = t.device
     model = model.to(dtype=dtype, device=device)

@@ -8,6 +8,7 @@ from typing import Callable, Sequence
 
 import torch
 
+from ..surrogate import describe
 from .adjoint import DiscreteAdjoint, ReplayableEvent
 from .blocks import compiled_applies, history_for, integrate_compiled
 from .engine import Problem, integrate
@@ -51,8 +52,8 @@ def _check_alpha(alpha, name: str = "alpha", per_component: bool = False):
 def _check_grid(t: torch.Tensor, device: torch.device) -> tuple[torch.Tensor, float, str | None]:
     """`(t on device, mean step h, why it is not uniform or None)`."""
     if not isinstance(t, torch.Tensor) or t.dim() != 1:
-        got = f"a tensor of shape {tuple(t.shape)}" if isinstance(t, torch.Tensor) else type(t).__name__
-        raise ValueError(f"t must be a 1-D tensor of time points (e.g. torch.linspace(t0, t1, n + 1)), got {got}")
+        raise ValueError(f"t must be a 1-D tensor of time points (e.g. torch.linspace(t0, t1, n + 1)), "
+                         f"got {describe(t)}")
     if t.numel() < 2:
         raise ValueError(f"t must hold at least 2 time points, got {t.numel()}")
     if not t.is_floating_point():

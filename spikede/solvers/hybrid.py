@@ -51,7 +51,7 @@ from typing import Callable
 
 import torch
 
-from ..surrogate import get_surrogate, spike
+from ..surrogate import describe, get_surrogate, spike
 from .engine import not_finite
 from .adjoint import ReplayableEvent
 from .aligned import solve_aligned
@@ -452,8 +452,7 @@ def solve_hybrid(
     if not isinstance(save_spikes, bool):
         raise TypeError(f"save_spikes must be a bool, got {save_spikes!r}")
     if not isinstance(t, torch.Tensor) or t.dim() != 1 or t.numel() < 2:
-        got = f"a tensor of shape {tuple(t.shape)}" if isinstance(t, torch.Tensor) else type(t).__name__
-        raise ValueError(f"t must be a 1-D tensor of at least 2 times, got {got}")
+        raise ValueError(f"t must be a 1-D tensor of at least 2 times, got {describe(t)}")
     component = rule.component % size
     if component != rule.component:
         rule = SpikeRule(component, rule.threshold, rule.reset, rule.refractory, rule.history)
