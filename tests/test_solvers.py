@@ -351,6 +351,56 @@ def test_newton_keeps_its_matrix_while_it_serves():
     assert 2 <= cubic.jacobians <= 4 and cubic.calls - cubic.jacobians <= 10, (cubic.jacobians, cubic.calls)  # 3, 9
 
 
+def test_a_solve_forms_its_newton_matrix_once_where_one_serves_every_step():
+    """A uniform implicit solve hands each step the matrix the last one ended with (ChordMemo): for
+    an f linear in y that matrix is exact for every step, so it is formed once in 40 steps (before:
+    once a step), and the trajectory is the one each step's own matrix gives, to rounding (1e-13:
+    both solve every step to 256 eps and the values are O(1))."""
+    from spikede.solvers import newton
+
+    a = torch.tensor([[-2.0, 0.5, 0.0], [0.3, -1.0, 0.2], [0.0, 0.4, -3.0]], dtype=F64)
+    func = _CountingJacobians(lambda y: a @ y)
+    y0, t = torch.tensor([1.0, -0.5, 0.25], dtype=F64), grid(40)
+    for method in ("gl", "l1", "trap", "flmm-trap"):
+        func.jacobians = 0
+        y = fdeint(lambda t, y: func(y), y0, t, 0.6, method=method, implicit=True)
+        formed = func.jacobians
+        original = newton.ChordMemo.lookup
+        newton.ChordMemo.lookup = lambda self, *args: None  # every step forms its own matrix
+        try:
+            func.jacobians = 0
+            own = fdeint(lambda t, y: func(y), y0, t, 0.6, method=method, implicit=True)
+        finally:
+            newton.ChordMemo.lookup = original
+        # flmm-trap solves its first two steps as one system, whose matrix evaluates f at both (2 counts)
+        start = 2 if method == "flmm-trap" else 0
+        assert formed == 1 + start and func.jacobians == 40, (method, formed, func.jacobians)
+        assert (y - own).abs().max() <= 1e-13
+
+
+def test_an_inherited_newton_matrix_that_does_not_serve_is_replaced():
+    """A step handed a matrix that is wrong for it starts over with its own: one 1000x too small turns
+    a guess 1e-12 off into an update of 1e-15, below the tolerance (a small update of a large error),
+    but the updates do not shrink, which the test catches; one of the wrong sign diverges.  Each
+    solution is the root to 1e-15, and the memo then holds the step's own matrix."""
+    from spikede.solvers.newton import ChordMemo, newton_solve
+
+    a = torch.tensor([[-2.0, 0.5], [0.3, -1.0]], dtype=F64)
+    b, c = torch.tensor([0.7, -0.2], dtype=F64), torch.tensor(0.1, dtype=F64)
+    exact = torch.linalg.solve(torch.eye(2, dtype=F64) - c * a, b)
+    for wrong in (1e-3 * torch.eye(2, dtype=F64), -torch.eye(2, dtype=F64)):
+        memo = ChordMemo()
+        memo.keep(wrong, c, torch.Size([2]), False)
+        linear = _CountingJacobians(lambda y: a @ y)
+        guess = exact + 1e-12
+        y = newton_solve(linear, b, c, guess, tol=1e-14, max_iters=50, step=1, memo=memo)
+        assert (y - exact).abs().max() <= 1e-15 and linear.jacobians == 1
+        kept = memo.lookup(c, torch.Size([2]), False)
+        assert (kept - torch.linalg.inv(torch.eye(2, dtype=F64) - c * a)).abs().max() <= 1e-15
+    assert memo.lookup(torch.tensor(0.2, dtype=F64), torch.Size([2]), False) is None  # another c: not served
+    assert memo.lookup(c, torch.Size([2]), True) is None  # another structure: not served
+
+
 def test_block_jacobian_is_the_dense_jacobians_diagonal_blocks():
     """`jacobian='blockwise'`'s blocks (one batched reverse pass) against the dense Jacobian of the
     whole state (`torch.autograd.functional.jacobian`), float64: the same derivatives of the same

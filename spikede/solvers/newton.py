@@ -13,6 +13,14 @@ those of the implicit-function theorem, `dy = M^{-1} (db + dc f + c df)`.
 The Jacobian is dense (`S x S` for a state of `S` elements), or, for a right-hand side that
 couples only the state's last axis (a batch of independent systems), `[..., C, C]` blocks; either
 is one reverse pass with a batch of cotangents.
+
+A sequence of steps with one step coefficient (a solve on a uniform grid) may hand its steps a
+`ChordMemo`: each step then starts from the matrix the step before ended with, and forms its own
+only where that one does not serve (a non-finite update, or an update that did not shrink to
+`REFRESH_RATIO` of the one before), starting over from its guess as if there had been none.  The
+matrix of the last step is usually as good a chord as one formed at this step's guess, and
+forming it (a reverse pass and an inversion) costs several evaluations of `f` for a small state
+and far more for a large dense one.
 """
 
 from __future__ import annotations
@@ -21,9 +29,15 @@ from typing import Callable
 
 import torch
 
-__all__ = ["ConvergenceError", "newton_solve", "solve_at", "default_tolerance", "REFRESH_RATIO"]
+__all__ = ["ChordMemo", "ConvergenceError", "newton_solve", "solve_at", "default_tolerance", "REFRESH_RATIO"]
 
 REFRESH_RATIO = 0.125  # an update larger than this times the last one: the chord matrix is formed again
+# A step that kept an earlier matrix (ChordMemo) but whose updates shrank by less than this leaves the next
+# step a matrix formed at its solution.  For a small system (fewer than LARGE_SYSTEM unknowns per matrix) a
+# matrix costs a few evaluations of f, and a fresher one saves more than that over the following steps;
+# for a large dense one (an inversion of S^3 operations) only a failing chord (REFRESH_RATIO) pays for it.
+MEMO_REFRESH_RATIO = REFRESH_RATIO / 64
+LARGE_SYSTEM = 64
 
 
 class ConvergenceError(RuntimeError):
@@ -42,6 +56,26 @@ class ConvergenceError(RuntimeError):
         self.system = system
         self.iterate = iterate
         self.unconverged = unconverged
+
+
+class ChordMemo:
+    """The chord matrix `(I - c df/dy)^{-1}` the last step of a sequence ended with, for the next step
+    to start from (see the module docstring); it serves only a step with the same `c`, state shape
+    and Jacobian structure."""
+
+    __slots__ = ("_inverse", "_key", "_c")
+
+    def __init__(self):
+        self._inverse = self._key = self._c = None
+
+    def lookup(self, c: torch.Tensor, shape: torch.Size, blockwise: bool) -> torch.Tensor | None:
+        if self._inverse is None or self._key != (shape, blockwise, c.shape, c.dtype, c.device):
+            return None
+        return self._inverse if torch.equal(self._c, c) else None  # the same coefficient, or none of it
+
+    def keep(self, inverse: torch.Tensor, c: torch.Tensor, shape: torch.Size, blockwise: bool) -> None:
+        self._inverse, self._c = inverse, c
+        self._key = (shape, blockwise, c.shape, c.dtype, c.device)
 
 
 def default_tolerance(dtype: torch.dtype) -> float:
@@ -126,7 +160,7 @@ class _Linearisation:
 
 def solve_at(func: Callable, t: torch.Tensor, b: torch.Tensor, c: torch.Tensor, y_guess: torch.Tensor, *,
              tol: float, max_iters: int, step: int, blockwise: bool = False,
-             block_jacobian: Callable | None = None) -> torch.Tensor:
+             block_jacobian: Callable | None = None, memo: ChordMemo | None = None) -> torch.Tensor:
     """`newton_solve` for `y = b + c func(t, y)` at the time `t`, blockwise with the closed-form blocks
     `block_jacobian(t, y)` where given (a right-hand side `func(t, y)` of the solvers)."""
     closed_form = None
@@ -134,7 +168,44 @@ def solve_at(func: Callable, t: torch.Tensor, b: torch.Tensor, c: torch.Tensor, 
         def closed_form(y):
             return block_jacobian(t, y)
     return newton_solve(lambda v: func(t, v), b, c, y_guess, tol=tol, max_iters=max_iters, step=step,
-                        blockwise=blockwise, jacobian=closed_form)
+                        blockwise=blockwise, jacobian=closed_form, memo=memo)
+
+
+def _sizes(delta: torch.Tensor, y: torch.Tensor, blockwise: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """The size of an update and the scale it is measured against: per system (blockwise) or overall."""
+    if blockwise:
+        return delta.abs().amax(-1), 1.0 + y.abs().amax(-1)
+    return delta.abs().max(), 1.0 + y.abs().max()
+
+
+def _inherited_chord(f, b, c, y, inverse, linear, tol: float, max_iters: int, blockwise: bool):
+    """Chord iterations from `y` with a matrix from an earlier step: `(solution, worst ratio of
+    successive updates)`, or `None` where the matrix does not serve (an update not finite, or not
+    shrinking to `REFRESH_RATIO` of the last).  Convergence is taken from an update below the
+    tolerance only once the updates have been seen to shrink so, since a matrix far from this
+    step's can make small updates of a large error; or from a residual at rounding level, which
+    bounds the error whatever the matrix."""
+    rounding = 4.0 * torch.finfo(y.dtype).eps
+    last, worst = None, 0.0
+    for _ in range(max_iters):
+        residual = y - b - c * f(y)
+        misfit, scale = _sizes(residual, y, blockwise)
+        if bool((misfit <= rounding * scale).all()):
+            return y, worst
+        delta = linear.apply(inverse, residual)
+        if not bool(torch.isfinite(delta).all()):
+            return None
+        y = y - delta
+        size, scale = _sizes(delta, y, blockwise)
+        if last is not None:
+            ratio = (size / last.clamp(min=torch.finfo(y.dtype).tiny)).max().item()
+            if not ratio <= REFRESH_RATIO:
+                return None
+            worst = max(worst, ratio)
+            if bool((size <= tol * scale).all()):
+                return y, worst
+        last = size
+    return None
 
 
 def newton_solve(
@@ -148,41 +219,28 @@ def newton_solve(
     step: int,
     blockwise: bool = False,
     jacobian: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    memo: ChordMemo | None = None,
 ) -> torch.Tensor:
     """Solve `y = b + c f(y)` starting from `y_guess`; differentiable in `b`, `c` and `f`.
     `c` is a scalar or broadcasts against `y` (per-component orders: one `c` per component).
     `blockwise=True`: `f` couples only the last axis of `y` (each leading index an independent
     system, e.g. a batch of neurons), so its Jacobian is `[..., C, C]` blocks instead of one dense
-    `S x S` matrix; `jacobian(y)` gives those blocks in closed form (else `C` reverse passes do)."""
+    `S x S` matrix; `jacobian(y)` gives those blocks in closed form (else `C` reverse passes do).
+    `memo`: the step starts from the matrix the previous step of its sequence ended with, and
+    leaves its own there (see the module docstring)."""
     b_, c_ = b.detach(), c.detach()
     linear = _Linearisation(f, c_, y_guess.shape, blockwise, y_guess.dtype, y_guess.device, jacobian)
     y = y_guess.detach()
-    # per system (blockwise: each leading index; dense: the whole state): converged, or given up on
-    # because its update stopped being finite (the others go on)
-    systems = y.shape[:-1] if blockwise else ()
-    failed = torch.zeros(systems, dtype=torch.bool, device=y.device)
-    last_size = None
     with torch.no_grad():
-        inverse = linear.inverse(y)
-        for iteration in range(1, max_iters + 1):
-            residual = y - b_ - c_ * f(y)
-            delta = linear.apply(inverse, residual)
-            if blockwise:
-                failed = failed | ~torch.isfinite(delta).all(-1)
-                delta = torch.where(failed.unsqueeze(-1), torch.zeros_like(delta), delta)
-                y = y - delta
-                size, scale = delta.abs().amax(-1), 1.0 + y.abs().amax(-1)
-            else:
-                failed = failed | ~torch.isfinite(delta).all()
-                y = y - delta
-                size, scale = delta.abs().max(), 1.0 + y.abs().max()
-            unconverged = failed | ~(size <= tol * scale)
-            going = unconverged & ~failed
-            if not bool(going.any()):  # every system converged or failed
-                break
-            if last_size is not None and bool((going & (size > REFRESH_RATIO * last_size)).any()):
-                inverse = linear.inverse(y)  # the chord contracts too slowly (or not at all): a Newton step
-            last_size = size
+        inverse = None if memo is None else memo.lookup(c_, y.shape, blockwise)
+        solved = None if inverse is None else _inherited_chord(f, b_, c_, y, inverse, linear, tol, max_iters,
+                                                               blockwise)
+        if solved is None:
+            y, inverse, unconverged, delta = _newton_iterations(f, b_, c_, y, linear, tol, max_iters, blockwise)
+        else:
+            (y, worst), unconverged = solved, torch.zeros((), dtype=torch.bool, device=y.device)
+            if worst > MEMO_REFRESH_RATIO and linear.eye.shape[0] < LARGE_SYSTEM:  # it served, slowly:
+                inverse = linear.inverse(y)  # the next step gets a matrix formed here
     if bool(unconverged.any()) or not bool(torch.isfinite(y).all()):
         raise ConvergenceError(
             f"implicit step {step}: Newton's method did not converge in {max_iters} iterations "
@@ -196,4 +254,34 @@ def newton_solve(
     if residual.requires_grad:  # the implicit-function theorem's derivatives need M at the solution
         with torch.no_grad():
             inverse = linear.inverse(y)
+    if memo is not None:
+        memo.keep(inverse, c_, y.shape, blockwise)
     return y - linear.apply(inverse, residual)
+
+
+def _newton_iterations(f, b, c, y, linear, tol: float, max_iters: int, blockwise: bool):
+    """Chord iterations from `y` with the matrix formed there, formed again wherever an update shrank
+    by less than `REFRESH_RATIO`: `(y, inverse, unconverged, last update)`.  Per system (blockwise:
+    each leading index; dense: the whole state) an iteration has converged, or given up because its
+    update stopped being finite (the others go on)."""
+    systems = y.shape[:-1] if blockwise else ()
+    failed = torch.zeros(systems, dtype=torch.bool, device=y.device)
+    last_size = None
+    inverse = linear.inverse(y)
+    for _ in range(max_iters):
+        delta = linear.apply(inverse, y - b - c * f(y))
+        if blockwise:
+            failed = failed | ~torch.isfinite(delta).all(-1)
+            delta = torch.where(failed.unsqueeze(-1), torch.zeros_like(delta), delta)
+        else:
+            failed = failed | ~torch.isfinite(delta).all()
+        y = y - delta
+        size, scale = _sizes(delta, y, blockwise)
+        unconverged = failed | ~(size <= tol * scale)
+        going = unconverged & ~failed
+        if not bool(going.any()):  # every system converged or failed
+            break
+        if last_size is not None and bool((going & (size > REFRESH_RATIO * last_size)).any()):
+            inverse = linear.inverse(y)  # the chord contracts too slowly (or not at all): a Newton step
+        last_size = size
+    return y, inverse, unconverged, delta

@@ -27,7 +27,7 @@ import torch
 
 from . import weights as wts
 from .flmm import STARTING_SETS, flmm_weights, starting_exponents, starting_weights
-from .newton import newton_solve, solve_at
+from .newton import ChordMemo, newton_solve, solve_at
 
 __all__ = ["Scheme", "GrunwaldLetnikov", "L1", "ProductRectangle", "ProductTrapezoid", "SCHEMES"]
 
@@ -64,6 +64,7 @@ class Scheme(ABC):
         self.alpha = wts.as_alpha_tensor(alphas[0], problem.device)
         self.h = problem.h
         self.weights = self.build_weights(alphas, coefficients).to(problem.dtype)
+        self.chord = ChordMemo()  # the implicit steps' last Newton matrix, for the next step to start from
 
     @classmethod
     @abstractmethod
@@ -119,7 +120,7 @@ class Scheme(ABC):
     def _solve(self, n: int, base: torch.Tensor, coef: torch.Tensor, guess: torch.Tensor) -> torch.Tensor:
         p = self.problem
         return solve_at(p.rhs, p.t[n], base, coef, guess, tol=p.newton_tol, max_iters=p.newton_max_iters, step=n,
-                        blockwise=p.jacobian == "blockwise", block_jacobian=p.block_jacobian)
+                        blockwise=p.jacobian == "blockwise", block_jacobian=p.block_jacobian, memo=self.chord)
 
 
 def _lagged(weights: torch.Tensor) -> torch.Tensor:
