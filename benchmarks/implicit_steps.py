@@ -11,7 +11,9 @@ solve every step to the Newton tolerance):
 - a 1024-element state with a dense Jacobian (`-y + 0.1 sin y`, alpha 0.6, implicit `trap`);
 - 256 independent Brusselators with `jacobian='blockwise'` (implicit `l1`).
 
-float64, one intra-op thread and torch's default threads, the fastest of `--repeats` runs.
+float64, one intra-op thread and torch's default threads, the fastest of `--repeats` runs.  The
+Brusselator's grid has h = 20 / `--steps`: below about 500 steps Newton's method fails on its limit
+cycle (at h = 0.1, implicit `gl`, with or without the memo).
 
     python benchmarks/implicit_steps.py [--steps 2000] [--repeats 3]
 """

@@ -40,7 +40,7 @@ from .solvers import blocks, buffers, native
 from .solvers.blocks import ptr_row
 from .solvers.native import kernel, ptr
 
-__all__ = ["applies", "block_for", "scheme_for", "history_for", "Recurrence"]
+__all__ = ["applies", "block_for", "scheme_for", "Recurrence"]
 
 BLOCK = 32  # steps per kernel call from WIDE neurons per step up
 WIDE = 2048
@@ -83,19 +83,18 @@ def block_for(width: int) -> int:
     return BLOCK if width >= WIDE else 64 if width >= WIDE // 4 else 128
 
 
-def history_for(neuron, scheme, steps: int, block: int):
-    """The far history of `neuron`'s memory kernel over `steps` steps, in blocks of `block` steps."""
-    return blocks.history_for(scheme, steps, neuron.memory, {**neuron._kernel_options(), "block": block})
-
-
 class Recurrence:
-    """One layer's constants for the kernels: the far history (`blocks.DyadicHistory`, `blocks.FullHistory` or `blocks.SOEHistory`)
-    in blocks of `block` steps, the step coefficient `c`, `tau`, `theta` and the neuron's scheme and event settings."""
+    """One layer's constants for the kernels: the block length for its `width` neurons per step
+    (`block_for`), the far history of its memory kernel over `steps` steps in those blocks
+    (`blocks.DyadicHistory`, `blocks.FullHistory` or `blocks.SOEHistory`), the step coefficient `c`
+    of `scheme`, `tau`, `theta` and the neuron's scheme and event settings."""
 
-    def __init__(self, neuron, history, block: int, step_coef: float, tau: float, theta: float):
+    def __init__(self, neuron, scheme, steps: int, width: int, tau: float, theta: float):
         self.neuron = neuron
-        self.history, self.block = history, block
-        self.c, self.tau, self.theta = float(step_coef), float(tau), float(theta)
+        self.block = block_for(width)
+        self.history = blocks.history_for(scheme, steps, neuron.memory,
+                                          {**neuron._kernel_options(), "block": self.block})
+        self.c, self.tau, self.theta = float(scheme.step_coef), float(tau), float(theta)
         self.l1 = int(neuron.method == "l1")
         self.leak = int(neuron.leak)
         self.reset = _RESETS[neuron.events.reset]

@@ -110,9 +110,7 @@ class SequenceAdjoint(torch.autograd.Function):
         with torch.no_grad():
             flat = x.reshape(steps, -1).contiguous()
             scheme = fused.scheme_for(neuron, x)
-            block = fused.block_for(flat.shape[1])
-            recurrence = fused.Recurrence(neuron, fused.history_for(neuron, scheme, steps, block), block,
-                                          scheme.step_coef.item(), tau.item(), threshold.item())
+            recurrence = fused.Recurrence(neuron, scheme, steps, flat.shape[1], tau.item(), threshold.item())
             keep_membrane = neuron.record or neuron.return_membrane
             rows, out, bits, v_last, proposed, membrane = recurrence.forward(
                 flat, keep_proposed=neuron.events.reset == "zero", keep_membrane=keep_membrane)

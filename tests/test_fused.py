@@ -95,19 +95,28 @@ def test_compiled_equals_eager(engine_state, short_blocks, dtype, method, reset,
         assert (compiled.double() - exact).abs().max().item() <= bound
 
 
+@pytest.fixture
+def doubled_sigmoid():
+    """A surrogate the kernels do not know ('doubled_sigmoid', twice the sigmoid's bump), registered for
+    one test and removed after it."""
+    from spikede.surrogate import _REGISTRY, register_surrogate
+
+    register_surrogate("doubled_sigmoid", lambda x, k: 2.0 * k * torch.sigmoid(k * x) * (1 - torch.sigmoid(k * x)), 2.0)
+    yield "doubled_sigmoid"
+    _REGISTRY.pop("doubled_sigmoid")
+
+
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 @pytest.mark.parametrize("surrogate,scale", [("sigmoid", 4.0), ("arctan", 5.0), ("linear", 0.5), ("gaussian", 0.4),
                                              ("doubled_sigmoid", 2.0)])
 @pytest.mark.parametrize("reset", ["subtract", "zero"])
-def test_compiled_surrogate_bumps_equal_eager(engine_state, dtype, surrogate, scale, reset):
+def test_compiled_surrogate_bumps_equal_eager(engine_state, doubled_sigmoid, dtype, surrogate, scale, reset):
     """The kernels compute the built-in surrogates' bumps themselves (`SurrogateSpec.native`) and call the
     derivative of any other: input and threshold gradients within the engines' tolerance of the eager
     adjoint's.  'doubled_sigmoid' is registered here, so it takes the second path."""
-    from spikede.surrogate import _REGISTRY, register_surrogate
+    from spikede.surrogate import _REGISTRY
 
-    if surrogate not in _REGISTRY:
-        register_surrogate(surrogate, lambda x, k: 2.0 * k * torch.sigmoid(k * x) * (1 - torch.sigmoid(k * x)), 2.0)
-    assert (_REGISTRY[surrogate].native != 0) == (surrogate != "doubled_sigmoid")
+    assert (_REGISTRY[surrogate].native != 0) == (surrogate != doubled_sigmoid)
 
     def make():
         return FractionalLIF(alpha=0.7, tau=0.8, threshold=0.6, surrogate=surrogate, surrogate_scale=scale,
@@ -124,20 +133,16 @@ def test_compiled_surrogate_bumps_equal_eager(engine_state, dtype, surrogate, sc
 
 @pytest.mark.parametrize("method", ["gl", "l1"])
 @pytest.mark.parametrize("reset", ["subtract", "zero", "none"])
-def test_a_surrogate_the_kernels_do_not_know_over_several_blocks(engine_state, short_blocks, method, reset):
+def test_a_surrogate_the_kernels_do_not_know_over_several_blocks(engine_state, short_blocks, doubled_sigmoid, method,
+                                                                  reset):
     """A registered surrogate's bumps come from the proposed potentials `lif_proposed` forms from the
     spike bits and stored rows (the same the reverse sweep forms for itself), block after block
     (16-step blocks carry the potential down from one to the next): gl and l1, every reset, all
     gradients within 1e-12 of the eager adjoint's (float64)."""
-    from spikede.surrogate import _REGISTRY, register_surrogate
-
-    if "doubled_sigmoid" not in _REGISTRY:
-        register_surrogate("doubled_sigmoid",
-                           lambda x, k: 2.0 * k * torch.sigmoid(k * x) * (1 - torch.sigmoid(k * x)), 2.0)
 
     def make():
         return FractionalLIF(alpha=0.7, tau=0.8, threshold=0.6, method=method, reset=reset, v_reset=-0.1,
-                             v_rest=0.05, surrogate="doubled_sigmoid", learn_tau=True, learn_threshold=True,
+                             v_rest=0.05, surrogate=doubled_sigmoid, learn_tau=True, learn_threshold=True,
                              learn_alpha=True, dtype=torch.float64)
 
     _assert_engines_agree(make, torch.rand(70, 3, 5, generator=torch.Generator().manual_seed(9),

@@ -351,7 +351,7 @@ def test_newton_keeps_its_matrix_while_it_serves():
     assert 2 <= cubic.jacobians <= 4 and cubic.calls - cubic.jacobians <= 10, (cubic.jacobians, cubic.calls)  # 3, 9
 
 
-def test_a_solve_forms_its_newton_matrix_once_where_one_serves_every_step():
+def test_a_solve_forms_its_newton_matrix_once_where_one_serves_every_step(monkeypatch):
     """A uniform implicit solve hands each step the matrix the last one ended with (ChordMemo): for
     an f linear in y that matrix is exact for every step, so it is formed once in 40 steps (before:
     once a step), and the trajectory is the one each step's own matrix gives, to rounding (1e-13:
@@ -365,13 +365,10 @@ def test_a_solve_forms_its_newton_matrix_once_where_one_serves_every_step():
         func.jacobians = 0
         y = fdeint(lambda t, y: func(y), y0, t, 0.6, method=method, implicit=True)
         formed = func.jacobians
-        original = newton.ChordMemo.lookup
-        newton.ChordMemo.lookup = lambda self, *args: None  # every step forms its own matrix
-        try:
-            func.jacobians = 0
-            own = fdeint(lambda t, y: func(y), y0, t, 0.6, method=method, implicit=True)
-        finally:
-            newton.ChordMemo.lookup = original
+        monkeypatch.setattr(newton.ChordMemo, "lookup", lambda self, *args: None)  # every step forms its own
+        func.jacobians = 0
+        own = fdeint(lambda t, y: func(y), y0, t, 0.6, method=method, implicit=True)
+        monkeypatch.undo()
         # flmm-trap solves its first two steps as one system, whose matrix evaluates f at both (2 counts)
         start = 2 if method == "flmm-trap" else 0
         assert formed == 1 + start and func.jacobians == 40, (method, formed, func.jacobians)
